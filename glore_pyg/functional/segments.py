@@ -1,0 +1,192 @@
+"""The layout of visible nodes: which consecutive rows of ``x`` form one sample.
+
+Every unit of glore-pyg works per sample: each image or point cloud of a batch
+gets its own latent nodes, and no information crosses samples.  PyG stores a
+batch of graphs as one node matrix ``x [N, C]`` plus ``batch [N]`` (sorted) or
+``ptr [S + 1]``; a CNN feature map ``[B, C, *spatial]`` flattens to ``B``
+samples of equal size.  :class:`Segments` turns either description into the
+batched dense products the fused paths need, without padding:
+
+* all samples of equal size (grids, or a PyG batch that happens to be so):
+  zero-copy views ``[S, n, *]`` and one ``bmm``;
+* different sizes: one ``mm`` per sample on ``split`` views (no padding, no
+  ``E x C`` message tensor).
+"""
+from typing import Callable, List, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import scatter
+
+
+class Segments:
+    r"""Consecutive samples of a node-feature matrix.
+
+    Build it with :meth:`from_batch`.  ``sizes`` is ``None`` when all samples
+    have the same number of nodes (the fast, view-only case).
+    """
+
+    def __init__(self, num_nodes: int, num_samples: int,
+                 sizes: Optional[List[int]], device: torch.device):
+        self.num_nodes = num_nodes
+        self.num_samples = num_samples
+        self.sizes = sizes
+        self.device = device
+        self._batch: Optional[Tensor] = None
+
+    def __repr__(self) -> str:
+        if self.sizes is None:
+            return (f'Segments(num_samples={self.num_samples}, '
+                    f'size={self.size} each)')
+        return f'Segments(num_samples={self.num_samples}, sizes={self.sizes})'
+
+    @classmethod
+    def from_batch(cls, x: Tensor, batch: Optional[Tensor] = None,
+                   ptr: Optional[Tensor] = None,
+                   batch_size: Optional[int] = None) -> 'Segments':
+        r"""Reads the sample layout of ``x`` from PyG's ``batch`` / ``ptr``.
+
+        Args:
+            x (Tensor): node features ``[N, C]``.
+            batch (LongTensor, optional): sorted sample index of each node
+                ``[N]``, as in :class:`torch_geometric.data.Batch`.
+            ptr (LongTensor, optional): sample boundaries ``[S + 1]``.
+            batch_size (int, optional): number of samples ``S``.  Without
+                ``batch`` and ``ptr``, ``x`` holds ``batch_size`` samples of
+                equal size stored one after the other (a flattened grid).
+                With ``batch``, trailing samples may be empty.
+        """
+        if x.dim() != 2:
+            raise ValueError(f"'x' must be a node-feature matrix [N, C], "
+                             f"got shape {tuple(x.shape)}")
+        num_nodes, device = x.size(0), x.device
+        if batch_size is not None and (not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"'batch_size' must be a positive int, "
+                             f"got {batch_size!r}")
+
+        if ptr is not None:
+            if ptr.dim() != 1 or ptr.numel() < 2 or ptr.is_floating_point():
+                raise ValueError(f"'ptr' must be an integer tensor [S + 1] "
+                                 f"with S >= 1, got shape {tuple(ptr.shape)}")
+            sizes = (ptr[1:] - ptr[:-1]).tolist()
+            if int(ptr[0]) != 0 or int(ptr[-1]) != num_nodes:
+                raise ValueError(f"'ptr' must start at 0 and end at the "
+                                 f"number of nodes ({num_nodes}), got "
+                                 f"{int(ptr[0])} ... {int(ptr[-1])}")
+            if min(sizes) < 0:
+                raise ValueError("'ptr' must be non-decreasing")
+            if batch_size is not None and batch_size != len(sizes):
+                raise ValueError(f"'batch_size' ({batch_size}) disagrees "
+                                 f"with 'ptr' ({len(sizes)} samples)")
+        elif batch is not None:
+            if batch.dim() != 1 or batch.numel() != num_nodes:
+                raise ValueError(f"'batch' must have shape [{num_nodes}] "
+                                 f"(one entry per node of 'x'), got "
+                                 f"{tuple(batch.shape)}")
+            if batch.is_floating_point():
+                raise ValueError("'batch' must be an integer tensor")
+            if num_nodes == 0:
+                sizes = [0] * (batch_size or 1)
+            else:
+                if bool((batch[1:] < batch[:-1]).any()):
+                    raise ValueError(
+                        "'batch' must be sorted (nodes of one sample stored "
+                        "consecutively, as in torch_geometric.data.Batch)")
+                if int(batch[0]) < 0:
+                    raise ValueError("'batch' must be non-negative")
+                last = int(batch[-1])
+                if batch_size is not None and last >= batch_size:
+                    raise ValueError(f"'batch' holds sample index {last}, "
+                                     f"but 'batch_size' is {batch_size}")
+                sizes = torch.bincount(
+                    batch, minlength=batch_size or 0).tolist()
+        else:
+            num_samples = batch_size or 1
+            if num_nodes % num_samples != 0:
+                raise ValueError(
+                    f"Without 'batch' or 'ptr', 'x' must hold 'batch_size' "
+                    f"samples of equal size, but {num_nodes} nodes do not "
+                    f"split into {num_samples} samples")
+            return cls(num_nodes, num_samples, None, device)
+
+        if all(s == sizes[0] for s in sizes):
+            return cls(num_nodes, len(sizes), None, device)
+        out = cls(num_nodes, len(sizes), sizes, device)
+        if batch is not None:
+            out._batch = batch
+        return out
+
+    # ------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Nodes per sample when all samples have equal size."""
+        return self.num_nodes // self.num_samples
+
+    def counts(self) -> Tensor:
+        """Number of nodes of each sample ``[S]``."""
+        if self.sizes is None:
+            return torch.full((self.num_samples, ), self.size,
+                              device=self.device, dtype=torch.long)
+        return torch.tensor(self.sizes, device=self.device, dtype=torch.long)
+
+    def batch(self) -> Tensor:
+        """Sample index of each node ``[N]``."""
+        if self._batch is None:
+            self._batch = torch.repeat_interleave(
+                torch.arange(self.num_samples, device=self.device),
+                self.counts(), output_size=self.num_nodes)
+        return self._batch
+
+    # ------------------------------------------------------------------
+    def sum(self, src: Tensor) -> Tensor:
+        """Per-sample sum over nodes: ``[N, *] -> [S, *]``."""
+        if self.sizes is None:
+            # [S*n, *] -> [S, n, *]
+            return src.view(self.num_samples, self.size,
+                            *src.shape[1:]).sum(1)
+        return scatter(src, self.batch(), dim=0, dim_size=self.num_samples,
+                       reduce='sum')
+
+    def expand(self, src: Tensor) -> Tensor:
+        """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``."""
+        if self.sizes is None:
+            rest = src.shape[1:]
+            return src.unsqueeze(1).expand(self.num_samples, self.size,
+                                           *rest).reshape(-1, *rest)
+        return src.index_select(0, self.batch())
+
+    def pool(self, weight: Tensor, x: Tensor) -> Tensor:
+        r"""Per-sample :math:`\mathbf{W}_s^\top \mathbf{X}_s`:
+        ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
+        if self.sizes is None:
+            S, n = self.num_samples, self.size
+            # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
+            return torch.bmm(weight.view(S, n, -1).transpose(1, 2),
+                             x.view(S, n, -1))
+        return torch.stack([
+            w.t() @ xs
+            for w, xs in zip(weight.split(self.sizes), x.split(self.sizes))
+        ])
+
+    def spread(self, weight: Tensor, z: Tensor) -> Tensor:
+        r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
+        ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
+        if self.sizes is None:
+            S, n = self.num_samples, self.size
+            # [S*n, d] -> [S, n, d];  result [S, n, C] -> [S*n, C]
+            return torch.bmm(weight.view(S, n, -1), z).view(S * n, -1)
+        return torch.cat([
+            w @ zs for w, zs in zip(weight.split(self.sizes), z.unbind(0))
+        ])
+
+    def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
+        """Applies a dense batched function ``[S, n, *] -> [S, n, F]`` to
+        node matrices ``[N, *]``; returns ``[N, F]``."""
+        if self.sizes is None:
+            S, n = self.num_samples, self.size
+            out = fn(*[x.view(S, n, -1) for x in xs])
+            return out.reshape(S * n, -1)
+        parts = zip(*[x.split(self.sizes) for x in xs])
+        return torch.cat([fn(*[p.unsqueeze(0) for p in ps])[0]
+                          for ps in parts])

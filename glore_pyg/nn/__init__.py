@@ -1,0 +1,13 @@
+from .stages import (AttentionConv, GloReGraphConv, LatentAffinityConv,
+                     LatentToVisible, VisibleToLatent)
+from .units import GloReConv, LatentGNNConv, NonLocalConv, Projection
+from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
+                   LatentGNN3d)
+
+__all__ = [
+    'GloReConv', 'LatentGNNConv', 'NonLocalConv',
+    'GloRe1d', 'GloRe2d', 'GloRe3d',
+    'LatentGNN1d', 'LatentGNN2d', 'LatentGNN3d',
+    'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
+    'AttentionConv', 'LatentToVisible', 'Projection',
+]

@@ -1,0 +1,75 @@
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import softmax
+
+
+class AttentionConv(MessagePassing):
+    r"""Softmax dot-product message passing, the relation shared by the
+    non-local block (`"Non-local Neural Networks"
+    <https://arxiv.org/abs/1711.07971>`_, embedded Gaussian) and LatentGNN's
+    latent-to-latent step:
+
+    .. math::
+        \alpha_{ij} = \frac{\exp(\mathbf{q}_i^\top \mathbf{k}_j)}
+        {\sum_{l \in \mathcal{N}(i)} \exp(\mathbf{q}_i^\top \mathbf{k}_l)},
+        \qquad
+        \mathbf{h}_i = \sum_{j \in \mathcal{N}(i)} \alpha_{ij}\,\mathbf{v}_j
+
+    * **fused** (``edge_index=None``): the fully connected graph of each
+      sample, inputs ``[S, n, *]``; one ``bmm``, a softmax and a ``bmm``.
+    * **explicit** (``edge_index [2, E]``, row 0 source :math:`j`, row 1
+      target :math:`i`): any graph over ``[n, *]`` node matrices, with
+      :func:`torch_geometric.utils.softmax` over the incoming edges.
+
+    Shapes:
+        - **input:** queries :math:`(S, n, F)` or :math:`(n, F)`, keys the
+          same, values :math:`(S, n, C)` or :math:`(n, C)`
+        - **output:** :math:`(S, n, C)` or :math:`(n, C)`; with
+          ``return_attention=True`` also the attention, :math:`(S, n, n)`
+          (fused) or :math:`(E)` (explicit)
+    """
+    def __init__(self):
+        super().__init__(aggr='sum', node_dim=0)
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        edge_index: Optional[Tensor] = None,
+        return_attention: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        if edge_index is None:
+            if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+                raise ValueError(
+                    f"The fused path takes [S, n, F] inputs, got "
+                    f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+            alpha = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+            out = torch.bmm(alpha, v)
+        else:
+            if q.dim() != 2 or v.dim() != 2:
+                raise ValueError(
+                    f"With 'edge_index', node features must be matrices "
+                    f"[n, F], got {tuple(q.shape)} and {tuple(v.shape)}")
+            if edge_index.dim() != 2 or edge_index.size(0) != 2:
+                raise ValueError(f"'edge_index' must be [2, E], got "
+                                 f"{tuple(edge_index.shape)}")
+            out = self.propagate(edge_index, q=q, k=k, v=v,
+                                 size=(v.size(0), q.size(0)))
+            alpha = self._alpha
+            self._alpha = None
+        if return_attention:
+            return out, alpha
+        return out
+
+    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, index: Tensor,
+                ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
+        alpha = softmax((q_i * k_j).sum(dim=-1), index, ptr, size_i)
+        self._alpha = alpha
+        return alpha.unsqueeze(-1) * v_j
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}()'

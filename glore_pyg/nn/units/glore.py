@@ -1,0 +1,105 @@
+from typing import Optional, Tuple, Union
+
+from torch import Tensor
+from torch.nn import BatchNorm1d, Linear, Module
+
+from ...functional.segments import Segments
+from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
+from .base import Projection, check_positive_int
+
+
+class GloReConv(Module):
+    r"""The Global Reasoning unit from `"Graph-Based Global Reasoning
+    Networks" <https://arxiv.org/abs/1811.12814>`_ (CVPR 2019) as a node-level
+    PyG layer: every visible node (point or grid position) of a sample
+    exchanges information with all others through ``num_mid`` latent nodes.
+
+    .. math::
+        \mathbf{B} &= \theta(\mathbf{X}), \qquad
+        \mathbf{V} = \tfrac{1}{m}\,\mathbf{B}^\top \phi(\mathbf{X})
+
+        \mathbf{Z} &= \mathrm{ReLU}\left((\mathbf{I} - \mathbf{A}_g)
+        \mathbf{V} + \mathbf{b}\right) \mathbf{W}_g
+
+        \mathbf{X}' &= \mathbf{X} + \mathrm{BN}\left(\mathbf{B}\mathbf{Z}
+        \mathbf{W}_{ext}\right)
+
+    per sample, with :math:`\theta, \phi` 1x1 projections (``Linear`` with
+    bias), :math:`m = L` (the sample's number of visible nodes) if
+    ``normalize`` else 1, and :math:`D = B^\top` for the reverse projection.
+    The three stages are :class:`~glore_pyg.nn.VisibleToLatent`,
+    :class:`~glore_pyg.nn.GloReGraphConv` and
+    :class:`~glore_pyg.nn.LatentToVisible`.  As in the published code,
+    ``num_state = 2 * num_mid`` and ``num_node = num_mid``, and the final
+    BatchNorm (``eps=1e-4``) has a zero scale at initialisation, so a fresh
+    unit returns its input exactly and can be inserted into a trained
+    network.
+
+    Args:
+        in_channels (int): input (and output) channels :math:`C`.
+        num_mid (int): number of latent nodes :math:`d`; the latent state
+            has ``2 * num_mid`` channels.
+        normalize (bool, optional): divide :math:`\mathbf{V}` by the number
+            of visible nodes of the sample (use it when sample sizes vary).
+            (default: :obj:`False`)
+        bn_eps (float, optional): eps of the output BatchNorm.
+            (default: :obj:`1e-4`)
+
+    Shapes:
+        - **input:** node features :math:`(N, C)`, optional ``batch``
+          :math:`(N)` (sorted) or ``ptr`` :math:`(S + 1)`, or ``batch_size``
+          for :math:`S` equal consecutive samples
+        - **output:** :math:`(N, C)`; with ``return_projection=True`` also a
+          :class:`~glore_pyg.nn.Projection`
+    """
+    def __init__(self, in_channels: int, num_mid: int,
+                 normalize: bool = False, bn_eps: float = 1e-4):
+        super().__init__()
+        self.in_channels = check_positive_int(in_channels, 'in_channels')
+        self.num_mid = check_positive_int(num_mid, 'num_mid')
+        self.normalize = bool(normalize)
+        self.num_state = 2 * num_mid
+        self.num_node = num_mid
+
+        self.state = Linear(in_channels, self.num_state)  # phi: reduce dim
+        self.proj = Linear(in_channels, self.num_node)  # theta: B
+        self.visible_to_latent = VisibleToLatent(
+            normalize='mean' if normalize else None)
+        self.latent_graph = GloReGraphConv(self.num_node, self.num_state)
+        self.latent_to_visible = LatentToVisible()
+        self.extend = Linear(self.num_state, in_channels, bias=False)
+        self.norm = BatchNorm1d(in_channels, eps=bn_eps)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for m in (self.state, self.proj, self.latent_graph, self.extend,
+                  self.norm):
+            m.reset_parameters()
+        # Zero-initialised residual branch: a fresh unit is the identity.
+        self.norm.weight.data.zero_()
+
+    def forward(
+        self,
+        x: Tensor,
+        batch: Optional[Tensor] = None,
+        ptr: Optional[Tensor] = None,
+        batch_size: Optional[int] = None,
+        return_projection: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Projection]]:
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
+                             f"{tuple(x.shape)}")
+        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        b = self.proj(x)  # [N, d]
+        v = self.visible_to_latent(self.state(x), b, segments=seg)
+        z = self.latent_graph(v)  # [S, d, 2d]
+        y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
+        out = x + self.norm(self.extend(y))
+        if return_projection:
+            return out, Projection(b, b, self.latent_graph.node_mixing(),
+                                   seg.batch())
+        return out
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'num_mid={self.num_mid}, normalize={self.normalize})')

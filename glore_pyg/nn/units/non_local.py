@@ -1,0 +1,93 @@
+from typing import List, Optional, Tuple, Union
+
+from torch import Tensor
+from torch.nn import BatchNorm1d, Linear, Module
+
+from ...functional.segments import Segments
+from ..stages import AttentionConv
+from .base import check_positive_int
+
+
+class NonLocalConv(Module):
+    r"""The non-local block from `"Non-local Neural Networks"
+    <https://arxiv.org/abs/1711.07971>`_ (embedded Gaussian) as a node-level
+    PyG layer: the full :math:`N \times N` graph over the visible nodes of
+    each sample, the dense-GNN baseline that GloRe and LatentGNN compare
+    against (:math:`O(N^2)` time and memory per sample).
+
+    .. math::
+        \mathbf{X}' = \mathbf{X} + \mathrm{BN}\left(\mathrm{softmax}\left(
+        \theta(\mathbf{X})\,\phi(\mathbf{X})^\top\right) g(\mathbf{X})
+        \,\mathbf{W}\right)
+
+    per sample, with :math:`\theta, \phi, g` 1x1 projections to
+    ``inter_channels`` and the softmax over the nodes of the sample
+    (:class:`~glore_pyg.nn.AttentionConv`).  The BatchNorm scale starts at
+    zero: a fresh unit returns its input exactly.
+
+    Args:
+        in_channels (int): input (and output) channels :math:`C`.
+        inter_channels (int, optional): channels of
+            :math:`\theta, \phi, g`. (default: ``in_channels // 2``)
+        bn_eps (float, optional): eps of the output BatchNorm.
+            (default: :obj:`1e-5`)
+
+    Shapes:
+        - **input:** node features :math:`(N, C)`, optional ``batch``
+          :math:`(N)` (sorted) or ``ptr`` :math:`(S + 1)`, or ``batch_size``
+          for :math:`S` equal consecutive samples
+        - **output:** :math:`(N, C)`; with ``return_projection=True`` also
+          the attention matrix of each sample, a list of
+          :math:`(N_s, N_s)` tensors
+    """
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 bn_eps: float = 1e-5):
+        super().__init__()
+        self.in_channels = check_positive_int(in_channels, 'in_channels')
+        if inter_channels is None:
+            inter_channels = max(in_channels // 2, 1)
+        self.inter_channels = check_positive_int(inter_channels,
+                                                 'inter_channels')
+        self.theta = Linear(in_channels, inter_channels)
+        self.phi = Linear(in_channels, inter_channels)
+        self.g = Linear(in_channels, inter_channels)
+        self.attention = AttentionConv()
+        self.out = Linear(inter_channels, in_channels)
+        self.norm = BatchNorm1d(in_channels, eps=bn_eps)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for m in (self.theta, self.phi, self.g, self.out, self.norm):
+            m.reset_parameters()
+        self.norm.weight.data.zero_()
+
+    def forward(
+        self,
+        x: Tensor,
+        batch: Optional[Tensor] = None,
+        ptr: Optional[Tensor] = None,
+        batch_size: Optional[int] = None,
+        return_projection: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
+                             f"{tuple(x.shape)}")
+        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        attentions: List[Tensor] = []
+
+        def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            if not return_projection:
+                return self.attention(q, k, v)
+            y, alpha = self.attention(q, k, v, return_attention=True)
+            attentions.extend(alpha.unbind(0))
+            return y
+
+        y = seg.per_sample(attend, self.theta(x), self.phi(x), self.g(x))
+        out = x + self.norm(self.out(y))
+        if return_projection:
+            return out, attentions
+        return out
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'inter_channels={self.inter_channels})')

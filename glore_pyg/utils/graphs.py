@@ -1,0 +1,47 @@
+"""Explicit edge lists of the graphs the fused paths imply."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..functional.segments import Segments
+
+
+def complete_bipartite_graph(x: Tensor, num_latent: int,
+                             batch: Optional[Tensor] = None,
+                             ptr: Optional[Tensor] = None,
+                             batch_size: Optional[int] = None) -> Tensor:
+    r"""The visible-to-latent graph of the fused path as ``edge_index``:
+    every visible node ``j`` linked to the ``num_latent`` latent nodes
+    ``s * num_latent + k`` of its sample ``s``.
+
+    Edge ``j * num_latent + k`` is ``(j, s * num_latent + k)``, so a dense
+    projection ``weight [N, d]`` gives the edge weights as
+    ``weight.reshape(-1)``.  The latent-to-visible graph is
+    ``edge_index.flip(0)``.
+
+    Returns:
+        LongTensor ``[2, N * num_latent]``.
+    """
+    seg = Segments.from_batch(x, batch, ptr, batch_size)
+    d = num_latent
+    visible = torch.arange(seg.num_nodes, device=x.device)
+    visible = visible.repeat_interleave(d)
+    latent = (seg.batch().view(-1, 1) * d +
+              torch.arange(d, device=x.device).view(1, -1)).view(-1)
+    return torch.stack([visible, latent])
+
+
+def complete_latent_graph(num_samples: int, num_latent: int,
+                          device: Optional[torch.device] = None) -> Tensor:
+    r"""The fully connected latent graph of each sample, self-loops
+    included, as ``edge_index [2, S * d * d]`` over latent nodes numbered
+    ``s * d + k``.  Edge ``(s * d + k) * d + j`` is ``j -> k`` of sample
+    ``s``."""
+    d = num_latent
+    k = torch.arange(d, device=device).repeat_interleave(d)  # target
+    j = torch.arange(d, device=device).repeat(d)  # source
+    offset = (torch.arange(num_samples, device=device) * d).view(-1, 1)
+    src = (offset + j.view(1, -1)).view(-1)
+    dst = (offset + k.view(1, -1)).view(-1)
+    return torch.stack([src, dst])

@@ -45,3 +45,34 @@ def complete_latent_graph(num_samples: int, num_latent: int,
     src = (offset + j.view(1, -1)).view(-1)
     dst = (offset + k.view(1, -1)).view(-1)
     return torch.stack([src, dst])
+
+
+def topk_bipartite_graph(weight: Tensor, k: int,
+                         batch: Optional[Tensor] = None,
+                         ptr: Optional[Tensor] = None,
+                         batch_size: Optional[int] = None):
+    r"""A sparsified visible-to-latent graph: each visible node keeps only
+    its ``k`` largest projection weights.
+
+    Args:
+        weight (Tensor): dense projection weights ``[N, d]`` (e.g. the
+            :math:`\psi` of a unit, before normalisation).
+        k (int): latent nodes kept per visible node, ``1 <= k <= d``.
+        batch, ptr, batch_size: the sample layout of the visible nodes.
+
+    Returns:
+        ``(edge_index [2, N * k], edge_weight [N * k])`` for the explicit
+        path of :class:`~glore_pyg.nn.VisibleToLatent` (latent node ``j`` of
+        sample ``s`` numbered ``s * d + j``); ``edge_index.flip(0)`` is the
+        latent-to-visible graph.  Gradients flow into the kept weights.
+    """
+    d = weight.size(1)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= d:
+        raise ValueError(f"'k' must be an int in [1, {d}], got {k!r}")
+    seg = Segments.from_batch(weight, batch, ptr, batch_size)
+    value, index = weight.topk(k, dim=1)  # [N, k]
+    visible = torch.arange(seg.num_nodes, device=weight.device)
+    latent = seg.batch().view(-1, 1) * d + index
+    edge_index = torch.stack([visible.repeat_interleave(k),
+                              latent.reshape(-1)])
+    return edge_index, value.reshape(-1)

@@ -162,8 +162,8 @@ class Segments:
         if self.sizes is None:
             S, n = self.num_samples, self.size
             # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
-            return torch.bmm(weight.view(S, n, -1).transpose(1, 2),
-                             x.view(S, n, -1))
+            return torch.bmm(weight.view(S, n, weight.size(1)).transpose(1, 2),
+                             x.view(S, n, x.size(1)))
         return torch.stack([
             w.t() @ xs
             for w, xs in zip(weight.split(self.sizes), x.split(self.sizes))
@@ -175,7 +175,8 @@ class Segments:
         if self.sizes is None:
             S, n = self.num_samples, self.size
             # [S*n, d] -> [S, n, d];  result [S, n, C] -> [S*n, C]
-            return torch.bmm(weight.view(S, n, -1), z).view(S * n, -1)
+            return torch.bmm(weight.view(S, n, weight.size(1)),
+                             z).view(S * n, z.size(2))
         return torch.cat([
             w @ zs for w, zs in zip(weight.split(self.sizes), z.unbind(0))
         ])
@@ -185,8 +186,8 @@ class Segments:
         node matrices ``[N, *]``; returns ``[N, F]``."""
         if self.sizes is None:
             S, n = self.num_samples, self.size
-            out = fn(*[x.view(S, n, -1) for x in xs])
-            return out.reshape(S * n, -1)
+            out = fn(*[x.view(S, n, x.size(1)) for x in xs])
+            return out.reshape(S * n, out.size(2))
         parts = zip(*[x.split(self.sizes) for x in xs])
         return torch.cat([fn(*[p.unsqueeze(0) for p in ps])[0]
                           for ps in parts])

@@ -94,9 +94,10 @@ class BipartiteConv(MessagePassing):
                     f"but {num_targets} targets were requested")
             if (not isinstance(adj_t, SparseTensor)
                     and adj_t.layout == torch.sparse_coo):
-                # PyG marks COO inputs as coalesced without sorting them;
-                # sort first or the CSR conversion scrambles the weights.
-                adj_t = adj_t.coalesce()
+                # PyG marks COO inputs as coalesced in place without sorting
+                # them (scrambling the weights) and without a derivative;
+                # hand it a sorted CSR matrix, which spmm uses anyway.
+                adj_t = adj_t.coalesce().to_sparse_csr()
             if self.normalize is not None:
                 (target, source), value = to_edge_index(adj_t)
                 value = self._normalize_edges(value, source, target,

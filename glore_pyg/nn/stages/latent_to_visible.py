@@ -95,7 +95,7 @@ class LatentToVisible(BipartiteConv):
             raise ValueError(f"'weight' must be [N, d] with d = {z.size(1)} "
                              f"on the fused path, got {shape}")
         if segments is None:
-            if batch is None and ptr is None and batch_size is None:
+            if ptr is None and batch_size is None:
                 batch_size = z.size(0)
             segments = Segments.from_batch(weight, batch, ptr, batch_size)
         if segments.num_samples != z.size(0):

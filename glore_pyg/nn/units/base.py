@@ -35,9 +35,11 @@ class Projection(NamedTuple):
 
     Attributes:
         visible_to_latent (Tensor): weights of the visible-to-latent edges
-            ``[N, d]`` (after normalisation, as used).
+            ``[N, d]``: LatentGNN's :math:`\Psi_{v2l}` after its L2
+            normalisation, as used; GloRe's :math:`B` (before the
+            :math:`1/L` of ``normalize=True``).
         latent_to_visible (Tensor): weights of the latent-to-visible edges
-            ``[N, d]``.
+            ``[N, d]`` (LatentGNN: normalised, as used; GloRe: :math:`B`).
         latent_graph (Tensor): the weighted latent graph: ``[d, d]`` when it
             is shared by all samples (GloRe's :math:`I - A_g`), ``[S, d, d]``
             when it depends on the sample (LatentGNN's :math:`F_X`); entry

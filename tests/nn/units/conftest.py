@@ -55,11 +55,13 @@ def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
-def ref_bn(ts: Sequence[Tensor], bn: _BatchNorm, training: bool
-           ) -> List[Tensor]:
+def ref_bn(ts: Sequence[Tensor], bn: _BatchNorm, training: bool,
+           eps: float = 1e-5) -> List[Tensor]:
     """BatchNorm written out by hand over a list of ``[B_i, C, ...]``
     tensors: in training mode the (biased) statistics pool every position
-    of every tensor, as one BatchNorm2d call over the whole batch would."""
+    of every tensor, as one BatchNorm2d call over the whole batch would.
+    Only the affine parameters and running statistics come from ``bn``; the
+    ``eps`` is the published one (not read from the module)."""
     C = ts[0].size(1)
     if training:
         cat = torch.cat([t.transpose(0, 1).reshape(C, -1) for t in ts], 1)
@@ -71,7 +73,7 @@ def ref_bn(ts: Sequence[Tensor], bn: _BatchNorm, training: bool
     for t in ts:
         shape = (1, C) + (1, ) * (t.dim() - 2)
         out.append((t - mean.view(shape)) / torch.sqrt(var.view(shape) +
-                                                       bn.eps) *
+                                                       eps) *
                    bn.weight.view(shape) + bn.bias.view(shape))
     return out
 
@@ -146,3 +148,13 @@ def h():
         randn=randn,
         assert_close=assert_close,
     )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tensors here are tiny: one intra-op thread avoids OpenMP
+    oversubscription on small shared machines (tenfold slowdowns)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

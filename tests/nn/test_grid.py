@@ -1,0 +1,294 @@
+"""The grid wrappers (``[B, C, *spatial]``) are the node-level layers run on
+the flattened grid, one sample per image."""
+import pytest
+import torch
+from torch.autograd import gradcheck
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, LatentGNN1d,
+                          LatentGNN2d, LatentGNN3d, LatentGNNConv, Projection)
+
+DTYPE = torch.float64
+C = 16
+
+GLORE = dict(in_channels=C, num_mid=4)
+LATENT = dict(in_channels=C, latent_dims=[3, 5], graph_conv=True)
+LATENT_SYM = dict(in_channels=C, latent_dims=[4], mode='symmetric')
+
+CASES = [
+    pytest.param(GloRe1d, GloReConv, GLORE, (11, ), id='GloRe1d'),
+    pytest.param(GloRe2d, GloReConv, dict(GLORE, normalize=True), (3, 5),
+                 id='GloRe2d'),
+    pytest.param(GloRe3d, GloReConv, GLORE, (2, 3, 4), id='GloRe3d'),
+    pytest.param(LatentGNN1d, LatentGNNConv, LATENT, (11, ),
+                 id='LatentGNN1d'),
+    pytest.param(LatentGNN2d, LatentGNNConv, LATENT, (3, 5),
+                 id='LatentGNN2d'),
+    pytest.param(LatentGNN2d, LatentGNNConv, LATENT_SYM, (4, 3),
+                 id='LatentGNN2d-sym'),
+    pytest.param(LatentGNN3d, LatentGNNConv, LATENT, (2, 3, 4),
+                 id='LatentGNN3d'),
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def randomize(module, seed=0):
+    """Random weights, BN affine parameters and running statistics, and a
+    non-zero ``gamma``: the residual branch is far from zero."""
+    g = torch.Generator().manual_seed(seed)
+    module.to(DTYPE)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.Linear):
+                bound = m.in_features**-0.5
+                for p in (m.weight, m.bias):
+                    if p is not None:
+                        p.copy_((torch.rand(p.shape, generator=g,
+                                            dtype=DTYPE) * 2 - 1) * bound)
+            elif isinstance(m, _BatchNorm):
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g,
+                                                dtype=DTYPE))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g,
+                                               dtype=DTYPE))
+                m.running_mean.copy_(0.3 * torch.randn(
+                    m.running_mean.shape, generator=g, dtype=DTYPE))
+                m.running_var.copy_(0.5 + torch.rand(
+                    m.running_var.shape, generator=g, dtype=DTYPE))
+        for name, p in module.named_parameters():
+            last = name.rsplit('.', 1)[-1]
+            if last == 'gamma':
+                p.fill_(0.7)
+            elif last in ('adjacency', 'node_bias'):
+                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=DTYPE))
+    return module
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
+                       dtype=DTYPE)
+
+
+def grid_to_nodes(t):
+    return t.flatten(2).transpose(1, 2).reshape(-1, t.size(1))
+
+
+def close(a, b):
+    torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def pair(grid_cls, node_cls, kwargs, seed=0):
+    """A randomised node-level layer and the grid wrapper with its weights
+    (copied through the state dict)."""
+    node = randomize(node_cls(**kwargs), seed)
+    grid = grid_cls(**kwargs).to(DTYPE)
+    grid.load_state_dict(node.state_dict())
+    return node, grid
+
+
+# ---------------------------------------------------------------------------
+# 5. wrapper == node-level layer on the flattened grid
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES)
+def test_grid_equals_node_layer(grid_cls, node_cls, kwargs, spatial,
+                                training):
+    node, grid = pair(grid_cls, node_cls, kwargs)
+    node.train(training)
+    grid.train(training)
+    B = 3
+    x = randn(B, C, *spatial)
+    out = grid(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    want = node(grid_to_nodes(x), batch_size=B)
+    close(grid_to_nodes(out), want)
+    assert (grid_to_nodes(out) - grid_to_nodes(x)).abs().max() > 0.05
+    # the same with the inspection record
+    out2, rest = grid(x, return_projection=True)
+    _, want_rest = node(grid_to_nodes(x), batch_size=B,
+                        return_projection=True)
+    close(out2, out)
+    rest = rest if isinstance(rest, list) else [rest]
+    want_rest = want_rest if isinstance(want_rest, list) else [want_rest]
+    for p, q in zip(rest, want_rest):
+        for a, b in zip(p, q):
+            close(a.to(b.dtype), b)
+    # BN running statistics evolve identically in train mode
+    if training:
+        for (na, a), (nb, b) in zip(grid.named_buffers(),
+                                    node.named_buffers()):
+            assert na == nb
+            close(a.to(b.dtype), b)
+
+
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES[:3])
+def test_state_dict_is_the_node_layers(grid_cls, node_cls, kwargs, spatial):
+    assert isinstance(grid_cls(**kwargs), node_cls)
+    assert (list(grid_cls(**kwargs).state_dict()) ==
+            list(node_cls(**kwargs).state_dict()))
+
+
+def test_non_contiguous_input():
+    node, grid = pair(LatentGNN2d, LatentGNNConv, LATENT, seed=1)
+    grid.eval()
+    x = randn(2, 4, 5, C, seed=1).permute(0, 3, 1, 2)  # [2, C, 4, 5]
+    assert not x.is_contiguous()
+    close(grid(x), grid(x.contiguous()))
+    x = randn(2, C, 5, 4, seed=2).transpose(2, 3)
+    close(grid(x), grid(x.contiguous()))
+
+
+# ---------------------------------------------------------------------------
+# 2. identity at initialisation
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES)
+def test_identity_at_init(grid_cls, node_cls, kwargs, spatial, training):
+    grid = grid_cls(**kwargs).train(training)
+    x = torch.randn(2, C, *spatial)
+    assert torch.equal(grid(x), x)
+
+
+def test_reset_parameters_restores_identity():
+    _, grid = pair(GloRe2d, GloReConv, GLORE, seed=3)
+    x = randn(2, C, 3, 4, seed=3)
+    assert not torch.equal(grid(x), x)
+    grid.reset_parameters()
+    assert torch.equal(grid(x), x)
+
+
+# ---------------------------------------------------------------------------
+# 7. batch size 1 / isolation of the images
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial',
+                         [CASES[1], CASES[4], CASES[6]])
+def test_single_image_eval(grid_cls, node_cls, kwargs, spatial):
+    node, grid = pair(grid_cls, node_cls, kwargs, seed=4)
+    node.eval()
+    grid.eval()
+    x = randn(3, C, *spatial, seed=4)
+    out = grid(x)
+    for b in range(3):
+        one = grid(x[b:b + 1])
+        assert one.shape == (1, C) + tuple(spatial)
+        close(one, out[b:b + 1])
+        close(grid_to_nodes(one), node(grid_to_nodes(x[b:b + 1])))
+
+
+def test_single_image_train():
+    node, grid = pair(GloRe2d, GloReConv, GLORE, seed=5)
+    x = randn(1, C, 3, 4, seed=5)
+    close(grid_to_nodes(grid.train()(x)), node.train()(grid_to_nodes(x)))
+
+
+def test_single_position_eval():
+    node, grid = pair(LatentGNN2d, LatentGNNConv, LATENT, seed=6)
+    grid.eval()
+    x = randn(1, C, 1, 1, seed=6)
+    out = grid(x)
+    assert out.shape == (1, C, 1, 1) and torch.isfinite(out).all()
+    close(grid_to_nodes(out), node.eval()(grid_to_nodes(x)))
+
+
+# ---------------------------------------------------------------------------
+# 6. gradcheck
+# ---------------------------------------------------------------------------
+def test_gradcheck_latentgnn2d_eval():
+    grid = randomize(LatentGNN2d(8, [3, 2], channel_stride=4,
+                                 graph_conv=True), 7).eval()
+    x = randn(2, 8, 3, 2, seed=7).requires_grad_()
+    assert gradcheck(grid, (x, ), eps=1e-6, atol=1e-5)
+
+
+def test_gradcheck_glore3d_train():
+    grid = randomize(GloRe3d(4, 2, normalize=True), 8).train()
+    x = randn(2, 4, 2, 2, 3, seed=8).requires_grad_()
+    assert gradcheck(grid, (x, ), eps=1e-6, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# 9. return_projection on grids
+# ---------------------------------------------------------------------------
+def test_return_projection_glore2d():
+    _, grid = pair(GloRe2d, GloReConv, GLORE, seed=9)
+    x = randn(2, C, 3, 5, seed=9)
+    out, proj = grid(x, return_projection=True)
+    assert out.shape == x.shape
+    assert isinstance(proj, Projection)
+    assert proj.visible_to_latent.shape == (30, 4)
+    assert proj.latent_to_visible.shape == (30, 4)
+    assert proj.latent_graph.shape == (4, 4)
+    assert torch.equal(proj.batch, torch.arange(2).repeat_interleave(15))
+    close(proj.latent_graph,
+          torch.eye(4, dtype=DTYPE) - grid.latent_graph.adjacency)
+    # the weights of image b, position (i, j) are row b * 15 + i * 5 + j
+    close(proj.visible_to_latent.view(2, 3, 5, 4)[1, 2, 3],
+          grid.proj(x[1, :, 2, 3]))
+
+
+@pytest.mark.parametrize('kwargs', [LATENT, LATENT_SYM])
+def test_return_projection_latentgnn3d(kwargs):
+    _, grid = pair(LatentGNN3d, LatentGNNConv, kwargs, seed=10)
+    grid.eval()
+    x = randn(2, C, 2, 3, 4, seed=10)
+    out, projs = grid(x, return_projection=True)
+    close(out, grid(x))
+    assert len(projs) == len(kwargs['latent_dims'])
+    for proj, d in zip(projs, kwargs['latent_dims']):
+        assert proj.visible_to_latent.shape == (48, d)
+        assert proj.latent_to_visible.shape == (48, d)
+        assert proj.latent_graph.shape == (2, d, d)
+        close(proj.latent_graph.sum(-1), torch.ones(2, d, dtype=DTYPE))
+        rows = proj.latent_to_visible.norm(dim=1)
+        assert ((rows - 1).abs() < 1e-12).logical_or(rows == 0).all()
+        if kwargs.get('mode', 'asymmetric') == 'asymmetric':
+            cols = proj.visible_to_latent.view(2, 24, d).norm(dim=1)
+            assert ((cols - 1).abs() < 1e-12).logical_or(cols == 0).all()
+
+
+# ---------------------------------------------------------------------------
+# 11. errors, 12. repr
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('cls, kwargs, shape, dims', [
+    (GloRe2d, GLORE, (2, C, 5), 2),
+    (GloRe2d, GLORE, (2, C, 2, 3, 4), 2),
+    (GloRe1d, GLORE, (2, C, 3, 4), 1),
+    (GloRe3d, GLORE, (2, C, 3, 4), 3),
+    (LatentGNN3d, LATENT, (2, C, 3, 4), 3),
+    (LatentGNN1d, LATENT, (C, 5), 1),
+    (LatentGNN2d, LATENT, (20, C), 2),
+])
+def test_wrong_number_of_dims(cls, kwargs, shape, dims):
+    with pytest.raises(ValueError,
+                       match=rf"{cls.__name__} expects 'x' .* {dims} spatial"):
+        cls(**kwargs)(torch.randn(*shape))
+
+
+def test_wrong_channels():
+    with pytest.raises(ValueError, match=r"'x' must be \[N, 16\]"):
+        GloRe2d(**GLORE)(torch.randn(2, 8, 3, 3))
+    with pytest.raises(ValueError, match=r"'x' must be \[N, 16\]"):
+        LatentGNN1d(**LATENT)(torch.randn(2, 8, 5))
+
+
+def test_constructor_errors_pass_through():
+    with pytest.raises(ValueError, match="'mode'"):
+        LatentGNN2d(C, [4], mode='nope')
+    with pytest.raises(ValueError, match="'num_mid'"):
+        GloRe3d(C, 0)
+
+
+def test_repr():
+    assert repr(GloRe2d(C, 4)) == 'GloRe2d(16, num_mid=4, normalize=False)'
+    assert (repr(GloRe1d(8, 2, normalize=True)) ==
+            'GloRe1d(8, num_mid=2, normalize=True)')
+    assert (repr(LatentGNN3d(C, [4])) ==
+            "LatentGNN3d(16, latent_dims=[4], channel_stride=4, "
+            "mode='asymmetric', graph_conv=False)")

@@ -1,9 +1,11 @@
 """Pieces shared by the units: projection heads and the inspection record."""
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, ReLU, Sequential
+
+from ...functional.segments import Segments
 
 
 def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
@@ -16,6 +18,16 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
     if relu:
         layers.append(ReLU())
     return Sequential(*layers)
+
+
+def node_layout(x: Tensor, in_channels: int, batch: Optional[Tensor],
+                ptr: Optional[Tensor], batch_size: Optional[int]) -> Segments:
+    """Checks a unit's input ``x [N, in_channels]`` and reads its sample
+    layout."""
+    if x.dim() != 2 or x.size(1) != in_channels:
+        raise ValueError(f"'x' must be [N, {in_channels}], got "
+                         f"{tuple(x.shape)}")
+    return Segments.from_batch(x, batch, ptr, batch_size)
 
 
 def reset_module(module: torch.nn.Module):

@@ -3,9 +3,8 @@ from typing import Optional, Tuple, Union
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
-from .base import Projection, check_positive_int
+from .base import node_layout, Projection, check_positive_int
 
 
 class GloReConv(Module):
@@ -86,10 +85,7 @@ class GloReConv(Module):
         batch_size: Optional[int] = None,
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Projection]]:
-        if x.dim() != 2 or x.size(1) != self.in_channels:
-            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
-                             f"{tuple(x.shape)}")
-        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
         b = self.proj(x)  # [N, d]
         v = self.visible_to_latent(self.state(x), b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]

@@ -6,9 +6,8 @@ from torch import Tensor
 from torch.nn import Module, ModuleList, Parameter
 
 from ...functional.normalize import normalize_projection
-from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
-from .base import Projection, check_positive_int, linear_bn, reset_module
+from .base import node_layout, Projection, check_positive_int, linear_bn, reset_module
 
 MODES = ('asymmetric', 'symmetric')
 
@@ -132,10 +131,7 @@ class LatentGNNConv(Module):
         batch_size: Optional[int] = None,
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
-        if x.dim() != 2 or x.size(1) != self.in_channels:
-            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
-                             f"{tuple(x.shape)}")
-        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
         x_v2l = F.normalize(self.down_v2l(x), dim=-1)  # [N, c]
         x_l2v = x_v2l if self.down_l2v is None else F.normalize(
             self.down_l2v(x), dim=-1)

@@ -3,9 +3,8 @@ from typing import List, Optional, Tuple, Union
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.segments import Segments
 from ..stages import AttentionConv
-from .base import check_positive_int
+from .base import node_layout, check_positive_int
 
 
 class NonLocalConv(Module):
@@ -69,10 +68,7 @@ class NonLocalConv(Module):
         batch_size: Optional[int] = None,
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
-        if x.dim() != 2 or x.size(1) != self.in_channels:
-            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
-                             f"{tuple(x.shape)}")
-        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
         attentions: List[Tensor] = []
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

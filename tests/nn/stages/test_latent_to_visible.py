@@ -12,6 +12,8 @@ import torch
 from glore_pyg.functional import Segments
 from glore_pyg.nn.stages import LatentToVisible, VisibleToLatent
 from glore_pyg.utils import complete_bipartite_graph
+from tests.layouts import (EPS, LAYOUTS, batch_of, layout_kwargs,
+                           normalize_dense)
 
 pytestmark = [
     pytest.mark.filterwarnings('ignore:Converting sparse tensor'),
@@ -22,53 +24,13 @@ pytestmark = [
 DT = torch.float64
 C, D = 3, 4
 NORMS = [None, 'l2_visible', 'l2_latent']
-EPS = 1e-12
-
-LAYOUTS = {
-    'single': ([5], 'none'),
-    'equal_batch_size': ([3, 3, 3], 'batch_size'),
-    'equal_batch': ([4, 4], 'batch'),
-    'unequal_batch': ([3, 1, 4], 'batch'),
-    'unequal_ptr': ([2, 5, 1], 'ptr'),
-    'empty_samples': ([3, 0, 2, 0], 'batch+batch_size'),
-}
-
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1)
 
-
 # ---------------------------------------------------------------------------
 # helpers (independent of the library)
-def batch_of(sizes):
-    return torch.repeat_interleave(torch.arange(len(sizes)),
-                                   torch.tensor(sizes))
-
-
-def layout_kwargs(sizes, how):
-    batch = batch_of(sizes)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.long),
-                     torch.tensor(sizes).cumsum(0)])
-    return {
-        'none': {},
-        'batch_size': dict(batch_size=len(sizes)),
-        'batch': dict(batch=batch),
-        'ptr': dict(ptr=ptr),
-        'batch+batch_size': dict(batch=batch, batch_size=len(sizes)),
-    }[how]
-
-
-def normalize_dense(w, normalize):
-    """Dense [n, d] weights of ONE sample; max(norm, eps) as in
-    F.normalize, clamped before the square root so gradients stay finite."""
-    if normalize == 'l2_visible':
-        return w / w.pow(2).sum(0, keepdim=True).clamp_min(EPS**2).sqrt()
-    if normalize == 'l2_latent':
-        return w / w.pow(2).sum(1, keepdim=True).clamp_min(EPS**2).sqrt()
-    return w
-
-
 def reference(z, w, sizes, normalize):
     """[N, C]: Y_s = norm(W_s) Z_s for each sample."""
     out, start = [], 0
@@ -77,12 +39,10 @@ def reference(z, w, sizes, normalize):
         start += n
     return torch.cat(out)
 
-
 def inputs(sizes, requires_grad=False):
     z = torch.randn(len(sizes), D, C, dtype=DT, requires_grad=requires_grad)
     w = torch.randn(sum(sizes), D, dtype=DT, requires_grad=requires_grad)
     return z, w
-
 
 def make_adj(kind, index, value, size):
     if kind == 'coo':
@@ -111,7 +71,6 @@ def make_adj(kind, index, value, size):
                                          value=value, sparse_sizes=size)
     raise AssertionError(kind)
 
-
 def topk_graph(w, batch, k=2):
     """Latent-to-visible edges: each visible node receives from its top-k
     latent nodes.  Returns edge_index (row 0 latent, row 1 visible)."""
@@ -122,10 +81,8 @@ def topk_graph(w, batch, k=2):
     links = torch.zeros(n, d, dtype=w.dtype).scatter_(1, idx, 1.0)
     return torch.stack([latent, visible]), idx, links
 
-
 def _grads(out, wrt, g):
     return torch.autograd.grad(out, wrt, g)
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('layout', list(LAYOUTS))
@@ -137,7 +94,6 @@ def test_fused_matches_dense_reference(normalize, layout):
     assert out.shape == (sum(sizes), C)
     torch.testing.assert_close(out, reference(z, w, sizes, normalize))
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_normalizations_differ(normalize):
     sizes = [3, 1, 4]
@@ -146,7 +102,6 @@ def test_normalizations_differ(normalize):
     for other in NORMS:
         if other != normalize:
             assert not torch.allclose(out, reference(z, w, sizes, other))
-
 
 @pytest.mark.parametrize('normalize', NORMS)
 def test_batch_size_defaults_to_number_of_latent_samples(normalize):
@@ -157,7 +112,6 @@ def test_batch_size_defaults_to_number_of_latent_samples(normalize):
     z, w = inputs(sizes)
     out = LatentToVisible(normalize)(z, w, batch=batch_of(sizes))
     torch.testing.assert_close(out, reference(z, w, sizes, normalize))
-
 
 @pytest.mark.parametrize('normalize', NORMS)
 def test_batch_isolation(normalize):
@@ -175,7 +129,6 @@ def test_batch_isolation(normalize):
                   batch=batch_of(sizes + [2, 6]))
     torch.testing.assert_close(bigger[:8], out)
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_precomputed_segments(normalize):
     sizes = [3, 1, 4]
@@ -184,7 +137,6 @@ def test_precomputed_segments(normalize):
     conv = LatentToVisible(normalize)
     torch.testing.assert_close(conv(z, w, segments=seg),
                                reference(z, w, sizes, normalize))
-
 
 def test_round_trip_with_visible_to_latent():
     # GloRe's reverse projection uses the same weights: Y = B^T (B X)
@@ -201,7 +153,6 @@ def test_round_trip_with_visible_to_latent():
         start += n
     torch.testing.assert_close(y, torch.cat(ref))
 
-
 def test_visible_nodes_without_samples():
     # all visible nodes live in sample 0; the others only hold latent nodes
     sizes = [4, 0, 0]
@@ -210,14 +161,12 @@ def test_visible_nodes_without_samples():
                                         batch_size=3)
     torch.testing.assert_close(out, reference(z, w, sizes, 'l2_visible'))
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_batch_without_visible_nodes(normalize):
     z = torch.randn(2, D, C, dtype=DT)
     w = torch.zeros(0, D, dtype=DT)
     out = LatentToVisible(normalize)(z, w)
     assert out.shape == (0, C)
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('layout', ['unequal_batch', 'equal_batch_size',
@@ -241,7 +190,6 @@ def test_edge_index_matches_fused(normalize, layout):
     torch.testing.assert_close(ez, gz)
     torch.testing.assert_close(ew, gw)
 
-
 def test_edge_index_shuffled_edge_order():
     sizes = [3, 1, 4]
     z, w = inputs(sizes)
@@ -252,10 +200,8 @@ def test_edge_index_shuffled_edge_order():
                                          w.reshape(-1)[perm], ei[:, perm])
         torch.testing.assert_close(out, reference(z, w, sizes, normalize))
 
-
 SPARSE_KINDS = ['coo', 'coo_coalesced', 'coo_shuffled', 'coo_duplicates',
                 'csr', 'csc', 'sparse_tensor']
-
 
 @pytest.mark.parametrize('kind', SPARSE_KINDS)
 @pytest.mark.parametrize('normalize', NORMS)
@@ -271,7 +217,6 @@ def test_sparse_adj_forward_matches_fused(normalize, kind):
     torch.testing.assert_close(out, fused)
     torch.testing.assert_close(
         conv(z.reshape(-1, C), None, adj_t, num_visible=8), out)
-
 
 @pytest.mark.parametrize('kind', ['coo', 'coo_duplicates', 'csr',
                                   'sparse_tensor'])
@@ -289,7 +234,6 @@ def test_sparse_adj_grad_z(normalize, kind):
     adj_t = make_adj(kind, ei, w.reshape(-1), (8, 3 * D))
     (ez, ) = _grads(conv(z.reshape(-1, C), None, adj_t), (z, ), g)
     torch.testing.assert_close(ez, gz)
-
 
 @pytest.mark.parametrize('kind', ['coo', 'coo_duplicates', 'csr',
                                   'sparse_tensor'])
@@ -311,7 +255,6 @@ def test_sparse_adj_grad_values(normalize, kind):
     ez, ev = _grads(out, (z, value), g)
     torch.testing.assert_close(ez, gz)
     torch.testing.assert_close(ev, gw.reshape(-1))
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('path', ['edge_index', 'csr', 'sparse_tensor'])
@@ -340,7 +283,6 @@ def test_topk_graph_matches_zero_filled_dense(normalize, path):
     torch.testing.assert_close(ew, rw)
     assert torch.count_nonzero(ew * (1 - links)) == 0
 
-
 def test_visible_node_without_edges_is_zero():
     z = torch.randn(3, C, dtype=DT)
     ei = torch.tensor([[0, 1, 2], [0, 0, 2]])  # visible 1 and 3 get nothing
@@ -351,7 +293,6 @@ def test_visible_node_without_edges_is_zero():
         assert out.isfinite().all()
         assert torch.count_nonzero(out[1]) == 0
         assert torch.count_nonzero(out[3]) == 0
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('normalize', NORMS)
@@ -364,7 +305,6 @@ def test_gradcheck_fused(normalize):
                                     (z, w))
     ze, we = inputs([2, 2], requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: conv(a, b), (ze, we))
-
 
 @pytest.mark.parametrize('normalize', ['l2_visible', 'l2_latent'])
 def test_gradcheck_explicit(normalize):
@@ -383,7 +323,6 @@ def test_gradcheck_explicit(normalize):
 
     assert torch.autograd.gradcheck(via_csr, (z, value), fast_mode=True)
 
-
 # ---------------------------------------------------------------------------
 def test_message_hooks_fire_on_explicit_path():
     sizes = [3, 1, 4]
@@ -401,19 +340,16 @@ def test_message_hooks_fire_on_explicit_path():
     conv(z, w, batch=batch_of(sizes))  # fused: no messages
     assert len(messages) == 1
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_repr(normalize):
     assert repr(LatentToVisible(normalize)) == \
         f'LatentToVisible(normalize={normalize!r})'
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('normalize', ['mean', 'l2', 'L2_latent'])
 def test_bad_normalize(normalize):
     with pytest.raises(ValueError, match=r"'normalize' must be one of"):
         LatentToVisible(normalize)
-
 
 @pytest.mark.parametrize('weight', [
     None,
@@ -424,7 +360,6 @@ def test_fused_wrong_weight_shape(weight):
     z = torch.zeros(1, D, C, dtype=DT)
     with pytest.raises(ValueError, match=r"'weight' must be \[N, d\]"):
         LatentToVisible()(z, weight)
-
 
 def test_fused_errors():
     sizes = [3, 2]
@@ -441,7 +376,6 @@ def test_fused_errors():
         conv(z, w, batch=torch.tensor([0, 1, 0, 1, 1]))
     with pytest.raises(ValueError, match=r"'ptr' must start at 0 and end"):
         conv(z, w, ptr=torch.tensor([0, 3, 4]))
-
 
 def test_explicit_errors():
     sizes = [3, 2]

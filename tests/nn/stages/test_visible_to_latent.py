@@ -12,6 +12,8 @@ import torch
 from glore_pyg.functional import Segments
 from glore_pyg.nn.stages import VisibleToLatent
 from glore_pyg.utils import complete_bipartite_graph
+from tests.layouts import (EPS, LAYOUTS, batch_of, layout_kwargs,
+                           normalize_dense)
 
 pytestmark = [
     pytest.mark.filterwarnings('ignore:Converting sparse tensor'),
@@ -22,53 +24,13 @@ pytestmark = [
 DT = torch.float64
 C, D = 3, 4
 NORMS = [None, 'mean', 'l2_visible', 'l2_latent']
-EPS = 1e-12
-
-# name -> (sample sizes, how the layout is passed)
-LAYOUTS = {
-    'single': ([5], 'none'),
-    'equal_batch_size': ([3, 3, 3], 'batch_size'),
-    'equal_batch': ([4, 4], 'batch'),
-    'unequal_batch': ([3, 1, 4], 'batch'),
-    'unequal_ptr': ([2, 5, 1], 'ptr'),
-    'empty_samples': ([3, 0, 2, 0], 'batch+batch_size'),
-}
-
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
 
-
 # ---------------------------------------------------------------------------
 # helpers (independent of the library)
-def batch_of(sizes):
-    return torch.repeat_interleave(torch.arange(len(sizes)),
-                                   torch.tensor(sizes))
-
-
-def layout_kwargs(sizes, how):
-    batch = batch_of(sizes)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.long),
-                     torch.tensor(sizes).cumsum(0)])
-    return {
-        'none': {},
-        'batch_size': dict(batch_size=len(sizes)),
-        'batch': dict(batch=batch),
-        'ptr': dict(ptr=ptr),
-        'batch+batch_size': dict(batch=batch, batch_size=len(sizes)),
-    }[how]
-
-
-def normalize_dense(w, normalize):
-    """Dense [n, d] weights of ONE sample."""
-    if normalize == 'l2_visible':  # each column over the sample's nodes
-        return w / w.pow(2).sum(0, keepdim=True).clamp_min(EPS**2).sqrt()
-    if normalize == 'l2_latent':  # each row over the latent nodes
-        return w / w.pow(2).sum(1, keepdim=True).clamp_min(EPS**2).sqrt()
-    return w
-
-
 def reference(x, w, sizes, normalize, links=None):
     """[S, d, C].  ``links`` ([N, d] 0/1) marks existing edges: 'mean' then
     divides by the number of linked visible nodes of each latent node."""
@@ -86,13 +48,11 @@ def reference(x, w, sizes, normalize, links=None):
         start += n
     return torch.stack(out)
 
-
 def inputs(sizes, requires_grad=False):
     n = sum(sizes)
     x = torch.randn(n, C, dtype=DT, requires_grad=requires_grad)
     w = torch.randn(n, D, dtype=DT, requires_grad=requires_grad)
     return x, w
-
 
 def make_adj(kind, index, value, size):
     """A sparse adjacency [size] with entries ``value`` at ``index`` (row 0
@@ -123,7 +83,6 @@ def make_adj(kind, index, value, size):
                                          value=value, sparse_sizes=size)
     raise AssertionError(kind)
 
-
 def topk_graph(w, batch, k=2):
     """Each visible node linked to its top-k latent nodes."""
     n, d = w.shape
@@ -132,7 +91,6 @@ def topk_graph(w, batch, k=2):
     latent = (batch.view(-1, 1) * d + idx).view(-1)
     links = torch.zeros(n, d, dtype=w.dtype).scatter_(1, idx, 1.0)
     return torch.stack([visible, latent]), idx, links
-
 
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('layout', list(LAYOUTS))
@@ -144,7 +102,6 @@ def test_fused_matches_dense_reference(normalize, layout):
     assert out.shape == (len(sizes), D, C)
     torch.testing.assert_close(out, reference(x, w, sizes, normalize))
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_normalizations_differ(normalize):
     # guards against a reference that ignores 'normalize'
@@ -154,7 +111,6 @@ def test_normalizations_differ(normalize):
     for other in NORMS:
         if other != normalize:
             assert not torch.allclose(out, reference(x, w, sizes, other))
-
 
 @pytest.mark.parametrize('normalize', NORMS)
 def test_empty_sample_gives_zero_latent_features(normalize):
@@ -167,14 +123,12 @@ def test_empty_sample_gives_zero_latent_features(normalize):
     assert torch.count_nonzero(out[3]) == 0
     assert out.isfinite().all()
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_batch_without_visible_nodes(normalize):
     x = torch.zeros(0, C, dtype=DT)
     w = torch.zeros(0, D, dtype=DT)
     out = VisibleToLatent(normalize)(x, w, batch_size=2)
     torch.testing.assert_close(out, torch.zeros(2, D, C, dtype=DT))
-
 
 @pytest.mark.parametrize('normalize', NORMS)
 def test_batch_isolation(normalize):
@@ -193,7 +147,6 @@ def test_batch_isolation(normalize):
                   batch=batch_of(sizes + [2, 6]))
     torch.testing.assert_close(bigger[:3], out)
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_precomputed_segments(normalize):
     sizes = [3, 1, 4]
@@ -203,12 +156,10 @@ def test_precomputed_segments(normalize):
     torch.testing.assert_close(conv(x, w, segments=seg),
                                conv(x, w, batch=batch_of(sizes)))
 
-
 # ---------------------------------------------------------------------------
 # explicit paths == fused path
 def _grads(out, wrt, g):
     return torch.autograd.grad(out, wrt, g)
-
 
 @pytest.mark.parametrize('layout', ['unequal_batch', 'equal_batch_size',
                                     'empty_samples'])
@@ -231,7 +182,6 @@ def test_edge_index_matches_fused(normalize, layout):
     torch.testing.assert_close(ex, gx)
     torch.testing.assert_close(ew, gw)
 
-
 def test_complete_bipartite_graph_edge_order():
     # documented: edge j * d + k is (j, s * d + k), s the sample of j
     x = torch.zeros(3, C)
@@ -242,7 +192,6 @@ def test_complete_bipartite_graph_edge_order():
     ei = complete_bipartite_graph(torch.zeros(4, C), 2, batch_size=2)
     assert ei[1].tolist() == [0, 1, 0, 1, 2, 3, 2, 3]
 
-
 def test_edge_index_infers_num_latent():
     sizes = [3, 1, 4]
     x, w = inputs(sizes)
@@ -250,7 +199,6 @@ def test_edge_index_infers_num_latent():
     out = VisibleToLatent()(x, w.reshape(-1), ei)
     torch.testing.assert_close(out, reference(x, w, sizes, None)
                                .reshape(-1, C))
-
 
 def test_edge_index_shuffled_edge_order():
     sizes = [3, 1, 4]
@@ -263,10 +211,8 @@ def test_edge_index_shuffled_edge_order():
         torch.testing.assert_close(
             out, reference(x, w, sizes, normalize).reshape(-1, C))
 
-
 SPARSE_KINDS = ['coo', 'coo_coalesced', 'coo_shuffled', 'coo_duplicates',
                 'csr', 'csc', 'sparse_tensor']
-
 
 @pytest.mark.parametrize('kind', SPARSE_KINDS)
 @pytest.mark.parametrize('normalize', NORMS)
@@ -282,7 +228,6 @@ def test_sparse_adj_forward_matches_fused(normalize, kind):
     torch.testing.assert_close(out, fused.reshape(-1, C))
     # and with num_latent given explicitly
     torch.testing.assert_close(conv(x, None, adj_t, num_latent=3 * D), out)
-
 
 @pytest.mark.parametrize('kind', ['coo', 'coo_duplicates', 'csr',
                                   'sparse_tensor'])
@@ -300,7 +245,6 @@ def test_sparse_adj_grad_x(normalize, kind):
     adj_t = make_adj(kind, ei.flip(0), w.reshape(-1), (3 * D, x.size(0)))
     (ex, ) = _grads(conv(x, None, adj_t), (x, ), g.reshape(-1, C))
     torch.testing.assert_close(ex, gx)
-
 
 @pytest.mark.parametrize('kind', ['coo', 'coo_duplicates', 'csr',
                                   'sparse_tensor'])
@@ -323,7 +267,6 @@ def test_sparse_adj_grad_values(normalize, kind):
     ex, ev = _grads(out, (x, value), g.reshape(-1, C))
     torch.testing.assert_close(ex, gx)
     torch.testing.assert_close(ev, gw.reshape(-1))
-
 
 # ---------------------------------------------------------------------------
 # a sparsified (top-k) bipartite graph
@@ -355,7 +298,6 @@ def test_topk_graph_matches_zero_filled_dense(normalize, path):
     torch.testing.assert_close(ew, rw)
     assert torch.count_nonzero(ew * (1 - links)) == 0
 
-
 def test_topk_latent_without_edges_is_zero():
     # latent nodes that no visible node links to get zero features,
     # also with the L2 normalisation over their (absent) edges
@@ -369,7 +311,6 @@ def test_topk_latent_without_edges_is_zero():
         assert torch.count_nonzero(out[1]) == 0
         assert torch.count_nonzero(out[3]) == 0
 
-
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('normalize', NORMS)
 def test_gradcheck_fused(normalize):
@@ -382,7 +323,6 @@ def test_gradcheck_fused(normalize):
     xe, we = inputs([2, 2], requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: conv(a, b, batch_size=2),
                                     (xe, we))
-
 
 @pytest.mark.parametrize('normalize', ['l2_visible', 'l2_latent', 'mean'])
 def test_gradcheck_explicit(normalize):
@@ -403,7 +343,6 @@ def test_gradcheck_explicit(normalize):
     # fast mode: the slow mode differentiates the sparse product once per
     # output element, which takes seconds
     assert torch.autograd.gradcheck(via_csr, (x, value), fast_mode=True)
-
 
 # ---------------------------------------------------------------------------
 def test_message_hooks_fire_on_explicit_path():
@@ -427,7 +366,6 @@ def test_message_hooks_fire_on_explicit_path():
     conv(x, w.reshape(-1), ei)
     assert len(messages) == 1 and len(propagates) == 1
 
-
 def test_message_hook_can_edit_messages():
     # a hook that zeroes every message zeroes the output: the explicit path
     # really aggregates the messages PyG hands to hooks
@@ -439,16 +377,13 @@ def test_message_hook_can_edit_messages():
     out = conv(x, w.reshape(-1), ei)
     assert torch.count_nonzero(out) == 0
 
-
 @pytest.mark.parametrize('normalize', NORMS)
 def test_repr(normalize):
     assert repr(VisibleToLatent(normalize)) == \
         f'VisibleToLatent(normalize={normalize!r})'
 
-
 def test_has_no_parameters():
     assert list(VisibleToLatent('l2_visible').parameters()) == []
-
 
 # ---------------------------------------------------------------------------
 def test_bad_normalize():
@@ -456,7 +391,6 @@ def test_bad_normalize():
         VisibleToLatent('l2')
     with pytest.raises(ValueError, match=r"'normalize' must be one of"):
         VisibleToLatent('sum')
-
 
 @pytest.mark.parametrize('weight', [
     None,
@@ -469,7 +403,6 @@ def test_fused_wrong_weight_shape(weight):
     with pytest.raises(ValueError, match=r"'weight' must be \[N, d\]"):
         VisibleToLatent()(x, weight)
 
-
 def test_fused_layout_errors():
     x, w = inputs([3, 2])
     conv = VisibleToLatent()
@@ -479,7 +412,6 @@ def test_fused_layout_errors():
         conv(x, w, ptr=torch.tensor([0, 3, 4]))
     with pytest.raises(ValueError, match=r"'batch_size'"):
         conv(x, w, batch_size=2)  # 5 nodes do not split into 2 samples
-
 
 def test_explicit_errors():
     x, w = inputs([3, 2])

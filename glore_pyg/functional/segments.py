@@ -1,4 +1,5 @@
-"""The layout of visible nodes: which consecutive rows of ``x`` form one sample.
+"""The layout of visible nodes: which consecutive rows of ``x`` form a
+sample.
 
 Every unit of glore-pyg works per sample: each image or point cloud of a batch
 gets its own latent nodes, and no information crosses samples.  PyG stores a
@@ -162,8 +163,8 @@ class Segments:
         if self.sizes is None:
             S, n = self.num_samples, self.size
             # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
-            return torch.bmm(weight.view(S, n, weight.size(1)).transpose(1, 2),
-                             x.view(S, n, x.size(1)))
+            w = weight.view(S, n, weight.size(1))
+            return torch.bmm(w.transpose(1, 2), x.view(S, n, x.size(1)))
         return torch.stack([
             w.t() @ xs
             for w, xs in zip(weight.split(self.sizes), x.split(self.sizes))

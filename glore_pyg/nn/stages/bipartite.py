@@ -1,9 +1,10 @@
 """Shared explicit-edge machinery of the two bipartite stages.
 
-:class:`~glore_pyg.nn.VisibleToLatent` and :class:`~glore_pyg.nn.LatentToVisible`
-propagate along a weighted bipartite graph in opposite directions.  Their
-explicit-edge paths are the same weighted-sum message passing; only which end
-of an edge is the visible node differs.  Each subclass owns its fused path.
+:class:`~glore_pyg.nn.VisibleToLatent` and
+:class:`~glore_pyg.nn.LatentToVisible` propagate along a weighted bipartite
+graph in opposite directions.  Their explicit-edge paths are the same
+weighted-sum message passing; only which end of an edge is the visible node
+differs.  Each subclass owns its fused path.
 """
 from typing import Optional, Tuple, Union
 

@@ -67,7 +67,8 @@ class GloReGraphConv(MessagePassing):
                         device=self.adjacency.device)
         return eye - self.adjacency
 
-    def forward(self, v: Tensor, edge_index: Optional[Tensor] = None) -> Tensor:
+    def forward(self, v: Tensor,
+                edge_index: Optional[Tensor] = None) -> Tensor:
         d = self.num_nodes
         if edge_index is None:
             if v.dim() != 3 or v.size(1) != d:

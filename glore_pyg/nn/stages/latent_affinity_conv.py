@@ -23,7 +23,8 @@ class LatentAffinityConv(AttentionConv):
     ``edge_index`` on the explicit path.  It has no parameters.
 
     Args:
-        eps (float, optional): lower bound of the L2 norms. (default: :obj:`1e-12`)
+        eps (float, optional): lower bound of the L2 norms.
+            (default: :obj:`1e-12`)
 
     Shapes:
         - **input:** latent features :math:`(S, d, C)` (fused) or

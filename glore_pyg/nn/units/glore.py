@@ -4,7 +4,7 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
-from .base import node_layout, Projection, check_positive_int
+from .base import Projection, check_positive_int, node_layout
 
 
 class GloReConv(Module):

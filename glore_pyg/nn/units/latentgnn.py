@@ -7,7 +7,8 @@ from torch.nn import Module, ModuleList, Parameter
 
 from ...functional.normalize import normalize_projection
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
-from .base import node_layout, Projection, check_positive_int, linear_bn, reset_module
+from .base import (Projection, check_positive_int, linear_bn, node_layout,
+                   reset_module)
 
 MODES = ('asymmetric', 'symmetric')
 

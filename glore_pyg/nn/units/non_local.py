@@ -4,7 +4,7 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
 from ..stages import AttentionConv
-from .base import node_layout, check_positive_int
+from .base import check_positive_int, node_layout
 
 
 class NonLocalConv(Module):

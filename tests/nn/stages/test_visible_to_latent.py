@@ -12,8 +12,7 @@ import torch
 from glore_pyg.functional import Segments
 from glore_pyg.nn.stages import VisibleToLatent
 from glore_pyg.utils import complete_bipartite_graph
-from tests.layouts import (EPS, LAYOUTS, batch_of, layout_kwargs,
-                           normalize_dense)
+from tests.layouts import LAYOUTS, batch_of, layout_kwargs, normalize_dense
 
 pytestmark = [
     pytest.mark.filterwarnings('ignore:Converting sparse tensor'),

@@ -1,0 +1,33 @@
+"""The README's main command and the benchmark script keep working (tiny
+sizes; their numbers are not asserted, only that they run and agree)."""
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(relative):
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_runs(capsys):
+    load('examples/quickstart.py').main(['--steps', '2'])
+    out = capsys.readouterr().out
+    assert re.search(r'MLP \+ LatentGNNConv accuracy:\s+[01]\.\d{3}', out)
+    # a freshly inserted unit leaves the CNN's output unchanged
+    assert out.count('unchanged at insertion: True') == 2
+
+
+def test_fused_vs_naive_benchmark_runs(capsys):
+    load('benchmarks/fused_vs_naive.py').main(
+        ['--clouds', '2', '--points', '40', '--channels', '4', '--latent',
+         '3', '--repeat', '1'])
+    out = capsys.readouterr().out
+    err = float(re.search(r'max \|fused - naive\| = (\S+)', out).group(1))
+    assert err < 1e-4
+    assert re.search(r'naive / fused time ratio: [\d.]+x', out)

@@ -150,13 +150,12 @@ class LatentGNNConv(Module):
                 o = self.graph_weight[i](o)
             outs.append(o)
             if return_projection:
+                v2l, l2v = self.visible_to_latent, self.latent_to_visible
                 projections.append(Projection(
-                    normalize_projection(psi_v2l,
-                                         self.visible_to_latent.normalize,
-                                         seg),
-                    normalize_projection(psi_l2v,
-                                         self.latent_to_visible.normalize,
-                                         seg),
+                    normalize_projection(psi_v2l, v2l.normalize, seg,
+                                         eps=v2l.eps),
+                    normalize_projection(psi_l2v, l2v.normalize, seg,
+                                         eps=l2v.eps),
                     affinity, seg.batch()))
 
         out = self.up(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0])

@@ -62,6 +62,12 @@ def normalize_projection(
         assert index is not None
         group = scatter(sq, index, dim=0, dim_size=size,
                         reduce='sum').index_select(0, index)
-    # Clamp before the square root: its gradient at 0 is infinite, and an
-    # all-zero group (a latent node no ReLU-ed affinity reaches) is common.
-    return weight * group.clamp_min(eps * eps).rsqrt()
+    return weight * inverse_norm(group, eps)
+
+
+def inverse_norm(sum_of_squares: Tensor, eps: float = 1e-12) -> Tensor:
+    r""":math:`1 / \max(\sqrt{s}, \epsilon)` for sums of squares :math:`s`.
+
+    Clamped before the square root: its gradient at 0 is infinite, and an
+    all-zero group (a latent node no ReLU-ed affinity reaches) is common."""
+    return sum_of_squares.clamp_min(eps * eps).rsqrt()

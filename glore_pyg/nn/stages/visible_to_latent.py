@@ -1,9 +1,10 @@
-from typing import Optional
+from typing import Optional, Tuple
 
 from torch import Tensor
 from torch_geometric.typing import Adj
 
-from ...functional.normalize import check_projection_norm, normalize_projection
+from ...functional.normalize import (check_projection_norm, inverse_norm,
+                                     normalize_projection)
 from ...functional.segments import Segments
 from .bipartite import BipartiteConv
 
@@ -103,13 +104,32 @@ class VisibleToLatent(BipartiteConv):
                              f"the fused path, got {shape}")
         if segments is None:
             segments = Segments.from_batch(x, batch, ptr, batch_size)
-        weight = normalize_projection(weight, self.normalize, segments,
-                                      eps=self.eps)
-        out = segments.pool(weight, x)  # [S, d, C]
+        pooled, sum_sq = self.accumulate(x, weight, segments)
+        return self.finish(pooled, sum_sq, segments.counts())
+
+    def accumulate(self, x: Tensor, weight: Tensor,
+                   segments: Segments) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""The fused path's per-sample sums, which add up over any split of
+        a sample's visible nodes (the memory-lean chunked path relies on
+        it): :math:`\sum_j w_{jk} \mathbf{x}_j` ``[S, d, C]`` and, for
+        ``'l2_visible'``, :math:`\sum_j w_{jk}^2` ``[S, d]``."""
+        if self.normalize == 'l2_latent':  # per visible node: row-local
+            weight = normalize_projection(weight, self.normalize,
+                                          eps=self.eps)
+        pooled = segments.pool(weight, x)  # [S, d, C]
+        if self.normalize == 'l2_visible':
+            return pooled, segments.sum(weight * weight)
+        return pooled, None
+
+    def finish(self, pooled: Tensor, sum_sq: Optional[Tensor],
+               counts: Tensor) -> Tensor:
+        """Applies :math:`1/m_k` to the sums of :meth:`accumulate`."""
+        if sum_sq is not None:  # 'l2_visible': divide by ||w_{:,k}||
+            pooled = pooled * inverse_norm(sum_sq, self.eps).unsqueeze(-1)
         if self.mean:
-            out = out / segments.counts().clamp(min=1).view(-1, 1, 1).to(
-                out.dtype)
-        return out
+            pooled = pooled / counts.clamp(min=1).view(-1, 1, 1).to(
+                pooled.dtype)
+        return pooled
 
     def __repr__(self) -> str:
         norm = 'mean' if self.mean else self.normalize

@@ -1,16 +1,25 @@
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Module, ModuleList, Parameter
+from torch.nn import Module, ModuleList, Parameter, Sequential
 
+from ...functional.batch_norm import (batch_norm_rows, batch_statistics,
+                                      moments, uses_batch_stats)
+from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import normalize_projection
+from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (Projection, check_positive_int, linear_bn, node_layout,
                    reset_module)
 
 MODES = ('asymmetric', 'symmetric')
+
+
+class _NextLevel(Exception):
+    """A head whose BatchNorm statistics are not known yet: the pass has
+    gathered what it needs."""
 
 
 class LatentGNNConv(Module):
@@ -62,6 +71,14 @@ class LatentGNNConv(Module):
         without_residual (bool, optional): return
             :math:`\mathrm{BN}([\dots]\mathbf{W}_{up})` alone, without
             :math:`\mathbf{X} + \gamma\,\cdot`. (default: :obj:`False`)
+        chunk_size (int, optional): memory-lean mode for very large inputs:
+            process at most ``chunk_size`` visible nodes at a time and
+            recompute their intermediates in backward instead of storing
+            them (:mod:`glore_pyg.functional.chunked`).  Same outputs,
+            gradients and BatchNorm updates as the default path; peak memory
+            a few times the input instead of about twenty, at the price of
+            recomputing the cheap row-wise projections.
+            (default: :obj:`None`: plain autograd)
 
     Shapes:
         - **input:** node features :math:`(N, C)`, optional ``batch``
@@ -72,7 +89,8 @@ class LatentGNNConv(Module):
     """
     def __init__(self, in_channels: int, latent_dims: Sequence[int],
                  channel_stride: int = 4, mode: str = 'asymmetric',
-                 graph_conv: bool = False, without_residual: bool = False):
+                 graph_conv: bool = False, without_residual: bool = False,
+                 chunk_size: Optional[int] = None):
         super().__init__()
         self.in_channels = check_positive_int(in_channels, 'in_channels')
         if isinstance(latent_dims, int) or len(latent_dims) == 0:
@@ -90,6 +108,8 @@ class LatentGNNConv(Module):
             raise ValueError(f"'mode' must be one of {list(MODES)}, got "
                              f"{mode!r}")
         self.mode = mode
+        self.chunk_size = None if chunk_size is None else check_positive_int(
+            chunk_size, 'chunk_size')
         self.graph_conv = bool(graph_conv)
         self.without_residual = bool(without_residual)
         c = self.inter_channels = in_channels // channel_stride
@@ -133,40 +153,153 @@ class LatentGNNConv(Module):
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
         seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
-        x_v2l = F.normalize(self.down_v2l(x), dim=-1)  # [N, c]
-        x_l2v = x_v2l if self.down_l2v is None else F.normalize(
-            self.down_l2v(x), dim=-1)
+        if self.chunk_size is not None and x.size(0) > 0:
+            if return_projection:
+                raise ValueError("'return_projection' is not available with "
+                                 "'chunk_size' (it would store the N x d "
+                                 "projections the chunked path avoids)")
+            return self._forward_chunked(x, seg)
 
+        def head(seq: Sequential, inp: Tensor) -> Tensor:
+            return seq(inp)
+
+        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head)
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
-            psi_v2l = self.psi_v2l[i](x_v2l)  # [N, d_i]
-            psi_l2v = psi_v2l if self.psi_l2v is None else self.psi_l2v[i](
-                x_l2v)
-            z = self.visible_to_latent(x_v2l, psi_v2l, segments=seg)
+            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=seg)
             z, affinity = self.latent_graph(z, return_affinity=True)
-            o = self.latent_to_visible(z, psi_l2v, segments=seg)  # [N, c]
-            if self.graph_weight is not None:
-                o = self.graph_weight[i](o)
-            outs.append(o)
+            outs.append(self.latent_to_visible(z, psi_l2v[i], segments=seg))
             if return_projection:
                 v2l, l2v = self.visible_to_latent, self.latent_to_visible
                 projections.append(Projection(
-                    normalize_projection(psi_v2l, v2l.normalize, seg,
+                    normalize_projection(psi_v2l[i], v2l.normalize, seg,
                                          eps=v2l.eps),
-                    normalize_projection(psi_l2v, l2v.normalize, seg,
+                    normalize_projection(psi_l2v[i], l2v.normalize, seg,
                                          eps=l2v.eps),
                     affinity, seg.batch()))
-
-        out = self.up(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0])
-        if not self.without_residual:
-            out = x + self.gamma * out
+        out = self._visible_output(x, outs, head, self.gamma)
         if return_projection:
             return out, projections
         return out
+
+    # The row-wise parts of the unit, shared by the plain and the chunked
+    # path.  ``head(seq, inp)`` applies one ``Linear + BN (+ ReLU)`` head.
+    def _visible_features(self, x: Tensor, head: Callable):
+        x_v2l = F.normalize(head(self.down_v2l, x), dim=-1)  # [N, c]
+        x_l2v = x_v2l if self.down_l2v is None else F.normalize(
+            head(self.down_l2v, x), dim=-1)
+        psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
+        psi_l2v = psi_v2l if self.psi_l2v is None else [
+            head(m, x_l2v) for m in self.psi_l2v
+        ]
+        return x_v2l, psi_v2l, psi_l2v
+
+    def _visible_output(self, x: Tensor, outs: List[Tensor], head: Callable,
+                        gamma: Tensor) -> Tensor:
+        if self.graph_weight is not None:
+            outs = [head(m, o) for m, o in zip(self.graph_weight, outs)]
+        out = head(self.up, torch.cat(outs, dim=-1) if len(outs) > 1 else
+                   outs[0])
+        return out if self.without_residual else x + gamma * out
+
+    def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
+        """The same computation in passes over chunks of visible nodes:
+        BatchNorm moments level by level, the per-sample latent sums, then
+        the output rows; each pass stores only ``x`` and small tensors."""
+        chunks = plan_chunks(seg, self.chunk_size)
+        heads = {id(m): name for name, m in self.named_modules()
+                 if isinstance(m, Sequential)}
+        by_name = {name: m for name, m in self.named_modules()
+                   if isinstance(m, Sequential)}
+        known = dict(self.named_parameters())  # name -> tensor (globals)
+        for name, seq in by_name.items():
+            if not uses_batch_stats(seq[1]):
+                known[name + '.mean'] = seq[1].running_mean
+                known[name + '.var'] = seq[1].running_var
+
+        def run(targets: List[str], mode: str):
+            keys = list(known)
+
+            def fn(xc: Tensor, sample: int, *tensors: Tensor):
+                T = dict(zip(keys, tensors))
+                recorded: Dict[str, Tensor] = {}
+
+                def head(seq: Sequential, inp: Tensor) -> Tensor:
+                    name = heads[id(seq)]
+                    lin = inp @ T[name + '.0.weight'].t()
+                    if name in targets:  # only its moments are wanted
+                        recorded[name] = moments(lin)
+                        return lin
+                    if name + '.mean' not in T:
+                        raise _NextLevel
+                    out = batch_norm_rows(lin, T[name + '.mean'],
+                                          T[name + '.var'], seq[1],
+                                          T[name + '.1.weight'],
+                                          T[name + '.1.bias'])
+                    return torch.relu(out) if len(seq) == 3 else out
+
+                try:
+                    x_v2l, psi_v2l, psi_l2v = self._visible_features(xc,
+                                                                     head)
+                    if mode == 'latent':
+                        seg_c = Segments.from_batch(xc)
+                        sums = [t[0] for psi in psi_v2l for t in
+                                self.visible_to_latent.accumulate(
+                                    x_v2l, psi, seg_c) if t is not None]
+                        return tuple(sums)
+                    if 'latent.0' not in T:
+                        raise _NextLevel
+                    outs = [
+                        self.latent_to_visible(T[f'latent.{i}'][sample:
+                                                                 sample + 1],
+                                               psi, batch_size=1)
+                        for i, psi in enumerate(psi_l2v)
+                    ]
+                    rows = self._visible_output(xc, outs, head, T['gamma'])
+                except _NextLevel:
+                    rows = None
+                if mode == 'moments':
+                    return tuple(recorded[name] for name in targets)
+                return rows
+
+            tensors = list(known.values())
+            if mode == 'moments':
+                sums = chunked_reduce(fn, x, chunks, tensors)
+                for name, total in zip(targets, sums):
+                    mean, var = batch_statistics(by_name[name][1], total,
+                                                 x.size(0), x.dtype)
+                    known[name + '.mean'], known[name + '.var'] = mean, var
+            elif mode == 'latent':
+                sums = iter(chunked_reduce(fn, x, chunks, tensors,
+                                           num_samples=seg.num_samples))
+                v2l = self.visible_to_latent
+                for i in range(self.num_kernels):
+                    pooled = next(sums)
+                    sum_sq = next(sums) if v2l.normalize == 'l2_visible' \
+                        else None
+                    z = v2l.finish(pooled, sum_sq, seg.counts())
+                    known[f'latent.{i}'] = self.latent_graph(z)
+            else:
+                return chunked_map(fn, x, chunks, tensors)
+
+        def level(*modules) -> None:
+            targets = [heads[id(m)] for m in modules if m is not None]
+            targets = [t for t in targets if t + '.mean' not in known]
+            if targets:
+                run(targets, 'moments')
+
+        level(self.down_v2l, self.down_l2v)
+        level(*self.psi_v2l, *(self.psi_l2v or []))
+        run([], 'latent')
+        level(*(self.graph_weight or []))
+        level(self.up)
+        return run([], 'rows')
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'latent_dims={self.latent_dims}, '
                 f'channel_stride={self.channel_stride}, mode={self.mode!r}, '
-                f'graph_conv={self.graph_conv})')
+                f'graph_conv={self.graph_conv}' +
+                (f', chunk_size={self.chunk_size})' if self.chunk_size
+                 else ')'))

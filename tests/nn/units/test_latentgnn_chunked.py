@@ -1,0 +1,107 @@
+"""The memory-lean chunked path of LatentGNNConv (``chunk_size``) computes
+exactly what the plain path computes: outputs, every gradient and the
+BatchNorm running statistics."""
+import copy
+
+import pytest
+import torch
+
+from glore_pyg.nn import LatentGNN2d, LatentGNNConv
+
+C = 12
+
+
+def pair(h, chunk_size, training, seed=0, **kwargs):
+    plain = h.randomize(LatentGNNConv(C, **kwargs), seed)
+    chunked = copy.deepcopy(plain)
+    chunked.chunk_size = chunk_size
+    return plain.train(training), chunked.train(training)
+
+
+def run(unit, x, **layout):
+    x = x.clone().requires_grad_()
+    out = unit(x, **layout)
+    # a non-uniform output gradient, so every path of backward is exercised
+    weight = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).view_as(out)
+    grads = torch.autograd.grad((out * weight).sum(),
+                                [x] + list(unit.parameters()))
+    return out, grads
+
+
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('mode', ['asymmetric', 'symmetric'])
+@pytest.mark.parametrize('graph_conv', [False, True])
+def test_chunked_equals_plain(h, training, mode, graph_conv):
+    sizes = [17, 0, 5, 23]  # an empty sample; chunks do not divide sizes
+    plain, chunked = pair(h, 4, training, latent_dims=[4, 3],
+                          channel_stride=3, mode=mode, graph_conv=graph_conv)
+    x = h.randn(sum(sizes), C, seed=1)
+    batch = h.batch_of(sizes)
+    out_p, grads_p = run(plain, x, batch=batch, batch_size=len(sizes))
+    out_c, grads_c = run(chunked, x, batch=batch, batch_size=len(sizes))
+    h.assert_close(out_c, out_p)
+    for name, gp, gc in zip(['x'] + [n for n, _ in plain.named_parameters()],
+                            grads_p, grads_c):
+        assert gp is not None and gc is not None, name
+        h.assert_close(gc, gp, atol=1e-9)
+    for (name, bp), bc in zip(plain.named_buffers(), chunked.buffers()):
+        h.assert_close(bc.double(), bp.double(), atol=1e-12)
+    # the comparison is not vacuous: the residual branch is far from zero
+    assert (out_p - x).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize('chunk_size', [1, 7, 1000])
+def test_chunk_sizes(h, chunk_size):
+    plain, chunked = pair(h, chunk_size, True, latent_dims=[5])
+    x = h.randn(40, C, seed=2)
+    out_p, grads_p = run(plain, x)
+    out_c, grads_c = run(chunked, x)
+    h.assert_close(out_c, out_p)
+    for gp, gc in zip(grads_p, grads_c):
+        h.assert_close(gc, gp, atol=1e-9)
+
+
+def test_without_residual_and_grid(h):
+    plain = h.randomize(LatentGNN2d(C, [4], without_residual=True))
+    chunked = copy.deepcopy(plain)
+    chunked.chunk_size = 10
+    x = h.randn(2, C, 5, 7, seed=3)
+    h.assert_close(chunked(x), plain(x))
+
+
+def test_chunked_is_lean(h):
+    # Only the input, not its N x d intermediates, is kept for backward.
+    plain, chunked = pair(h, 8, True, latent_dims=[6], channel_stride=1)
+    x = h.randn(2000, C, seed=4).requires_grad_()
+
+    def saved_bytes(unit):
+        storages = {}  # each distinct storage once (x is saved by 6 passes)
+
+        def pack(t):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            unit(x)
+        return sum(storages.values())
+
+    lean, full = saved_bytes(chunked), saved_bytes(plain)
+    input_bytes = x.numel() * x.element_size()
+    assert full > 10 * input_bytes
+    assert lean < 1.5 * input_bytes  # x itself, parameters, statistics
+
+
+def test_chunk_size_errors(h):
+    with pytest.raises(ValueError, match="'chunk_size' must be a positive"):
+        LatentGNNConv(C, [4], chunk_size=0)
+    unit = LatentGNNConv(C, [4], chunk_size=4)
+    with pytest.raises(ValueError, match="'return_projection' is not"):
+        unit(torch.randn(10, C), return_projection=True)
+    assert 'chunk_size=4' in repr(unit)
+
+
+def test_training_needs_two_nodes(h):
+    unit = LatentGNNConv(C, [4], chunk_size=4).train()
+    with pytest.raises(ValueError, match='more than one visible node'):
+        unit(torch.randn(1, C))

@@ -1,0 +1,213 @@
+"""Measurement helpers of the benchmarks.
+
+* :func:`time_side_by_side`: forward + backward (``loss = out.sum()``) of
+  several cases in one process, alternating case after case each round,
+  after warm-up; the median of each.  Ratios of medians taken this way are
+  robust to a noisy machine, absolute times much less so.
+* :func:`peak_rss`: peak resident memory of one case in a fresh process (a
+  fork of a server that has only imported the libraries).  The child builds
+  the module, runs a tiny forward + backward (lazy library state), records
+  its current RSS as the baseline, creates the full input, runs forward +
+  backward and reports ``getrusage`` peak RSS.  The *increment* (peak -
+  baseline) includes the input tensor and the gradients; it is what the
+  comparisons use.  An address-space limit (``RLIMIT_AS``) turns running
+  out of memory into a reported failure instead of an OOM-killed machine.
+* :func:`count_flops`, :func:`profile_matmuls`, :func:`replay`: FLOPs of a
+  forward + backward, and the same matrix products replayed with
+  ``torch.mm`` / ``torch.bmm`` on random tensors (the compute limit).
+"""
+import gc
+import importlib.util
+import multiprocessing
+import os
+import resource
+import statistics
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+GiB = 1 << 30
+
+
+def fwd_bwd(module: Callable, inputs: Sequence) -> Callable[[], None]:
+    """One forward + backward of ``module(*inputs)``, as a closure."""
+    params = [p for p in getattr(module, 'parameters', list)()]
+
+    def run():
+        for t in list(inputs) + params:
+            if isinstance(t, torch.Tensor):
+                t.grad = None
+        module(*inputs).sum().backward()
+    return run
+
+
+def time_side_by_side(fns: Dict[str, Callable[[], None]], repeat: int = 5,
+                      warmup: int = 1) -> Dict[str, float]:
+    """Median seconds of each closure, run alternately."""
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for r in range(warmup + repeat):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            t = time.perf_counter() - t
+            if r >= warmup:
+                times[name].append(t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# -- peak RSS in a fresh process ---------------------------------------------
+def rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def memory_limit(cap: int = 20 * GiB) -> int:
+    """``cap``, or less if the machine has less memory available."""
+    with open('/proc/meminfo') as f:
+        avail = next(int(line.split()[1]) * 1024 for line in f
+                     if line.startswith('MemAvailable'))
+    return min(cap, avail - GiB)
+
+
+_context = None
+
+
+def _forkserver():
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context('forkserver')
+        _context.set_forkserver_preload(['torch', 'torch_geometric',
+                                         'glore_pyg.nn'])
+    return _context
+
+
+def load_builder(path: str, name: str) -> Callable:
+    spec = importlib.util.spec_from_file_location('_benchmark_builder', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def _child(conn, builder: Tuple[str, str], kwargs: dict, limit: int,
+           threads: int):
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        torch.set_num_threads(threads)
+        module, make_inputs = load_builder(*builder)(**kwargs)
+        fwd_bwd(module, make_inputs(tiny=True))()
+        gc.collect()
+        base = rss_bytes()
+        inputs = make_inputs(tiny=False)
+        t = time.perf_counter()
+        fwd_bwd(module, inputs)()
+        t = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        conn.send(dict(ok=True, peak=peak, base=base, increment=peak - base,
+                       input_bytes=inputs[0].nbytes, seconds=t))
+    except Exception as e:  # noqa: BLE001 -- reported to the parent
+        oom = isinstance(e, MemoryError) or any(
+            m in str(e) for m in ("can't allocate", 'bad_alloc'))
+        conn.send(dict(ok=False, oom=oom, error=f'{type(e).__name__}: '
+                       f'{str(e).splitlines()[0][:200]}'))
+
+
+def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int) -> dict:
+    """Runs ``builder(**kwargs) -> (module, make_inputs)`` in a fresh
+    process under an address-space ``limit``, with the caller's number of
+    threads; returns ``ok``, and ``peak``, ``base``, ``increment``,
+    ``input_bytes`` (bytes), ``seconds`` (one forward + backward), or
+    ``oom`` and ``error``.  As with any ``multiprocessing`` start method
+    but fork, the calling script needs an ``if __name__ == '__main__':``
+    guard."""
+    ctx = _forkserver()
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, builder, kwargs, limit,
+                                             torch.get_num_threads()))
+    child.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:  # crashed, or killed (SIGKILL: the kernel's OOM killer)
+        result = None
+    child.join()
+    return result or dict(ok=False, oom=child.exitcode == -9,
+                          error=f'child exited with {child.exitcode}')
+
+
+# -- FLOPs and the matmul replay ----------------------------------------------
+class _GlobalOnly:
+    """Stands in for ``FlopCounterMode``'s module tracker: we need the total
+    only, and the tracker's hooks fail on modules called inside a custom
+    ``autograd.Function`` (the chunked path)."""
+    parents = {'Global'}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+
+def count_flops(fn: Callable[[], None]) -> int:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+MATMULS = {  # op -> (replay function, positions of its two operands)
+    torch.ops.aten.mm.default: (torch.mm, 0),
+    torch.ops.aten.bmm.default: (torch.bmm, 0),
+    torch.ops.aten.addmm.default: (torch.mm, 1),
+    torch.ops.aten.baddbmm.default: (torch.bmm, 1),
+}
+
+
+class MatmulLog(TorchDispatchMode):
+    """Logs ``(replay function, operand layouts)`` of every matrix product
+    run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in MATMULS:
+            mm, i = MATMULS[func]
+            self.calls.append((mm, [(tuple(t.shape), t.stride(), t.dtype)
+                                    for t in args[i:i + 2]]))
+        return func(*args, **(kwargs or {}))
+
+
+def profile_matmuls(fn: Callable[[], None]) -> Tuple[int, list]:
+    """FLOPs of one run of ``fn`` and the matrix products it ran."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter, MatmulLog() as log:
+        fn()
+    return counter.get_total_flops(), log.calls
+
+
+def replay(calls: list) -> Callable[[], None]:
+    """A closure running the logged products on random tensors of the same
+    shapes and strides (one tensor per distinct layout)."""
+    pool = {}
+
+    def tensor(layout):
+        if layout not in pool:
+            shape, stride, dtype = layout
+            numel = 1 + sum((n - 1) * s for n, s in zip(shape, stride))
+            pool[layout] = torch.randn(numel, dtype=dtype).as_strided(
+                shape, stride)
+        return pool[layout]
+
+    ops = [(mm, tensor(a), tensor(b)) for mm, (a, b) in calls]
+
+    def run():
+        for mm, a, b in ops:
+            mm(a, b)
+    return run

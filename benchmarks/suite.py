@@ -1,0 +1,451 @@
+"""The benchmark suite: our units against the published dense formulation,
+naive per-edge message passing, padded dense batches, the dense non-local
+block and ``torch.mm``, forward + backward on CPU (float32).
+
+    python benchmarks/suite.py            # print the table
+    python benchmarks/suite.py --write    # and regenerate docs/benchmarks.md
+    python benchmarks/suite.py --quick    # every code path on tiny sizes
+
+Times are medians of alternating in-process runs, so each ratio is measured
+side by side; memory is the peak RSS increment of a fresh process per case
+(see ``measure.py``).
+"""
+import argparse
+import datetime
+import gc
+import inspect
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch_geometric
+from torch.nn.modules.batchnorm import _BatchNorm
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from dense_reference import DenseGloRe, DenseLatentGNN, Padded  # noqa: E402
+from measure import (GiB, count_flops, fwd_bwd, memory_limit,  # noqa: E402
+                     peak_rss, profile_matmuls, replay, time_side_by_side)
+from naive import naive  # noqa: E402
+
+from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN2d,  # noqa: E402
+                          LatentGNNConv, NonLocalConv)
+
+HAS_CHUNK = 'chunk_size' in inspect.signature(LatentGNNConv).parameters
+BUILDER = (str(Path(__file__).resolve()), 'build')
+
+FULL = dict(
+    grid=dict(B=4, C=256, H=64, W=64, d=64),
+    clouds=dict(sizes=[2000 * (i + 1) for i in range(8)], C=128, d=64),
+    points=dict(C=64, d=64, channel_stride=1),
+    scale_n=4_000_000, dense_n=1_000_000, compute_n=1_000_000,
+    nonlocal_=dict(C=64, d=64, start=4096, memory=20 * GiB, seconds=300),
+    repeat=7, naive_repeat=3, compute_repeat=3)
+QUICK = dict(
+    grid=dict(B=2, C=16, H=6, W=5, d=4),
+    clouds=dict(sizes=[20, 40, 60], C=16, d=4),
+    points=dict(C=8, d=4, channel_stride=1),
+    scale_n=4000, dense_n=1000, compute_n=1000,
+    nonlocal_=dict(C=8, d=4, start=256, memory=int(1.2 * GiB), seconds=60),
+    repeat=2, naive_repeat=1, compute_repeat=1)
+
+
+# -- cases: build(**kwargs) -> (module, make_inputs(tiny)) --------------------
+def randomize(unit, seed=0):
+    """Non-trivial BatchNorm affine parameters and LatentGNN ``gamma``: a
+    fresh unit returns its input, which would make comparing outputs
+    meaningless."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in unit.modules():
+            if isinstance(m, _BatchNorm):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.2, generator=g)
+        if hasattr(unit, 'gamma'):
+            unit.gamma.fill_(0.7)
+    return unit
+
+
+def randn(*shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    return x.requires_grad_()
+
+
+def cloud_inputs(sizes, C):
+    batch = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+    return randn(batch.numel(), C), batch
+
+
+def build(case, impl, unit='latentgnn', seed=0, **kw):
+    torch.manual_seed(seed)
+    C, d = kw['C'], kw['d']
+    dense = {'latentgnn': DenseLatentGNN, 'glore': DenseGloRe}[unit]
+    if case == 'grid':
+        u = LatentGNN2d(C, [d]) if unit == 'latentgnn' else GloRe2d(C, d)
+        u = randomize(u, seed)
+        module = u if impl == 'ours' else dense(u)
+        B, H, W = kw['B'], kw['H'], kw['W']
+        return module, lambda tiny: (randn(1, C, 3, 2) if tiny else
+                                     randn(B, C, H, W), )
+    if case == 'clouds':
+        u = randomize(LatentGNNConv(C, [d]) if unit == 'latentgnn' else
+                      GloReConv(C, d, normalize=True), seed)
+        module = {'ours': lambda: u, 'naive': lambda: naive(u),
+                  'padded': lambda: Padded(dense(u))}[impl]()
+        return module, lambda tiny: cloud_inputs(
+            [2, 3] if tiny else kw['sizes'], C)
+    if case == 'points':  # one sample of N points
+        extra = {} if kw.get('chunk_size') is None else dict(
+            chunk_size=kw['chunk_size'])
+        u = randomize(LatentGNNConv(C, [d], channel_stride=kw[
+            'channel_stride'], **extra), seed)
+        if impl == 'ours':
+            return u, lambda tiny: (randn(16 if tiny else kw['N'], C), )
+        return dense(u), lambda tiny: (randn(1, C, 16 if tiny else kw['N'],
+                                             1), )
+    if case == 'nonlocal':  # one sample of N points
+        module = NonLocalConv(C) if impl == 'nonlocal' else randomize(
+            LatentGNNConv(C, [d]), seed)
+        return module, lambda tiny: (randn(16 if tiny else kw['N'], C), )
+    raise ValueError(case)
+
+
+# -- formatting ---------------------------------------------------------------
+def fmt_time(s):
+    return f'{s * 1e3:.1f} ms' if s < 1 else f'{s:.2f} s'
+
+
+def fmt_bytes(b):
+    return f'{b / 1e6:.0f} MB' if b < 1e9 else f'{b / 1e9:.2f} GB'
+
+
+def fmt_ratio(r):
+    return '-' if r is None else f'{r:.3g}x'
+
+
+def fmt_mem(r):
+    return fmt_bytes(r['increment']) if r['ok'] else 'out of memory'
+
+
+def row(rows, key, comparison, ours, ref, ratio, target=None, met=None,
+        diff=None):
+    rows.append(dict(key=key, comparison=comparison, ours=ours, ref=ref,
+                     ratio=ratio, target=target, met=met, diff=diff))
+    print(f'  {comparison}: {ours} vs {ref}, ratio {fmt_ratio(ratio)}'
+          f'{"" if target is None else f" (target {target}: {met})"}',
+          file=sys.stderr, flush=True)
+
+
+def table(rows):
+    lines = ['| Comparison | Ours | Reference | Ratio | Target | Met | '
+             'max \\|ours - ref\\| |', '|---' * 7 + '|']
+    for r in rows:
+        ratio = fmt_ratio(r['ratio'])
+        met = {True: 'yes', False: '**no**', None: '-'}.get(r['met'],
+                                                          r['met'])
+        diff = '-' if r['diff'] is None else f"{r['diff']:.1e}"
+        lines.append(f"| {r['comparison']} | {r['ours']} | {r['ref']} | "
+                     f"{ratio} | {r['target'] or '-'} | {met} | {diff} |")
+    return '\n'.join(lines)
+
+
+def log(msg):
+    print(f'[{time.strftime("%H:%M:%S")}] {msg}', file=sys.stderr,
+          flush=True)
+
+
+def max_diff(a, b, inputs):
+    with torch.no_grad():
+        return (a(*inputs) - b(*inputs)).abs().max().item()
+
+
+def memory(impl, limit, **kw):
+    r = peak_rss(BUILDER, dict(impl=impl, **kw), limit)
+    if not r['ok'] and not r['oom']:
+        raise RuntimeError(f'{impl} {kw}: {r["error"]}')
+    return r
+
+
+def memory_ratio(a, b):  # None if out of memory (or tiny --quick sizes)
+    ok = a['ok'] and b['ok'] and b['increment'] > 0
+    return a['increment'] / b['increment'] if ok else None
+
+
+def gib(b):
+    return f'{b / GiB:.1f} GiB'
+
+
+# -- sections -----------------------------------------------------------------
+def grid_section(cfg, rows, limit):
+    g = cfg['grid']
+    for unit, name in (('latentgnn', 'LatentGNN2d'), ('glore', 'GloRe2d')):
+        log(f'grid {name}')
+        kw = dict(case='grid', unit=unit, **g)
+        ours, make = build(impl='ours', **kw)
+        dense = build(impl='dense', **kw)[0]
+        inputs = make(False)
+        diff = max_diff(ours, dense, inputs)
+        t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                               'dense': fwd_bwd(dense, inputs)},
+                              cfg['repeat'])
+        del ours, dense, inputs
+        gc.collect()
+        m = {impl: memory(impl, limit, **kw) for impl in ('ours', 'dense')}
+        what = (f"{name}, B={g['B']}, C={g['C']}, {g['H']}x{g['W']}, "
+                f"d={g['d']}")
+        ratio = t['ours'] / t['dense']
+        row(rows, f'grid-{unit}-time', f'{what}: time', fmt_time(t['ours']),
+            f"dense published {fmt_time(t['dense'])}", ratio, '<= 1.15x',
+            ratio <= 1.15, diff)
+        ratio = memory_ratio(m['ours'], m['dense'])
+        row(rows, f'grid-{unit}-memory', f'{what}: peak memory',
+            fmt_mem(m['ours']), f"dense published {fmt_mem(m['dense'])}",
+            ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
+
+
+def clouds_section(cfg, rows, limit):
+    c = cfg['clouds']
+    for unit, name in (('latentgnn', f"LatentGNNConv({c['C']}, "
+                        f"[{c['d']}])"),
+                       ('glore', f"GloReConv({c['C']}, {c['d']}, "
+                        f"normalize=True)")):
+        log(f'clouds {name}')
+        kw = dict(case='clouds', unit=unit, **c)
+        ours, make = build(impl='ours', **kw)
+        padded, nv = build(impl='padded', **kw)[0], build(impl='naive',
+                                                          **kw)[0]
+        inputs = make(False)
+        diff_p, diff_n = (max_diff(ours, padded, inputs),
+                          max_diff(ours, nv, inputs))
+        t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                               'padded': fwd_bwd(padded, inputs)},
+                              cfg['repeat'])
+        tn = time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                                'naive': fwd_bwd(nv, inputs)},
+                               cfg['naive_repeat'], warmup=0)  # warm now
+        del ours, padded, nv, inputs
+        gc.collect()
+        m = {impl: memory(impl, limit, **kw)
+             for impl in ('ours', 'padded', 'naive')}
+        what = (f"{len(c['sizes'])} clouds of {c['sizes'][0]}-"
+                f"{c['sizes'][-1]} points, {name}")
+        speedup = tn['naive'] / tn['ours']
+        row(rows, f'clouds-{unit}-naive', f'{what}: speed-up over naive '
+            'per-edge MessagePassing',
+            f"{fmt_time(tn['ours'])} (memory {fmt_mem(m['ours'])})",
+            f"naive {fmt_time(tn['naive'])} (memory {fmt_mem(m['naive'])})",
+            speedup, '>= 20x', speedup >= 20, diff_n)
+        ratio = t['ours'] / t['padded']
+        row(rows, f'clouds-{unit}-time', f'{what}: time',
+            fmt_time(t['ours']), f"padded dense bmm {fmt_time(t['padded'])}",
+            ratio, '<= 1.3x', ratio <= 1.3, diff_p)
+        ratio = memory_ratio(m['ours'], m['padded'])
+        row(rows, f'clouds-{unit}-memory', f'{what}: peak memory',
+            fmt_mem(m['ours']), f"padded dense bmm {fmt_mem(m['padded'])}",
+            ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
+
+
+def scale_section(cfg, rows, limit, chunk_size):
+    p = cfg['points']
+    unit = (f"LatentGNNConv({p['C']}, [{p['d']}], channel_stride="
+            f"{p['channel_stride']}")
+    runs = [('scale-lean', cfg['scale_n'], 'ours', chunk_size),
+            ('scale-plain-1m', cfg['dense_n'], 'ours', None),
+            ('scale-dense-1m', cfg['dense_n'], 'dense', None)]
+    if HAS_CHUNK:
+        runs.insert(1, ('scale-lean-1m', cfg['dense_n'], 'ours', chunk_size))
+    for key, n, impl, chunk in runs:
+        log(f'scale {key}')
+        chunk = chunk if HAS_CHUNK else None
+        r = memory(impl, limit, case='points', N=n, chunk_size=chunk, **p)
+        name = ('published LatentGNN (dense, 1x1 conv + bmm)'
+                if impl == 'dense' else unit +
+                (f', chunk_size={chunk})' if chunk else ')'))
+        ratio = r['increment'] / r['input_bytes'] if r['ok'] else None
+        detail = (f"peak RSS {fmt_bytes(r['peak'])}, increment "
+                  f"{fmt_bytes(r['increment'])}" if r['ok'] else
+                  f'out of memory (limit {gib(limit)})')
+        input_bytes = fmt_bytes(n * p['C'] * 4)
+        if key == 'scale-lean':
+            met = (ratio is not None and ratio <= 6) if HAS_CHUNK else \
+                'n/a: lean path not available (plain path measured)'
+            row(rows, key, f'{name} on {n:,} points: peak memory / input',
+                detail, f'input {input_bytes}', ratio, '<= 6x', met)
+        else:
+            row(rows, key, f'{name} on {n:,} points: peak memory / input '
+                '(for comparison)', detail, f'input {input_bytes}', ratio)
+
+
+def compute_section(cfg, rows, chunk_size):
+    p, n = cfg['points'], cfg['compute_n']
+    for chunk in [None] + ([chunk_size] if HAS_CHUNK else []):
+        log(f'compute chunk_size={chunk}')
+        unit, make = build('points', 'ours', N=n, chunk_size=chunk, **p)
+        run = fwd_bwd(unit, make(False))
+        flops, calls = profile_matmuls(run)  # also the warm-up
+        mm = replay(calls)
+        mm_flops = count_flops(mm)
+        t = time_side_by_side({'unit': run, 'mm': mm}, cfg['compute_repeat'],
+                              warmup=0)
+        rate, rate_mm = flops / t['unit'], mm_flops / t['mm']
+        ratio = rate / rate_mm
+        what = (f"LatentGNNConv({p['C']}, [{p['d']}], channel_stride="
+                f"{p['channel_stride']}" + (f', chunk_size={chunk}' if chunk
+                                            else '') + f") on {n:,} points")
+        row(rows, 'compute-lean' if chunk else 'compute-plain',
+            f'{what}: FLOP rate vs torch.mm on the same shapes' +
+            (' (the FLOPs include the recomputation)' if chunk else ''),
+            f'{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP in '
+            f"{fmt_time(t['unit'])})",
+            f'torch.mm {rate_mm / 1e9:.1f} GFLOP/s ({mm_flops / 1e9:.1f} '
+            f"GFLOP in {fmt_time(t['mm'])})", ratio, '>= 0.5x', ratio >= 0.5)
+        del unit, run, mm
+        gc.collect()
+
+
+def nonlocal_section(cfg, rows, limit):
+    nl = cfg['nonlocal_']
+    limit = min(limit, nl['memory'])
+    kw = dict(case='nonlocal', C=nl['C'], d=nl['d'])
+    trials, start = {}, time.time()
+
+    def fits(n):
+        log(f'non-local N={n}')
+        trials[n] = memory('nonlocal', limit, N=n, **kw)
+        return trials[n]['ok']
+
+    lo, hi, n = None, None, nl['start']
+    while time.time() - start < nl['seconds']:  # doubling
+        if not fits(n):
+            hi = n
+            break
+        lo, n = n, 2 * n
+    while (lo and hi and hi > 1.1 * lo
+           and time.time() - start < nl['seconds']):  # bisection
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    what = f"NonLocalConv({nl['C']}), one sample"
+    found = (f'N = {lo:,}' + ('' if hi else ' (search stopped, time)')
+             if lo else f"none (N = {nl['start']:,} fails)")
+    row(rows, 'nonlocal-max-n', f'{what}: largest N whose forward + '
+        f'backward fits in {gib(limit)} (address space)', found,
+        f"fails at N = {hi:,}" if hi else '-', None)
+    if lo:
+        r, nl_r = memory('latentgnn', limit, N=lo, **kw), trials[lo]
+        ratio = memory_ratio(r, nl_r)
+        row(rows, 'nonlocal-latentgnn-memory',
+            f"LatentGNNConv({nl['C']}, [{nl['d']}]) at N = {lo:,}: peak "
+            f"memory (one forward + backward: {fmt_time(r['seconds'])} vs "
+            f"{fmt_time(nl_r['seconds'])})", fmt_mem(r),
+            f'NonLocalConv {fmt_mem(nl_r)}', ratio)
+
+
+# -- main ---------------------------------------------------------------------
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def write_doc(path, command, rows, seconds):
+    doc = f"""# Benchmarks
+
+* command: `{command}` ({seconds / 60:.1f} minutes, {datetime.date.today()})
+* machine: {os.cpu_count()} CPU cores ({cpu_name()}),
+  {torch.get_num_threads()} torch threads
+* torch {torch.__version__}, torch_geometric {torch_geometric.__version__}
+* float32, forward + backward (`loss = out.sum()`), BatchNorm in training
+  mode
+
+{table(rows)}
+
+Ratios are ours / reference, except the speed-up over naive message passing
+(naive / ours) and the FLOP-rate ratio (ours / `torch.mm`).  The last column
+is the largest absolute difference between the outputs of our unit and of
+the reference on the benchmark input (same weights).
+
+## Method
+
+* **Time**: the cases of one comparison run in one process, alternately
+  (ours, reference, ours, ...), after a warm-up run; each figure is the
+  median of {FULL['repeat']} rounds
+  ({FULL['naive_repeat']} against the naive version,
+  {FULL['compute_repeat']} against the matmul replay).  The machine is
+  shared and noisy: compare the ratios, which are measured side by side,
+  rather than the absolute times.
+* **Memory**: each case runs in a fresh process (forked from a server that
+  has only imported the libraries) under an address-space limit, so that
+  running out of memory is reported instead of taking the machine down.
+  The child builds the module, runs a tiny forward + backward, records its
+  resident memory (`/proc/self/statm`) as the baseline, creates the full
+  input and runs one forward + backward; the figure is the peak RSS
+  (`getrusage`) minus the baseline, so it *includes* the input tensor, the
+  activations kept for backward and the gradients, but not the interpreter
+  and the libraries.  "Peak memory / input" divides that increment by the
+  bytes of the input tensor.
+* **References** (`benchmarks/`): `dense_reference.py` holds the published
+  formulations (1x1 convolutions + `bmm`, written from the equations) built
+  from our unit's weights, and their padded-dense variant for point clouds
+  (`to_dense_batch`); `naive.py` swaps the unit's two bipartite stages for
+  PyG `MessagePassing` over an explicit complete bipartite `edge_index`
+  (built once, outside the timing).
+* **Compute**: FLOPs of one forward + backward are counted with
+  `torch.utils.flop_counter.FlopCounterMode`; every `mm`/`bmm`/`addmm`/
+  `baddbmm` the unit runs is logged (shapes and strides) and replayed with
+  `torch.mm`/`torch.bmm` on random tensors, timed side by side with the
+  unit.  The ratio of the two FLOP rates says how close the unit runs to
+  the machine's matmul speed on its own matrix shapes.
+* **Non-local**: the largest `N` is searched by doubling, then bisection to
+  about 10%, each trial in a fresh process under the address-space limit.
+"""
+    Path(path).write_text(doc)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--write', action='store_true',
+                   help='regenerate docs/benchmarks.md')
+    p.add_argument('--quick', action='store_true',
+                   help='tiny sizes: check that every path runs')
+    p.add_argument('--chunk-size', type=int, default=None,
+                   help='chunk_size of the lean path (default: 65536; '
+                   '1024 with --quick)')
+    args = p.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    chunk = args.chunk_size or (1024 if args.quick else 65536)
+    limit = memory_limit()
+    start, rows = time.time(), []
+    threads = torch.get_num_threads()
+    if args.quick:  # tiny ops: spare threads only wait on each other
+        torch.set_num_threads(1)
+    try:
+        grid_section(cfg, rows, limit)
+        clouds_section(cfg, rows, limit)
+        scale_section(cfg, rows, limit, chunk)
+        compute_section(cfg, rows, chunk)
+        nonlocal_section(cfg, rows, limit)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.time() - start
+    print(table(rows))
+    print(f'\n{os.cpu_count()} cores, {torch.get_num_threads()} threads, '
+          f'torch {torch.__version__}, torch_geometric '
+          f'{torch_geometric.__version__}; {seconds:.0f} s')
+    if args.write:
+        command = 'python benchmarks/suite.py --write' + (
+            ' --quick' if args.quick else '') + (
+            f' --chunk-size {args.chunk_size}' if args.chunk_size else '')
+        write_doc(HERE.parent / 'docs' / 'benchmarks.md', command, rows,
+                  seconds)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,63 @@
+"""The benchmark suite runs end to end on tiny sizes (its numbers are not
+asserted), and its references compute what our units compute."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(relative):
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+suite = load('benchmarks/suite.py')
+
+ROWS = [f'grid-{u}-{m}' for u in ('latentgnn', 'glore')
+        for m in ('time', 'memory')]
+ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
+         for m in ('naive', 'time', 'memory')]
+ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
+         'nonlocal-max-n', 'nonlocal-latentgnn-memory']
+ROWS += ['scale-lean-1m', 'compute-lean'] if suite.HAS_CHUNK else []
+
+
+def test_quick_suite_has_every_row(capsys):
+    rows = suite.main(['--quick'])
+    assert sorted(r['key'] for r in rows) == sorted(ROWS)
+    out = capsys.readouterr().out
+    for r in rows:
+        assert r['comparison'] in out
+        assert (r['target'] is None) == (r['met'] is None)
+    # float32 outputs of ours vs dense, padded and naive references
+    diffs = [r['diff'] for r in rows if r['diff'] is not None]
+    assert len(diffs) == 6 and max(diffs) < 1e-4
+
+
+CASES = [('grid', unit, 'dense') for unit in ('latentgnn', 'glore')]
+CASES += [('clouds', unit, ref) for unit in ('latentgnn', 'glore')
+          for ref in ('padded', 'naive')]
+
+
+@pytest.mark.parametrize('case,unit,ref', CASES)
+def test_reference_matches_unit_float64(case, unit, ref):
+    """Outputs and input gradients, in float64."""
+    size = dict(suite.QUICK[case], C=12, d=5)
+    ours, make = suite.build(case, 'ours', unit, **size)
+    other = suite.build(case, ref, unit, **size)[0]
+    grads = []
+    for module in (ours.double(), other.double()):
+        x, *rest = make(False)
+        x = x.detach().double().requires_grad_()
+        out = module(x, *rest)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(
+            out)).sum().backward()
+        grads.append((out.detach(), x.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)

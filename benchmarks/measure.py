@@ -138,23 +138,8 @@ def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int) -> dict:
 
 
 # -- FLOPs and the matmul replay ----------------------------------------------
-class _GlobalOnly:
-    """Stands in for ``FlopCounterMode``'s module tracker: we need the total
-    only, and the tracker's hooks fail on modules called inside a custom
-    ``autograd.Function`` (the chunked path)."""
-    parents = {'Global'}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        pass
-
-
 def count_flops(fn: Callable[[], None]) -> int:
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
+    with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
 
@@ -185,9 +170,7 @@ class MatmulLog(TorchDispatchMode):
 
 def profile_matmuls(fn: Callable[[], None]) -> Tuple[int, list]:
     """FLOPs of one run of ``fn`` and the matrix products it ran."""
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter, MatmulLog() as log:
+    with FlopCounterMode(display=False) as counter, MatmulLog() as log:
         fn()
     return counter.get_total_flops(), log.calls
 

@@ -250,11 +250,12 @@ class LatentGNNConv(Module):
                         return tuple(sums)
                     if 'latent.0' not in T:
                         raise _NextLevel
+                    # .forward: module hooks (e.g. FlopCounterMode's module
+                    # tracker) must not fire inside an autograd.Function.
+                    l2v = self.latent_to_visible.forward
                     outs = [
-                        self.latent_to_visible(T[f'latent.{i}'][sample:
-                                                                 sample + 1],
-                                               psi, batch_size=1)
-                        for i, psi in enumerate(psi_l2v)
+                        l2v(T[f'latent.{i}'][sample:sample + 1], psi,
+                            batch_size=1) for i, psi in enumerate(psi_l2v)
                     ]
                     rows = self._visible_output(xc, outs, head, T['gamma'])
                 except _NextLevel:

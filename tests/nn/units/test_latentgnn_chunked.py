@@ -105,3 +105,17 @@ def test_training_needs_two_nodes(h):
     unit = LatentGNNConv(C, [4], chunk_size=4).train()
     with pytest.raises(ValueError, match='more than one visible node'):
         unit(torch.randn(1, C))
+
+
+def test_flop_counter_sees_the_chunked_path(h):
+    # Module hooks must not fire inside the chunked autograd.Functions
+    # (FlopCounterMode's module tracker failed there).
+    from torch.utils.flop_counter import FlopCounterMode
+    plain, chunked = pair(h, 8, True, latent_dims=[4])
+    x = h.randn(30, C, seed=5).requires_grad_()
+    flops = []
+    for unit in (plain, chunked):
+        with FlopCounterMode(display=False) as counter:
+            unit(x).sum().backward()
+        flops.append(counter.get_total_flops())
+    assert flops[1] > flops[0] > 0  # the chunked path recomputes

@@ -13,7 +13,6 @@ side by side; memory is the peak RSS increment of a fresh process per case
 import argparse
 import datetime
 import gc
-import inspect
 import os
 import platform
 import sys
@@ -35,7 +34,6 @@ from naive import naive  # noqa: E402
 from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN2d,  # noqa: E402
                           LatentGNNConv, NonLocalConv)
 
-HAS_CHUNK = 'chunk_size' in inspect.signature(LatentGNNConv).parameters
 BUILDER = (str(Path(__file__).resolve()), 'build')
 
 FULL = dict(
@@ -256,11 +254,9 @@ def scale_section(cfg, rows, limit, chunk_size):
     runs = [('scale-lean', cfg['scale_n'], 'ours', chunk_size),
             ('scale-plain-1m', cfg['dense_n'], 'ours', None),
             ('scale-dense-1m', cfg['dense_n'], 'dense', None)]
-    if HAS_CHUNK:
-        runs.insert(1, ('scale-lean-1m', cfg['dense_n'], 'ours', chunk_size))
+    runs.insert(1, ('scale-lean-1m', cfg['dense_n'], 'ours', chunk_size))
     for key, n, impl, chunk in runs:
         log(f'scale {key}')
-        chunk = chunk if HAS_CHUNK else None
         r = memory(impl, limit, case='points', N=n, chunk_size=chunk, **p)
         name = ('published LatentGNN (dense, 1x1 conv + bmm)'
                 if impl == 'dense' else unit +
@@ -271,8 +267,7 @@ def scale_section(cfg, rows, limit, chunk_size):
                   f'out of memory (limit {gib(limit)})')
         input_bytes = fmt_bytes(n * p['C'] * 4)
         if key == 'scale-lean':
-            met = (ratio is not None and ratio <= 6) if HAS_CHUNK else \
-                'n/a: lean path not available (plain path measured)'
+            met = ratio is not None and ratio <= 6
             row(rows, key, f'{name} on {n:,} points: peak memory / input',
                 detail, f'input {input_bytes}', ratio, '<= 6x', met)
         else:
@@ -282,7 +277,7 @@ def scale_section(cfg, rows, limit, chunk_size):
 
 def compute_section(cfg, rows, chunk_size):
     p, n = cfg['points'], cfg['compute_n']
-    for chunk in [None] + ([chunk_size] if HAS_CHUNK else []):
+    for chunk in [None, chunk_size]:
         log(f'compute chunk_size={chunk}')
         unit, make = build('points', 'ours', N=n, chunk_size=chunk, **p)
         run = fwd_bwd(unit, make(False))

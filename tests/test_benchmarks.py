@@ -25,7 +25,7 @@ ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
          for m in ('naive', 'time', 'memory')]
 ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
-ROWS += ['scale-lean-1m', 'compute-lean'] if suite.HAS_CHUNK else []
+ROWS += ['scale-lean-1m', 'compute-lean']
 
 
 def test_quick_suite_has_every_row(capsys):

@@ -1,21 +1,9 @@
 """The benchmark suite runs end to end on tiny sizes (its numbers are not
 asserted), and its references compute what our units compute."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(relative):
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.scripts import load
 
 suite = load('benchmarks/suite.py')
 

@@ -1,18 +1,8 @@
 """The README's main command and the benchmark script keep working (tiny
 sizes; their numbers are not asserted, only that they run and agree)."""
-import importlib.util
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(relative):
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load
 
 
 def test_quickstart_runs(capsys):

@@ -8,9 +8,9 @@ import copy
 
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from glore_pyg.nn import GloRe2d, LatentGNN2d, LatentGNNConv
+from tests.weights import randomize as shared_randomize
 
 C = 16
 ATOL, RTOL = 1e-5, 1e-4
@@ -24,31 +24,7 @@ def _fresh_dynamo():
 
 
 def randomize(module, seed=0):
-    """Random weights, BN affine parameters and running statistics, and a
-    non-zero ``gamma`` (float32)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.Linear):
-                bound = m.in_features**-0.5
-                for p in (m.weight, m.bias):
-                    if p is not None:
-                        p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) *
-                                bound)
-            elif isinstance(m, _BatchNorm):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.3 * torch.randn(m.running_mean.shape,
-                                                       generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape,
-                                                     generator=g))
-        for name, p in module.named_parameters():
-            last = name.rsplit('.', 1)[-1]
-            if last == 'gamma':
-                p.fill_(0.7)
-            elif last in ('adjacency', 'node_bias'):
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
+    return shared_randomize(module, seed, dtype=torch.float32)
 
 
 def close(a, b):

@@ -3,10 +3,10 @@ the flattened grid, one sample per image."""
 import pytest
 import torch
 from torch.autograd import gradcheck
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, LatentGNN1d,
                           LatentGNN2d, LatentGNN3d, LatentGNNConv, Projection)
+from tests.weights import randomize
 
 DTYPE = torch.float64
 C = 16
@@ -29,46 +29,6 @@ CASES = [
     pytest.param(LatentGNN3d, LatentGNNConv, LATENT, (2, 3, 4),
                  id='LatentGNN3d'),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize(module, seed=0):
-    """Random weights, BN affine parameters and running statistics, and a
-    non-zero ``gamma``: the residual branch is far from zero."""
-    g = torch.Generator().manual_seed(seed)
-    module.to(DTYPE)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.Linear):
-                bound = m.in_features**-0.5
-                for p in (m.weight, m.bias):
-                    if p is not None:
-                        p.copy_((torch.rand(p.shape, generator=g,
-                                            dtype=DTYPE) * 2 - 1) * bound)
-            elif isinstance(m, _BatchNorm):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g,
-                                                dtype=DTYPE))
-                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g,
-                                               dtype=DTYPE))
-                m.running_mean.copy_(0.3 * torch.randn(
-                    m.running_mean.shape, generator=g, dtype=DTYPE))
-                m.running_var.copy_(0.5 + torch.rand(
-                    m.running_var.shape, generator=g, dtype=DTYPE))
-        for name, p in module.named_parameters():
-            last = name.rsplit('.', 1)[-1]
-            if last == 'gamma':
-                p.fill_(0.7)
-            elif last in ('adjacency', 'node_bias'):
-                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=DTYPE))
-    return module
 
 
 def randn(*shape, seed=0):

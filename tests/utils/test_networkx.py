@@ -3,36 +3,13 @@ networkx.DiGraph."""
 import networkx as nx
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from glore_pyg.nn import GloRe2d, GloReConv, LatentGNN2d, LatentGNNConv
 from glore_pyg.utils import to_networkx
+from tests.weights import randomize
 
 DTYPE = torch.float64
 C = 16
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    module.to(DTYPE)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=DTYPE))
-        for m in module.modules():
-            if isinstance(m, _BatchNorm):
-                m.running_mean.copy_(0.3 * torch.randn(
-                    m.running_mean.shape, generator=g, dtype=DTYPE))
-                m.running_var.copy_(0.5 + torch.rand(
-                    m.running_var.shape, generator=g, dtype=DTYPE))
-    return module
 
 
 def randn(*shape, seed=0):

@@ -16,43 +16,9 @@ import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from tests.weights import randomize
+
 DTYPE = torch.float64
-
-
-def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere, BatchNorm affine parameters and running
-    statistics included, and a non-zero LatentGNN ``gamma``, so that the
-    residual branch is far from zero and eval differs from train."""
-    g = torch.Generator().manual_seed(seed)
-
-    def randn(shape):
-        return torch.randn(shape, generator=g, dtype=DTYPE)
-
-    def uniform(shape, bound):
-        return (torch.rand(shape, generator=g, dtype=DTYPE) * 2 - 1) * bound
-
-    module.to(DTYPE)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.Linear):
-                bound = m.in_features**-0.5
-                m.weight.copy_(uniform(m.weight.shape, bound))
-                if m.bias is not None:
-                    m.bias.copy_(uniform(m.bias.shape, bound))
-            elif isinstance(m, _BatchNorm):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g,
-                                                dtype=DTYPE))
-                m.bias.copy_(0.2 * randn(m.bias.shape))
-                m.running_mean.copy_(0.3 * randn(m.running_mean.shape))
-                m.running_var.copy_(0.5 + torch.rand(
-                    m.running_var.shape, generator=g, dtype=DTYPE))
-        for name, p in module.named_parameters():
-            last = name.rsplit('.', 1)[-1]
-            if last == 'gamma':
-                p.fill_(0.7)
-            elif last in ('adjacency', 'node_bias'):
-                p.copy_(0.3 * randn(p.shape))
-    return module
 
 
 def ref_bn(ts: Sequence[Tensor], bn: _BatchNorm, training: bool,
@@ -148,13 +114,3 @@ def h():
         randn=randn,
         assert_close=assert_close,
     )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tensors here are tiny: one intra-op thread avoids OpenMP
-    oversubscription on small shared machines (tenfold slowdowns)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -47,3 +47,25 @@ def batch_norm_rows(a: Tensor, mean: Tensor, var: Tensor, bn: _BatchNorm,
     """``(a - mean) / sqrt(var + eps) * weight + bias`` (``weight``, ``bias``:
     the module's affine parameters, passed in so gradients reach them)."""
     return (a - mean) * torch.rsqrt(var + bn.eps) * weight + bias
+
+
+class _DenseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def dense_grad(a: Tensor) -> Tensor:
+    """Identity whose backward hands on a contiguous gradient.
+
+    Put it on the output of a BatchNorm that ends a residual branch: a loss
+    such as ``out.sum()`` sends back an expanded (stride-0) gradient, and
+    torch's CPU BatchNorm backward on such a gradient takes about ten times
+    as long as on a contiguous one (measured: 1.0 s against 0.11 s on
+    ``[1e6, 64]``).  Copying it costs one pass; other gradients pass
+    through untouched."""
+    return _DenseGrad.apply(a)

@@ -12,10 +12,21 @@ batched dense products the fused paths need, without padding:
   zero-copy views ``[S, n, *]`` and one ``bmm``;
 * different sizes: one ``mm`` per sample on ``split`` views (no padding, no
   ``E x C`` message tensor).
+
+Node matrices have one of two storage layouts, with the channels on axis 1
+in both (so that BatchNorm, L2 normalisation over channels and
+concatenation are written once):
+
+* **rows** ``[N, C]``, PyG's layout, any sample sizes;
+* **channels-first** ``[S, C, n]``, equal sizes only: a CNN feature map
+  ``[B, C, *spatial]`` viewed without a copy (:meth:`Segments.grid`).  Its
+  1x1 projections are ``conv1d`` and its BatchNorm the ``[B, C, L]``
+  kernel, as in the published CNN code.
 """
 from typing import Callable, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
@@ -28,18 +39,62 @@ class Segments:
     """
 
     def __init__(self, num_nodes: int, num_samples: int,
-                 sizes: Optional[List[int]], device: torch.device):
+                 sizes: Optional[List[int]], device: torch.device,
+                 channels_first: bool = False):
+        if channels_first and sizes is not None:
+            raise ValueError("The channels-first layout needs samples of "
+                             "equal size")
         self.num_nodes = num_nodes
         self.num_samples = num_samples
         self.sizes = sizes
         self.device = device
+        self.channels_first = channels_first
         self._batch: Optional[Tensor] = None
 
     def __repr__(self) -> str:
+        if self.channels_first:
+            return (f'Segments(num_samples={self.num_samples}, '
+                    f'size={self.size} each, channels_first=True)')
         if self.sizes is None:
             return (f'Segments(num_samples={self.num_samples}, '
                     f'size={self.size} each)')
         return f'Segments(num_samples={self.num_samples}, sizes={self.sizes})'
+
+    @classmethod
+    def grid(cls, x: Tensor) -> 'Segments':
+        """The channels-first layout of ``x [S, C, n]``: ``S`` samples of
+        ``n`` visible nodes each (a flattened feature map)."""
+        if x.dim() != 3:
+            raise ValueError(f"A channels-first node tensor is [S, C, n], "
+                             f"got shape {tuple(x.shape)}")
+        return cls(x.size(0) * x.size(2), x.size(0), None, x.device,
+                   channels_first=True)
+
+    def matches(self, t: Tensor) -> bool:
+        """Whether ``t`` is a node tensor of this layout (any channels)."""
+        if self.channels_first:
+            return (t.dim() == 3 and t.size(0) == self.num_samples
+                    and t.size(2) == self.size)
+        return t.dim() == 2 and t.size(0) == self.num_nodes
+
+    def shape(self, channels) -> str:
+        """The expected node-tensor shape, for error messages."""
+        if self.channels_first:
+            return f'[{self.num_samples}, {channels}, {self.size}]'
+        return f'[{self.num_nodes}, {channels}]'
+
+    def rows(self, t: Tensor) -> Tensor:
+        """A node tensor in the rows layout ``[N, F]`` (a copy if it is
+        channels-first)."""
+        if self.channels_first:
+            return t.transpose(1, 2).reshape(self.num_nodes, t.size(1))
+        return t
+
+    def linear(self, x: Tensor, lin: torch.nn.Linear) -> Tensor:
+        """A node-wise ``Linear`` (the papers' 1x1 convolution)."""
+        if self.channels_first:
+            return F.conv1d(x, lin.weight.unsqueeze(-1), lin.bias)
+        return lin(x)
 
     @classmethod
     def from_batch(cls, x: Tensor, batch: Optional[Tensor] = None,
@@ -142,6 +197,8 @@ class Segments:
     # ------------------------------------------------------------------
     def sum(self, src: Tensor) -> Tensor:
         """Per-sample sum over nodes: ``[N, *] -> [S, *]``."""
+        if self.channels_first:
+            return src.sum(2)
         if self.sizes is None:
             # [S*n, *] -> [S, n, *]
             return src.view(self.num_samples, self.size,
@@ -149,8 +206,25 @@ class Segments:
         return scatter(src, self.batch(), dim=0, dim_size=self.num_samples,
                        reduce='sum')
 
+    def sum_of_squares(self, src: Tensor) -> Tensor:
+        """Per-sample sum of squares over nodes: ``[N, F] -> [S, F]``, in one
+        pass without an ``N x F`` temporary (forward or backward)."""
+        if self.channels_first:
+            return torch.linalg.vector_norm(src, dim=2).square()
+        if self.sizes is None:
+            return torch.linalg.vector_norm(
+                src.view(self.num_samples, self.size, src.size(1)),
+                dim=1).square()
+        return torch.stack([
+            torch.linalg.vector_norm(part, dim=0)
+            for part in src.split(self.sizes)
+        ]).square()
+
     def expand(self, src: Tensor) -> Tensor:
-        """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``."""
+        """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``
+        (channels-first: ``[S, F] -> [S, F, n]``, a view)."""
+        if self.channels_first:
+            return src.unsqueeze(2).expand(*src.shape, self.size)
         if self.sizes is None:
             rest = src.shape[1:]
             return src.unsqueeze(1).expand(self.num_samples, self.size,
@@ -160,6 +234,8 @@ class Segments:
     def pool(self, weight: Tensor, x: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s^\top \mathbf{X}_s`:
         ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
+        if self.channels_first:  # [S, d, n] @ [S, n, C]
+            return torch.bmm(weight, x.transpose(1, 2))
         if self.sizes is None:
             S, n = self.num_samples, self.size
             # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
@@ -173,6 +249,8 @@ class Segments:
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
         ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
+        if self.channels_first:  # [S, C, d] @ [S, d, n]
+            return torch.bmm(z.transpose(1, 2), weight)
         if self.sizes is None:
             S, n = self.num_samples, self.size
             # [S*n, d] -> [S, n, d];  result [S, n, C] -> [S*n, C]
@@ -185,6 +263,8 @@ class Segments:
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
         """Applies a dense batched function ``[S, n, *] -> [S, n, F]`` to
         node matrices ``[N, *]``; returns ``[N, F]``."""
+        if self.channels_first:
+            return fn(*[x.transpose(1, 2) for x in xs]).transpose(1, 2)
         if self.sizes is None:
             S, n = self.num_samples, self.size
             out = fn(*[x.view(S, n, x.size(1)) for x in xs])

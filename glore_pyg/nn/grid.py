@@ -1,16 +1,23 @@
 """Grid adapters: CNN feature maps ``[B, C, *spatial]`` through the
-node-level units.  They only reshape; the math lives in the units."""
+node-level units.  They only view the map as node tensors; the math lives in
+the units."""
 from typing import Any, Tuple, Union
 
 from torch import Tensor
 
+from ..functional.segments import Segments
 from .units import GloReConv, LatentGNNConv
 
 
 class GridMixin:
     r"""Runs a node-level unit on a feature map ``[B, C, *spatial]`` with
     ``dims`` spatial axes: each image (clip) is one sample whose visible
-    nodes are its positions.  The output has the input's shape."""
+    nodes are its positions.  The output has the input's shape and memory
+    format.
+
+    No copy of the input or output is made: a contiguous map is viewed as
+    channels-first node tensors ``[B, C, H*W]``, a ``channels_last`` map as
+    rows ``[B*H*W, C]`` (see :class:`~glore_pyg.functional.Segments`)."""
     dims: int = 2
 
     def forward(self, x: Tensor, return_projection: bool = False
@@ -21,15 +28,29 @@ class GridMixin:
                 f"{', *spatial' if self.dims else ''}] with {self.dims} "
                 f"spatial dim(s), got {tuple(x.shape)}")
         B, C, spatial = x.size(0), x.size(1), x.shape[2:]
-        # [B, C, *spatial] -> [B, L, C] -> [B*L, C]
-        nodes = x.flatten(2).transpose(1, 2).reshape(-1, C)
-        out = super().forward(  # type: ignore[misc]
-            nodes, batch_size=B, return_projection=return_projection)
+        if C != self.in_channels:  # type: ignore[attr-defined]
+            raise ValueError(
+                f"{self.__class__.__name__} expects 'x' with "
+                f"{self.in_channels} channels (dim 1), got "  # type: ignore
+                f"{tuple(x.shape)}")
+        channels_last = x.movedim(1, -1)  # [B, *spatial, C]
+        rows = getattr(self, 'chunk_size', None) is not None or (
+            channels_last.is_contiguous() and not x.is_contiguous())
+        if rows:  # [B, *spatial, C] -> [B*L, C]
+            nodes = channels_last.reshape(-1, C)
+            seg = Segments.from_batch(nodes, batch_size=B)
+        else:  # [B, C, *spatial] -> [B, C, L]
+            nodes = x.reshape(B, C, -1)
+            seg = Segments.grid(nodes)
+        out = self.forward_segments(  # type: ignore[attr-defined]
+            nodes, seg, return_projection)
         rest = None
         if return_projection:
             out, rest = out
-        # [B*L, C] -> [B, L, C] -> [B, C, *spatial]
-        out = out.view(B, -1, C).transpose(1, 2).reshape(B, C, *spatial)
+        if rows:
+            out = out.view(B, *spatial, C).movedim(-1, 1)
+        else:
+            out = out.view(B, C, *spatial)
         return (out, rest) if return_projection else out
 
 

@@ -3,6 +3,7 @@ the flattened grid, one sample per image."""
 import pytest
 import torch
 from torch.autograd import gradcheck
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, LatentGNN1d,
                           LatentGNN2d, LatentGNN3d, LatentGNNConv, Projection)
@@ -103,6 +104,65 @@ def test_non_contiguous_input():
     close(grid(x), grid(x.contiguous()))
     x = randn(2, C, 5, 4, seed=2).transpose(2, 3)
     close(grid(x), grid(x.contiguous()))
+
+
+class CopyCounter(TorchDispatchMode):
+    """Records the ops that copy a tensor of at least ``numel`` elements."""
+    COPIES = ('clone', 'copy_', '_to_copy', 'contiguous')
+
+    def __init__(self, numel):
+        super().__init__()
+        self.numel, self.copies = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.__name__.split('.')[0]
+        if name in self.COPIES and any(
+                isinstance(a, torch.Tensor) and a.numel() >= self.numel
+                for a in args):
+            self.copies.append(name)
+        return out
+
+
+@pytest.mark.parametrize('fmt', ['contiguous', 'channels_last'])
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES)
+def test_memory_formats_without_copies(grid_cls, node_cls, kwargs, spatial,
+                                       fmt):
+    """A contiguous map runs channels-first, a channels-last map as rows:
+    the same outputs, gradients and BN statistics, the input's memory
+    format, and no copy of the map in forward."""
+    _, grid = pair(grid_cls, node_cls, kwargs)
+    _, ref = pair(grid_cls, node_cls, kwargs)
+    x = randn(3, C, *spatial)
+    xin = x.clone()
+    if fmt == 'channels_last':
+        xin = x.movedim(1, -1).contiguous().movedim(-1, 1)
+        assert not xin.is_contiguous()
+    xin.requires_grad_()
+    xref = x.clone().requires_grad_()
+    with CopyCounter(x.numel()) as counter:
+        out = grid(xin)
+    assert counter.copies == []
+    want = ref(xref)
+    close(out, want)
+    assert out.stride() == xin.stride()
+    g = randn(*out.shape, seed=3)
+    out.backward(g)
+    want.backward(g)
+    close(xin.grad, xref.grad)
+    for (na, a), (nb, b) in zip(grid.named_parameters(),
+                                ref.named_parameters()):
+        close(a.grad, b.grad)
+    for a, b in zip(grid.buffers(), ref.buffers()):
+        close(a.to(b.dtype), b)
+
+
+def test_chunked_grid_uses_rows():
+    kwargs = dict(LATENT, chunk_size=7)
+    node, grid = pair(LatentGNN2d, LatentGNNConv, kwargs)
+    x = randn(2, C, 3, 5)
+    close(grid(x), node(grid_to_nodes(x), batch_size=2)
+          .view(2, 3, 5, C).permute(0, 3, 1, 2))
 
 
 # ---------------------------------------------------------------------------
@@ -232,9 +292,10 @@ def test_wrong_number_of_dims(cls, kwargs, shape, dims):
 
 
 def test_wrong_channels():
-    with pytest.raises(ValueError, match=r"'x' must be \[N, 16\]"):
+    with pytest.raises(ValueError, match=r"GloRe2d expects 'x' with 16 "
+                       r"channels \(dim 1\), got \(2, 8, 3, 3\)"):
         GloRe2d(**GLORE)(torch.randn(2, 8, 3, 3))
-    with pytest.raises(ValueError, match=r"'x' must be \[N, 16\]"):
+    with pytest.raises(ValueError, match=r"LatentGNN1d expects 'x' with 16 "):
         LatentGNN1d(**LATENT)(torch.randn(2, 8, 5))
 
 

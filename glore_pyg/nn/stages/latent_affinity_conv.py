@@ -1,8 +1,8 @@
 from typing import Optional, Tuple, Union
 
-import torch.nn.functional as F
 from torch import Tensor
 
+from ...functional.normalize import l2_normalize
 from .attention import AttentionConv
 
 
@@ -43,6 +43,6 @@ class LatentAffinityConv(AttentionConv):
         edge_index: Optional[Tensor] = None,
         return_affinity: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        z_hat = F.normalize(z, dim=-1, eps=self.eps)
+        z_hat = l2_normalize(z, dim=-1, eps=self.eps)
         return super().forward(z_hat, z_hat, z, edge_index,
                                return_attention=return_affinity)

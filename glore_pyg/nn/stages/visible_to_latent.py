@@ -98,12 +98,16 @@ class VisibleToLatent(BipartiteConv):
         if edge_index is not None:
             return self.propagate_edges(x, edge_index, weight, num_latent)
 
-        if weight is None or weight.dim() != 2 or weight.size(0) != x.size(0):
-            shape = None if weight is None else tuple(weight.shape)
-            raise ValueError(f"'weight' must be [N, d] = [{x.size(0)}, d] on "
-                             f"the fused path, got {shape}")
         if segments is None:
             segments = Segments.from_batch(x, batch, ptr, batch_size)
+        elif not segments.matches(x):
+            raise ValueError(f"'x' must be {segments.shape('C')} for the "
+                             f"given 'segments', got {tuple(x.shape)}")
+        if weight is None or not segments.matches(weight):
+            shape = None if weight is None else tuple(weight.shape)
+            raise ValueError(f"'weight' must be [N, d] = "
+                             f"{segments.shape('d')} on the fused path, got "
+                             f"{shape}")
         pooled, sum_sq = self.accumulate(x, weight, segments)
         return self.finish(pooled, sum_sq, segments.counts())
 
@@ -118,7 +122,7 @@ class VisibleToLatent(BipartiteConv):
                                           eps=self.eps)
         pooled = segments.pool(weight, x)  # [S, d, C]
         if self.normalize == 'l2_visible':
-            return pooled, segments.sum(weight * weight)
+            return pooled, segments.sum_of_squares(weight)
         return pooled, None
 
     def finish(self, pooled: Tensor, sum_sq: Optional[Tensor],

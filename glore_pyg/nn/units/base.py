@@ -16,7 +16,7 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
     layers = [Linear(in_channels, out_channels, bias=bias),
               BatchNorm1d(out_channels, eps=eps)]
     if relu:
-        layers.append(ReLU())
+        layers.append(ReLU(inplace=True))  # BN does not need its output
     return Sequential(*layers)
 
 

@@ -3,6 +3,8 @@ from typing import Optional, Tuple, Union
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
+from ...functional.batch_norm import dense_grad
+from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
 from .base import Projection, check_positive_int, node_layout
 
@@ -86,12 +88,23 @@ class GloReConv(Module):
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Projection]]:
         seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
-        b = self.proj(x)  # [N, d]
-        v = self.visible_to_latent(self.state(x), b, segments=seg)
+        return self.forward_segments(x, seg, return_projection)
+
+    def forward_segments(
+        self,
+        x: Tensor,
+        seg: Segments,
+        return_projection: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Projection]]:
+        """:meth:`forward` on node features in the layout ``seg``: rows
+        ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters)."""
+        b = seg.linear(x, self.proj)  # [N, d]
+        v = self.visible_to_latent(seg.linear(x, self.state), b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]
         y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        out = x + self.norm(self.extend(y))
+        out = x + dense_grad(self.norm(seg.linear(y, self.extend)))
         if return_projection:
+            b = seg.rows(b)
             return out, Projection(b, b, self.latent_graph.node_mixing(),
                                    seg.batch())
         return out

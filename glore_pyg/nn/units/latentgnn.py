@@ -3,12 +3,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, Sequential
 
 from ...functional.batch_norm import (batch_norm_rows, batch_statistics,
-                                      moments, uses_batch_stats)
+                                      dense_grad, moments, uses_batch_stats)
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
-from ...functional.normalize import normalize_projection
+from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (Projection, check_positive_int, linear_bn, node_layout,
@@ -153,15 +154,39 @@ class LatentGNNConv(Module):
         return_projection: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
         seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
-        if self.chunk_size is not None and x.size(0) > 0:
+        return self.forward_segments(x, seg, return_projection)
+
+    def forward_segments(
+        self,
+        x: Tensor,
+        seg: Segments,
+        return_projection: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
+        """:meth:`forward` on node features in the layout ``seg``: rows
+        ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters; not
+        with ``chunk_size``)."""
+        if self.chunk_size is not None and seg.num_nodes > 0:
+            if seg.channels_first:
+                raise ValueError("'chunk_size' works on the rows layout "
+                                 "[N, C] only")
             if return_projection:
                 raise ValueError("'return_projection' is not available with "
                                  "'chunk_size' (it would store the N x d "
                                  "projections the chunked path avoids)")
             return self._forward_chunked(x, seg)
 
-        def head(seq: Sequential, inp: Tensor) -> Tensor:
-            return seq(inp)
+        def head(seq: Sequential, inp: Tensor,
+                 scale: Optional[Tensor] = None) -> Tensor:
+            lin, bn = seg.linear(inp, seq[0]), seq[1]
+            if scale is None:
+                out = bn(lin)
+            else:
+                # scale * BN(h) is BN(h) with the affine (scale * w,
+                # scale * b): one pass; running statistics update as usual.
+                out = dense_grad(functional_call(
+                    bn, {'weight': scale * bn.weight,
+                         'bias': scale * bn.bias}, (lin, )))
+            return seq[2](out) if len(seq) == 3 else out
 
         x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head)
         outs: List[Tensor] = []
@@ -173,10 +198,10 @@ class LatentGNNConv(Module):
             if return_projection:
                 v2l, l2v = self.visible_to_latent, self.latent_to_visible
                 projections.append(Projection(
-                    normalize_projection(psi_v2l[i], v2l.normalize, seg,
-                                         eps=v2l.eps),
-                    normalize_projection(psi_l2v[i], l2v.normalize, seg,
-                                         eps=l2v.eps),
+                    seg.rows(normalize_projection(psi_v2l[i], v2l.normalize,
+                                                  seg, eps=v2l.eps)),
+                    seg.rows(normalize_projection(psi_l2v[i], l2v.normalize,
+                                                  seg, eps=l2v.eps)),
                     affinity, seg.batch()))
         out = self._visible_output(x, outs, head, self.gamma)
         if return_projection:
@@ -184,11 +209,12 @@ class LatentGNNConv(Module):
         return out
 
     # The row-wise parts of the unit, shared by the plain and the chunked
-    # path.  ``head(seq, inp)`` applies one ``Linear + BN (+ ReLU)`` head.
+    # path.  ``head(seq, inp, scale=None)`` applies one ``Linear + BN
+    # (+ ReLU)`` head, times ``scale``.
     def _visible_features(self, x: Tensor, head: Callable):
-        x_v2l = F.normalize(head(self.down_v2l, x), dim=-1)  # [N, c]
-        x_l2v = x_v2l if self.down_l2v is None else F.normalize(
-            head(self.down_l2v, x), dim=-1)
+        x_v2l = l2_normalize(head(self.down_v2l, x), dim=1)  # [N, c]
+        x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
+            head(self.down_l2v, x), dim=1)
         psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             head(m, x_l2v) for m in self.psi_l2v
@@ -199,9 +225,10 @@ class LatentGNNConv(Module):
                         gamma: Tensor) -> Tensor:
         if self.graph_weight is not None:
             outs = [head(m, o) for m, o in zip(self.graph_weight, outs)]
-        out = head(self.up, torch.cat(outs, dim=-1) if len(outs) > 1 else
-                   outs[0])
-        return out if self.without_residual else x + gamma * out
+        cat = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        if self.without_residual:
+            return head(self.up, cat)
+        return x + head(self.up, cat, scale=gamma)
 
     def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:
@@ -225,7 +252,8 @@ class LatentGNNConv(Module):
                 T = dict(zip(keys, tensors))
                 recorded: Dict[str, Tensor] = {}
 
-                def head(seq: Sequential, inp: Tensor) -> Tensor:
+                def head(seq: Sequential, inp: Tensor,
+                         scale: Optional[Tensor] = None) -> Tensor:
                     name = heads[id(seq)]
                     lin = inp @ T[name + '.0.weight'].t()
                     if name in targets:  # only its moments are wanted
@@ -233,10 +261,12 @@ class LatentGNNConv(Module):
                         return lin
                     if name + '.mean' not in T:
                         raise _NextLevel
+                    weight, bias = T[name + '.1.weight'], T[name + '.1.bias']
+                    if scale is not None:
+                        weight, bias = scale * weight, scale * bias
                     out = batch_norm_rows(lin, T[name + '.mean'],
-                                          T[name + '.var'], seq[1],
-                                          T[name + '.1.weight'],
-                                          T[name + '.1.bias'])
+                                          T[name + '.var'], seq[1], weight,
+                                          bias)
                     return torch.relu(out) if len(seq) == 3 else out
 
                 try:

@@ -44,15 +44,24 @@ def fwd_bwd(module: Callable, inputs: Sequence) -> Callable[[], None]:
     return run
 
 
-def time_side_by_side(fns: Dict[str, Callable[[], None]], repeat: int = 5,
-                      warmup: int = 1) -> Dict[str, float]:
-    """Median seconds of each closure, run alternately."""
+def time_side_by_side(fns: Dict[str, Callable], repeat: int = 5,
+                      warmup: int = 1,
+                      build: Sequence[str] = ()) -> Dict[str, float]:
+    """Median seconds of each closure, run alternately.  For the names in
+    ``build``, ``fns[name]`` is a factory: each round builds the closure
+    (untimed) and drops it after its run, so that its data is not resident
+    while the other cases run (a few GB resident make page faults, and so
+    every large new tensor, markedly slower on this machine)."""
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for r in range(warmup + repeat):
         for name, fn in fns.items():
+            if name in build:
+                fn = fn()
             t = time.perf_counter()
             fn()
             t = time.perf_counter() - t
+            del fn
+            gc.collect()
             if r >= warmup:
                 times[name].append(t)
     return {name: statistics.median(ts) for name, ts in times.items()}
@@ -177,7 +186,8 @@ def profile_matmuls(fn: Callable[[], None]) -> Tuple[int, list]:
 
 def replay(calls: list) -> Callable[[], None]:
     """A closure running the logged products on random tensors of the same
-    shapes and strides (one tensor per distinct layout)."""
+    shapes and strides (one tensor per distinct layout, kept by the
+    closure)."""
     pool = {}
 
     def tensor(layout):

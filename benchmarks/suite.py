@@ -13,8 +13,10 @@ side by side; memory is the peak RSS increment of a fresh process per case
 import argparse
 import datetime
 import gc
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -275,17 +277,42 @@ def scale_section(cfg, rows, limit, chunk_size):
                 '(for comparison)', detail, f'input {input_bytes}', ratio)
 
 
-def compute_section(cfg, rows, chunk_size):
+# glibc returns every block over 32 MB to the kernel when it is freed, so each
+# new large tensor is fresh memory whose pages fault in one by one (about
+# 70 ms per 256 MB here).  This setting keeps freed memory in the process,
+# as jemalloc / tcmalloc (PyTorch's CPU tuning advice) or a GPU caching
+# allocator do.
+MALLOC_REUSE = ('glibc.malloc.mmap_max=0:'
+                'glibc.malloc.trim_threshold=68719476736')
+
+
+def compute_section(cfg, rows, chunk_size, quick=False):
+    compute_rows(cfg, rows, [None, chunk_size])
+    # The plain path again, in a child process whose allocator keeps freed
+    # memory (it must be set before the process starts).
+    log('compute, plain path, GLIBC_TUNABLES=' + MALLOC_REUSE)
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_REUSE)
+    out = subprocess.run(
+        [sys.executable, __file__, '--malloc-reuse-child'] +
+        (['--quick'] if quick else []), env=env, check=True,
+        stdout=subprocess.PIPE, text=True).stdout
+    for r in json.loads(out.splitlines()[-1]):
+        r['key'] += '-malloc-reuse'
+        r['comparison'] += (' (allocator keeping freed memory: '
+                            f'`GLIBC_TUNABLES={MALLOC_REUSE}`)')
+        rows.append(r)
+
+
+def compute_rows(cfg, rows, chunks):
     p, n = cfg['points'], cfg['compute_n']
-    for chunk in [None, chunk_size]:
+    for chunk in chunks:
         log(f'compute chunk_size={chunk}')
         unit, make = build('points', 'ours', N=n, chunk_size=chunk, **p)
         run = fwd_bwd(unit, make(False))
         flops, calls = profile_matmuls(run)  # also the warm-up
-        mm = replay(calls)
-        mm_flops = count_flops(mm)
-        t = time_side_by_side({'unit': run, 'mm': mm}, cfg['compute_repeat'],
-                              warmup=0)
+        mm_flops = count_flops(replay(calls))
+        t = time_side_by_side({'unit': run, 'mm': lambda: replay(calls)},
+                              cfg['compute_repeat'], warmup=0, build=['mm'])
         rate, rate_mm = flops / t['unit'], mm_flops / t['mm']
         ratio = rate / rate_mm
         what = (f"LatentGNNConv({p['C']}, [{p['d']}], channel_stride="
@@ -298,7 +325,7 @@ def compute_section(cfg, rows, chunk_size):
             f"{fmt_time(t['unit'])})",
             f'torch.mm {rate_mm / 1e9:.1f} GFLOP/s ({mm_flops / 1e9:.1f} '
             f"GFLOP in {fmt_time(t['mm'])})", ratio, '>= 0.5x', ratio >= 0.5)
-        del unit, run, mm
+        del unit, run
         gc.collect()
 
 
@@ -403,6 +430,9 @@ the reference on the benchmark input (same weights).
     Path(path).write_text(doc)
 
 
+SECTIONS = ('grid', 'clouds', 'scale', 'compute', 'nonlocal')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--write', action='store_true',
@@ -412,8 +442,26 @@ def main(argv=None):
     p.add_argument('--chunk-size', type=int, default=None,
                    help='chunk_size of the lean path (default: 65536; '
                    '1024 with --quick)')
+    p.add_argument('--only', default=','.join(SECTIONS),
+                   help='comma-separated sections to run (default: all: '
+                   f'{",".join(SECTIONS)}); --write needs all of them')
+    p.add_argument('--malloc-reuse-child', action='store_true',
+                   help=argparse.SUPPRESS)  # see compute_section
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    if args.malloc_reuse_child:
+        if args.quick:
+            torch.set_num_threads(1)
+        rows = []
+        compute_rows(cfg, rows, [None])
+        print(json.dumps(rows))
+        return rows
+    only = args.only.split(',')
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        p.error(f'unknown section(s) {unknown}; choose from {SECTIONS}')
+    if args.write and set(only) != set(SECTIONS):
+        p.error('--write regenerates the whole table: run every section')
     chunk = args.chunk_size or (1024 if args.quick else 65536)
     limit = memory_limit()
     start, rows = time.time(), []
@@ -421,11 +469,16 @@ def main(argv=None):
     if args.quick:  # tiny ops: spare threads only wait on each other
         torch.set_num_threads(1)
     try:
-        grid_section(cfg, rows, limit)
-        clouds_section(cfg, rows, limit)
-        scale_section(cfg, rows, limit, chunk)
-        compute_section(cfg, rows, chunk)
-        nonlocal_section(cfg, rows, limit)
+        sections = {
+            'grid': lambda: grid_section(cfg, rows, limit),
+            'clouds': lambda: clouds_section(cfg, rows, limit),
+            'scale': lambda: scale_section(cfg, rows, limit, chunk),
+            'compute': lambda: compute_section(cfg, rows, chunk, args.quick),
+            'nonlocal': lambda: nonlocal_section(cfg, rows, limit),
+        }
+        for name in SECTIONS:
+            if name in only:
+                sections[name]()
     finally:
         torch.set_num_threads(threads)
     seconds = time.time() - start

@@ -13,7 +13,7 @@ ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
          for m in ('naive', 'time', 'memory')]
 ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
-ROWS += ['scale-lean-1m', 'compute-lean']
+ROWS += ['scale-lean-1m', 'compute-lean', 'compute-plain-malloc-reuse']
 
 
 def test_quick_suite_has_every_row(capsys):
@@ -26,6 +26,16 @@ def test_quick_suite_has_every_row(capsys):
     # float32 outputs of ours vs dense, padded and naive references
     diffs = [r['diff'] for r in rows if r['diff'] is not None]
     assert len(diffs) == 6 and max(diffs) < 1e-4
+
+
+def test_only_runs_the_chosen_sections():
+    rows = suite.main(['--quick', '--only', 'grid'])
+    assert sorted(r['key'] for r in rows) == sorted(
+        k for k in ROWS if k.startswith('grid-'))
+    with pytest.raises(SystemExit):
+        suite.main(['--quick', '--only', 'grid,nope'])
+    with pytest.raises(SystemExit):
+        suite.main(['--quick', '--only', 'grid', '--write'])
 
 
 CASES = [('grid', unit, 'dense') for unit in ('latentgnn', 'glore')]

@@ -210,15 +210,13 @@ class Segments:
         """Per-sample sum of squares over nodes: ``[N, F] -> [S, F]``, in one
         pass without an ``N x F`` temporary (forward or backward)."""
         if self.channels_first:
-            return torch.linalg.vector_norm(src, dim=2).square()
+            return _SumOfSquares.apply(src, 2)
         if self.sizes is None:
-            return torch.linalg.vector_norm(
-                src.view(self.num_samples, self.size, src.size(1)),
-                dim=1).square()
+            return _SumOfSquares.apply(
+                src.view(self.num_samples, self.size, src.size(1)), 1)
         return torch.stack([
-            torch.linalg.vector_norm(part, dim=0)
-            for part in src.split(self.sizes)
-        ]).square()
+            _SumOfSquares.apply(part, 0) for part in src.split(self.sizes)
+        ])
 
     def expand(self, src: Tensor) -> Tensor:
         """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``
@@ -272,3 +270,18 @@ class Segments:
         parts = zip(*[x.split(self.sizes) for x in xs])
         return torch.cat([fn(*[p.unsqueeze(0) for p in ps])[0]
                           for ps in parts])
+
+
+class _SumOfSquares(torch.autograd.Function):
+    # sum(a**2, dim): a single reduction forward, a single multiply backward
+    # (autograd of `a * a` or of a norm makes two or three N x F passes).
+    @staticmethod
+    def forward(ctx, a: Tensor, dim: int) -> Tensor:
+        ctx.save_for_backward(a)
+        ctx.dim = dim
+        return torch.linalg.vector_norm(a, dim=dim).square()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, = ctx.saved_tensors  # differentiable: double backward works
+        return a * (2 * grad).unsqueeze(ctx.dim), None

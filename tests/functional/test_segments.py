@@ -256,3 +256,85 @@ def test_ptr_takes_precedence_and_batch_size_agreeing_with_ptr():
     x = torch.randn(4, C)
     seg = Segments.from_batch(x, ptr=torch.tensor([0, 1, 4]), batch_size=2)
     assert seg.sizes == [1, 3]
+
+
+def test_sum_of_squares(layout):
+    sizes, kwargs = layout
+    w = torch.randn(sum(sizes), D, dtype=DT, requires_grad=True)
+    seg = Segments.from_batch(w, **kwargs)
+    out = seg.sum_of_squares(w)
+    ref = torch.stack([(w[a:b]**2).sum(0) for a, b in bounds(sizes)])
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, w, g)[0],
+                               torch.autograd.grad(ref, w, g)[0])
+
+
+@pytest.mark.parametrize('sizes', [[3, 3], [2, 0, 3]])
+def test_sum_of_squares_double_backward(sizes):
+    w = torch.randn(sum(sizes), 2, dtype=DT, requires_grad=True)
+    seg = Segments.from_batch(w, ptr=torch.tensor([0, *sizes]).cumsum(0))
+    assert torch.autograd.gradgradcheck(seg.sum_of_squares, (w, ))
+
+
+# -- the channels-first layout [S, C, n] ---------------------------------------
+S, N_PER = 3, 5
+
+
+def rows_and_channels_first(channels):
+    """The same node features as rows [S*n, F] and channels-first
+    [S, F, n]."""
+    rows = torch.randn(S * N_PER, channels, dtype=DT)
+    cf = rows.view(S, N_PER, channels).transpose(1, 2).contiguous()
+    return rows.requires_grad_(), cf.requires_grad_()
+
+
+def to_rows(t):
+    return t.transpose(1, 2).reshape(-1, t.size(1))
+
+
+def test_channels_first_equals_rows():
+    x_rows, x_cf = rows_and_channels_first(C)
+    w_rows, w_cf = rows_and_channels_first(D)
+    rows = Segments.from_batch(x_rows, batch_size=S)
+    cf = Segments.grid(x_cf)
+    assert cf.channels_first and not rows.channels_first
+    assert (cf.num_nodes, cf.num_samples, cf.size) == (S * N_PER, S, N_PER)
+    assert torch.equal(cf.batch(), rows.batch())
+    assert torch.equal(cf.counts(), rows.counts())
+    assert cf.matches(x_cf) and not cf.matches(x_rows)
+    assert rows.matches(x_rows) and not rows.matches(x_cf)
+    assert cf.shape('C') == f'[{S}, C, {N_PER}]'
+    assert rows.shape('d') == f'[{S * N_PER}, d]'
+    assert torch.equal(cf.rows(x_cf), x_rows)
+    assert repr(cf) == (f'Segments(num_samples={S}, size={N_PER} each, '
+                        f'channels_first=True)')
+
+    close = torch.testing.assert_close
+    close(cf.sum(x_cf), rows.sum(x_rows))
+    close(cf.sum_of_squares(w_cf), rows.sum_of_squares(w_rows))
+    close(cf.pool(w_cf, x_cf), rows.pool(w_rows, x_rows))
+    per_sample = torch.randn(S, D, dtype=DT)
+    close(to_rows(cf.expand(per_sample)), rows.expand(per_sample))
+    z = torch.randn(S, D, C, dtype=DT)
+    out_cf, out_rows = cf.spread(w_cf, z), rows.spread(w_rows, z)
+    assert out_cf.shape == (S, C, N_PER)
+    close(to_rows(out_cf), out_rows)
+    close(to_rows(cf.per_sample(_attention, w_cf, x_cf)),
+          rows.per_sample(_attention, w_rows, x_rows))
+    lin = torch.nn.Linear(C, D, dtype=DT)
+    close(to_rows(cf.linear(x_cf, lin)), rows.linear(x_rows, lin))
+    # gradients flow to the same values
+    g = torch.randn(S, D, C, dtype=DT)
+    ga = torch.autograd.grad(cf.pool(w_cf, x_cf), (w_cf, x_cf), g)
+    gb = torch.autograd.grad(rows.pool(w_rows, x_rows), (w_rows, x_rows), g)
+    for a, b in zip(ga, gb):
+        close(to_rows(a), b)
+
+
+def test_channels_first_errors():
+    with pytest.raises(ValueError, match=r"channels-first node tensor is "
+                       r"\[S, C, n\], got shape \(4, 3\)"):
+        Segments.grid(torch.randn(4, 3))
+    with pytest.raises(ValueError, match="equal size"):
+        Segments(5, 2, [2, 3], torch.device('cpu'), channels_first=True)

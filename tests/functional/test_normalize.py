@@ -1,0 +1,46 @@
+"""The hand-written autograd pieces of ``functional``: the same values and
+gradients as the torch composites they replace, and double backward."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from glore_pyg.functional.batch_norm import dense_grad
+from glore_pyg.functional.normalize import l2_normalize
+
+DT = torch.float64
+
+
+@pytest.mark.parametrize('shape, dim', [((7, 5), 1), ((7, 5), -1),
+                                        ((3, 4, 6), 1), ((3, 4, 6), -1),
+                                        ((3, 4, 6), 0)])
+def test_l2_normalize_equals_torch(shape, dim):
+    x = torch.randn(*shape, dtype=DT)
+    # rows of zeros and rows below eps: the clamped branch
+    x.select(dim, 0).zero_()
+    x.select(dim, 1).mul_(1e-14)
+    x.requires_grad_()
+    eps = 1e-12
+    out = l2_normalize(x, dim=dim, eps=eps)
+    ref = F.normalize(x, dim=dim, eps=eps)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0],
+                               torch.autograd.grad(ref, x, g)[0])
+
+
+def test_l2_normalize_gradcheck_and_double_backward():
+    x = torch.randn(4, 3, dtype=DT, requires_grad=True)
+    fn = lambda t: l2_normalize(t, dim=1)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, ))
+    assert torch.autograd.gradgradcheck(fn, (x, ))
+
+
+def test_dense_grad_is_identity_with_contiguous_gradient():
+    x = torch.randn(6, 4, dtype=DT, requires_grad=True)
+    seen = []
+    y = dense_grad(x)
+    assert torch.equal(y, x)
+    x.register_hook(lambda g: seen.append(g))
+    y.sum().backward()  # the gradient of sum() is an expanded tensor
+    assert seen[0].is_contiguous() and seen[0].stride() == (4, 1)
+    assert torch.equal(x.grad, torch.ones_like(x))

@@ -106,9 +106,46 @@ class _L2Normalize(torch.autograd.Function):
         return torch.addcmul(grad, y, dot, value=-1).mul_(scale), None, None
 
 
-def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
+class _L2NormalizeInplace(torch.autograd.Function):
+    # The same, overwriting x (no new N x C tensor).  The backward needs the
+    # norms, which it cannot recompute from the overwritten x: they are a
+    # second output, so that double backward through them stays exact.
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int, eps: float):
+        norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+        x.mul_(norm.clamp_min(eps).reciprocal())
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x, norm)
+        ctx.dim, ctx.eps = dim, eps
+        ctx.set_materialize_grads(False)
+        return x, norm
+
+    @staticmethod
+    def backward(ctx, grad: Optional[Tensor], grad_norm: Optional[Tensor]):
+        y, norm = ctx.saved_tensors
+        clamped = norm.clamp_min(ctx.eps)
+        dx = None
+        if grad is not None:
+            dot = _sum_product(grad, y, ctx.dim) * (norm >= ctx.eps).to(
+                y.dtype)
+            dx = torch.addcmul(grad, y, dot, value=-1).div_(clamped)
+        if grad_norm is not None:  # d||x|| / dx = x / ||x|| (0 at x = 0)
+            ratio = torch.where(norm > 0, clamped / norm,
+                                torch.zeros_like(norm))
+            dn = y * (grad_norm * ratio)
+            dx = dn if dx is None else dx + dn
+        return dx, None, None
+
+
+def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12,
+                 inplace: bool = False) -> Tensor:
     r""":func:`torch.nn.functional.normalize` (``p=2``) with a hand-written
     backward: the same values and gradients, in fewer passes over memory
     (the units normalise ``N x C`` matrices, whose element-wise work, not
-    the matmuls, bounds their speed on CPU)."""
+    the matmuls, bounds their speed on CPU).
+
+    ``inplace=True`` overwrites ``x`` (for a temporary such as a
+    BatchNorm's output, which its backward does not need)."""
+    if inplace:
+        return _L2NormalizeInplace.apply(x, dim % x.dim(), eps)[0]
     return _L2Normalize.apply(x, dim % x.dim(), eps)

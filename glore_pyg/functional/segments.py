@@ -20,13 +20,12 @@ concatenation are written once):
 * **rows** ``[N, C]``, PyG's layout, any sample sizes;
 * **channels-first** ``[S, C, n]``, equal sizes only: a CNN feature map
   ``[B, C, *spatial]`` viewed without a copy (:meth:`Segments.grid`).  Its
-  1x1 projections are ``conv1d`` and its BatchNorm the ``[B, C, L]``
-  kernel, as in the published CNN code.
+  1x1 projections are batched matmuls (what a 1x1 convolution computes)
+  and its BatchNorm the ``[B, C, L]`` kernel of CNNs.
 """
 from typing import Callable, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
@@ -92,8 +91,11 @@ class Segments:
 
     def linear(self, x: Tensor, lin: torch.nn.Linear) -> Tensor:
         """A node-wise ``Linear`` (the papers' 1x1 convolution)."""
-        if self.channels_first:
-            return F.conv1d(x, lin.weight.unsqueeze(-1), lin.bias)
+        if self.channels_first:  # [S, O, C] @ [S, C, n]: no copy of W
+            w = lin.weight.expand(x.size(0), *lin.weight.shape)
+            if lin.bias is None:
+                return torch.bmm(w, x)
+            return torch.baddbmm(lin.bias.view(1, -1, 1), w, x)
         return lin(x)
 
     @classmethod

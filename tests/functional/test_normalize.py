@@ -44,3 +44,22 @@ def test_dense_grad_is_identity_with_contiguous_gradient():
     y.sum().backward()  # the gradient of sum() is an expanded tensor
     assert seen[0].is_contiguous() and seen[0].stride() == (4, 1)
     assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_l2_normalize_inplace():
+    x = torch.randn(6, 5, dtype=DT)
+    x[0] = 0
+    leaf = x.clone().requires_grad_()
+    ref = F.normalize(leaf, dim=1)
+    work = leaf * 1  # a temporary, as a BatchNorm output is
+    out = l2_normalize(work, dim=1, inplace=True)
+    assert out.data_ptr() == work.data_ptr()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, leaf, g)[0],
+                               torch.autograd.grad(ref, leaf, g)[0])
+    # double backward, including through the norms kept for backward
+    fn = lambda t: l2_normalize(t * 1, dim=1, inplace=True)  # noqa: E731
+    x = torch.randn(4, 3, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x, ))
+    assert torch.autograd.gradgradcheck(fn, (x, ))

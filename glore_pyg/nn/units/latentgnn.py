@@ -188,7 +188,8 @@ class LatentGNNConv(Module):
                          'bias': scale * bn.bias}, (lin, )))
             return seq[2](out) if len(seq) == 3 else out
 
-        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head)
+        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head,
+                                                         inplace=True)
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
@@ -211,10 +212,14 @@ class LatentGNNConv(Module):
     # The row-wise parts of the unit, shared by the plain and the chunked
     # path.  ``head(seq, inp, scale=None)`` applies one ``Linear + BN
     # (+ ReLU)`` head, times ``scale``.
-    def _visible_features(self, x: Tensor, head: Callable):
-        x_v2l = l2_normalize(head(self.down_v2l, x), dim=1)  # [N, c]
+    def _visible_features(self, x: Tensor, head: Callable,
+                          inplace: bool = False):
+        # inplace: ``head`` returns a tensor nothing else saved (BatchNorm's
+        # backward needs its input, not its output)
+        x_v2l = l2_normalize(head(self.down_v2l, x), dim=1,
+                             inplace=inplace)  # [N, c]
         x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
-            head(self.down_l2v, x), dim=1)
+            head(self.down_l2v, x), dim=1, inplace=inplace)
         psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             head(m, x_l2v) for m in self.psi_l2v

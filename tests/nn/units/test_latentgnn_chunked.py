@@ -88,7 +88,7 @@ def test_chunked_is_lean(h):
 
     lean, full = saved_bytes(chunked), saved_bytes(plain)
     input_bytes = x.numel() * x.element_size()
-    assert full > 10 * input_bytes
+    assert full > 8 * input_bytes  # the plain path keeps N x d tensors
     assert lean < 1.5 * input_bytes  # x itself, parameters, statistics
 
 

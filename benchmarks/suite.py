@@ -422,8 +422,18 @@ the reference on the benchmark input (same weights).
   `torch.utils.flop_counter.FlopCounterMode`; every `mm`/`bmm`/`addmm`/
   `baddbmm` the unit runs is logged (shapes and strides) and replayed with
   `torch.mm`/`torch.bmm` on random tensors, timed side by side with the
-  unit.  The ratio of the two FLOP rates says how close the unit runs to
-  the machine's matmul speed on its own matrix shapes.
+  unit.  The replay's operands are built before each of its rounds and
+  freed after it (untimed), so that they are not resident while the unit
+  runs: on this machine a few GB of extra resident memory make every page
+  fault, and so every new large tensor, markedly slower.  The ratio of the
+  two FLOP rates says how close the unit runs to the machine's matmul
+  speed on its own matrix shapes.
+* **Allocator**: glibc returns every freed block over 32 MB to the kernel,
+  so each new large tensor faults its pages in again (about 70 ms per
+  256 MB here), in the unit and in the `torch.mm` replay alike.  The last
+  compute row repeats the measurement in a child process started with
+  `GLIBC_TUNABLES={MALLOC_REUSE}`, which keeps freed memory in the process
+  (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, do).
 * **Non-local**: the largest `N` is searched by doubling, then bisection to
   about 10%, each trial in a fresh process under the address-space limit.
 """

@@ -27,6 +27,7 @@ from typing import Callable, List, Optional
 
 import torch
 from torch import Tensor
+from torch.compiler import is_exporting
 from torch_geometric.utils import scatter
 
 
@@ -123,6 +124,13 @@ class Segments:
             raise ValueError(f"'batch_size' must be a positive int, "
                              f"got {batch_size!r}")
 
+        if (ptr is not None or batch is not None) and is_exporting():
+            raise ValueError(
+                "torch.export: the sample sizes in 'batch' / 'ptr' are data, "
+                "and the fused path needs them as numbers (one matmul per "
+                "sample).  Export the layer for one sample (no 'batch') or "
+                "for equal samples ('batch_size'), with a dynamic number of "
+                "nodes, and call it per sample")
         if ptr is not None:
             if ptr.dim() != 1 or ptr.numel() < 2 or ptr.is_floating_point():
                 raise ValueError(f"'ptr' must be an integer tensor [S + 1] "

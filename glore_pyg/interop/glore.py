@@ -1,0 +1,101 @@
+"""GloRe: the published ``GloRe_Unit_{1,2,3}D`` <-> :class:`GloRe1d` /
+:class:`GloRe2d` / :class:`GloRe3d` (any :class:`GloReConv`)."""
+from typing import Dict, List, Optional
+
+from torch import Tensor
+
+from ..nn import GloRe1d, GloRe2d, GloRe3d, GloReConv
+from .checkpoint import (Entry, Source, bn_entries, check, conv_entry,
+                         export, load_into, read_state_dict, require, same)
+
+GRID = {1: GloRe1d, 2: GloRe2d, 3: GloRe3d}
+BN_EPS = 1e-4  # the published blocker's eps
+
+
+def glore_entries(in_channels: int, num_mid: int, dims: int) -> List[Entry]:
+    """Published key <-> our key for ``GloRe_Unit_{dims}D(in_channels,
+    num_mid)``.  The published ``gcn.conv1`` (a ``Conv1d`` over the node
+    axis, added to its input) holds :math:`-A_g`; ``gcn.conv2`` is
+    :math:`W_g`."""
+    C, m, s = in_channels, num_mid, 2 * num_mid
+    return [
+        conv_entry('conv_state.weight', 'state.weight', s, C, dims),
+        Entry('conv_state.bias', 'state.bias', (s, ), same, same),
+        conv_entry('conv_proj.weight', 'proj.weight', m, C, dims),
+        Entry('conv_proj.bias', 'proj.bias', (m, ), same, same),
+        Entry('gcn.conv1.weight', 'latent_graph.adjacency', (m, m, 1),
+              lambda t: -t[..., 0], lambda t: -t.unsqueeze(-1)),
+        Entry('gcn.conv1.bias', 'latent_graph.node_bias', (m, ), same, same),
+        conv_entry('gcn.conv2.weight', 'latent_graph.lin.weight', s, s, 1),
+        conv_entry('conv_extend.weight', 'extend.weight', C, s, dims),
+        *bn_entries('blocker', 'norm', C),
+    ]
+
+
+def load_official_glore(state_dict: Source, dims: int = 2,
+                        normalize: bool = False,
+                        prefix: str = '') -> GloReConv:
+    r"""A :class:`~glore_pyg.nn.GloRe1d` / ``2d`` / ``3d`` computing what the
+    published ``GloRe_Unit_{dims}D(num_in, num_mid, normalize)`` computes
+    with the weights of ``state_dict``.
+
+    ``num_in`` and ``num_mid`` are read from the shapes; ``dims`` and
+    ``normalize`` are not stored in a checkpoint and must be given (a
+    kernel of the wrong rank is refused).
+
+    Args:
+        state_dict (dict or path): the unit's state dict, or a file saved
+            with :func:`torch.save` (read with ``weights_only=True``).
+        dims (int): spatial dimensions, 1, 2 or 3. (default: :obj:`2`)
+        normalize (bool): the published ``normalize`` flag.
+            (default: :obj:`False`)
+        prefix (str): take the entries under this prefix of a larger
+            checkpoint, e.g. ``'layer3.1.glore.'``. (default: :obj:`''`)
+
+    Returns:
+        the grid unit, in training mode like any new module, with the
+        checkpoint's dtype and device.
+
+    Raises:
+        ValueError: naming every missing or unexpected key and every shape
+            that does not fit.
+    """
+    if dims not in GRID:
+        raise ValueError(f"'dims' must be 1, 2 or 3, got {dims!r}")
+    state = read_state_dict(state_dict, prefix)
+    proj = require(state, 'conv_proj.weight', 'the projection, '
+                   '[num_mid, num_in, 1...]', prefix)
+    if proj.dim() != 2 + dims:
+        raise ValueError(
+            f"{prefix + 'conv_proj.weight'!r} has shape {tuple(proj.shape)}:"
+            f" a GloRe_Unit_{proj.dim() - 2}D checkpoint, but dims={dims}")
+    num_mid, in_channels = proj.shape[:2]
+    entries = glore_entries(in_channels, num_mid, dims)
+    check(state, entries, f'GloRe_Unit_{dims}D(num_in={in_channels}, '
+          f'num_mid={num_mid})', prefix)
+    return load_into(GRID[dims](in_channels, num_mid, normalize=normalize),
+                     state, entries)
+
+
+def export_official_glore(module: GloReConv,
+                          dims: Optional[int] = None) -> Dict[str, Tensor]:
+    """The state dict of the published ``GloRe_Unit_{dims}D`` with the
+    weights of ``module`` (a :class:`~glore_pyg.nn.GloReConv` or one of its
+    grid wrappers, whose ``dims`` is the default); it loads with
+    ``strict=True``."""
+    if not isinstance(module, GloReConv):
+        raise TypeError(f"'module' must be a GloReConv or GloRe1d/2d/3d, got "
+                        f"{type(module).__name__}")
+    dims = getattr(module, 'dims', None) if dims is None else dims
+    if dims not in GRID:
+        raise ValueError(f"'dims' must be 1, 2 or 3 (the published unit's "
+                         f"convolutions); got {dims!r}")
+    if module.norm.eps != BN_EPS:
+        raise ValueError(f"The published unit's BatchNorm has eps={BN_EPS}; "
+                         f"this module was built with bn_eps="
+                         f"{module.norm.eps}")
+    if module.latent_graph.node_bias is None:
+        raise ValueError("The published unit's gcn.conv1 has a bias; this "
+                         "module's latent graph has none")
+    return export(module, glore_entries(module.in_channels, module.num_mid,
+                                        dims))

@@ -43,8 +43,9 @@ def normalize_projection(
 
     Dense layout: ``weight [N, d]`` with ``segments`` (row ``j``, column
     ``k`` = edge between visible node ``j`` and latent node ``k`` of ``j``'s
-    sample), or ``[S, d, n]`` with channels-first ``segments``.  Edge layout: ``weight [E]`` with ``visible_index [E]`` and
-    ``latent_index [E]``.
+    sample), or ``[S, d, n]`` with channels-first ``segments``.  Edge
+    layout: ``weight [E]`` with ``visible_index [E]`` and ``latent_index
+    [E]``.
     """
     if normalize is None:
         return weight

@@ -1,7 +1,6 @@
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, Sequential

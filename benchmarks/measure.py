@@ -155,7 +155,9 @@ def count_flops(fn: Callable[[], None]) -> int:
 
 MATMULS = {  # op -> (replay function, positions of its two operands)
     torch.ops.aten.mm.default: (torch.mm, 0),
+    torch.ops.aten.mm.out: (torch.mm, 0),
     torch.ops.aten.bmm.default: (torch.bmm, 0),
+    torch.ops.aten.bmm.out: (torch.bmm, 0),
     torch.ops.aten.addmm.default: (torch.mm, 1),
     torch.ops.aten.baddbmm.default: (torch.bmm, 1),
 }

@@ -10,7 +10,7 @@ suite = load('benchmarks/suite.py')
 ROWS = [f'grid-{u}-{m}' for u in ('latentgnn', 'glore')
         for m in ('time', 'memory')]
 ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
-         for m in ('naive', 'time', 'memory')]
+         for m in ('naive', 'bound', 'time', 'memory')]
 ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
 ROWS += ['scale-lean-1m', 'compute-lean', 'compute-plain-malloc-reuse']

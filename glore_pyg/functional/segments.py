@@ -249,10 +249,7 @@ class Segments:
             # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
             w = weight.view(S, n, weight.size(1))
             return torch.bmm(w.transpose(1, 2), x.view(S, n, x.size(1)))
-        return torch.stack([
-            w.t() @ xs
-            for w, xs in zip(weight.split(self.sizes), x.split(self.sizes))
-        ])
+        return _SegmentPool.apply(weight, x, self.sizes)
 
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
@@ -264,9 +261,7 @@ class Segments:
             # [S*n, d] -> [S, n, d];  result [S, n, C] -> [S*n, C]
             return torch.bmm(weight.view(S, n, weight.size(1)),
                              z).view(S * n, z.size(2))
-        return torch.cat([
-            w @ zs for w, zs in zip(weight.split(self.sizes), z.unbind(0))
-        ])
+        return _SegmentSpread.apply(weight, z, self.sizes)
 
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
         """Applies a dense batched function ``[S, n, *] -> [S, n, F]`` to
@@ -295,3 +290,81 @@ class _SumOfSquares(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         a, = ctx.saved_tensors  # differentiable: double backward works
         return a * (2 * grad).unsqueeze(ctx.dim), None
+
+
+# Samples of different sizes: one mm per sample, written straight into the
+# output and gradient buffers (``out=`` on row slices) instead of the
+# ``split`` / ``cat`` copies autograd would make around each product.  Under
+# ``create_graph`` the backward uses differentiable products instead.
+def _bounds(sizes: List[int]):
+    start = 0
+    for n in sizes:
+        yield start, start + n
+        start += n
+
+
+class _SegmentPool(torch.autograd.Function):
+    # out[s] = W_s^T X_s;  dW_s = X_s g_s^T,  dX_s = W_s g_s
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, sizes: List[int]) -> Tensor:
+        ctx.save_for_backward(weight, x)
+        ctx.sizes = sizes
+        out = weight.new_empty(len(sizes), weight.size(1), x.size(1))
+        for s, (a, b) in enumerate(_bounds(sizes)):
+            torch.mm(weight[a:b].t(), x[a:b], out=out[s])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weight, x = ctx.saved_tensors
+        bounds = list(_bounds(ctx.sizes))
+        need_w, need_x = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():  # double backward
+            gw = torch.cat([x[a:b] @ grad[s].t()
+                            for s, (a, b) in enumerate(bounds)]) \
+                if need_w else None
+            gx = torch.cat([weight[a:b] @ grad[s]
+                            for s, (a, b) in enumerate(bounds)]) \
+                if need_x else None
+            return gw, gx, None
+        gw = torch.empty_like(weight) if need_w else None
+        gx = torch.empty_like(x) if need_x else None
+        for s, (a, b) in enumerate(bounds):
+            if gw is not None:
+                torch.mm(x[a:b], grad[s].t(), out=gw[a:b])
+            if gx is not None:
+                torch.mm(weight[a:b], grad[s], out=gx[a:b])
+        return gw, gx, None
+
+
+class _SegmentSpread(torch.autograd.Function):
+    # out_s = W_s Z_s;  dW_s = g_s Z_s^T,  dZ_s = W_s^T g_s
+    @staticmethod
+    def forward(ctx, weight: Tensor, z: Tensor, sizes: List[int]) -> Tensor:
+        ctx.save_for_backward(weight, z)
+        ctx.sizes = sizes
+        out = z.new_empty(weight.size(0), z.size(2))
+        for s, (a, b) in enumerate(_bounds(sizes)):
+            torch.mm(weight[a:b], z[s], out=out[a:b])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weight, z = ctx.saved_tensors
+        bounds = list(_bounds(ctx.sizes))
+        need_w, need_z = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():  # double backward
+            gw = torch.cat([grad[a:b] @ z[s].t()
+                            for s, (a, b) in enumerate(bounds)]) \
+                if need_w else None
+            gz = torch.stack([weight[a:b].t() @ grad[a:b]
+                              for a, b in bounds]) if need_z else None
+            return gw, gz, None
+        gw = torch.empty_like(weight) if need_w else None
+        gz = torch.empty_like(z) if need_z else None
+        for s, (a, b) in enumerate(bounds):
+            if gw is not None:
+                torch.mm(grad[a:b], z[s].t(), out=gw[a:b])
+            if gz is not None:
+                torch.mm(weight[a:b].t(), grad[a:b], out=gz[s])
+        return gw, gz, None

@@ -338,3 +338,18 @@ def test_channels_first_errors():
         Segments.grid(torch.randn(4, 3))
     with pytest.raises(ValueError, match="equal size"):
         Segments(5, 2, [2, 3], torch.device('cpu'), channels_first=True)
+
+
+@pytest.mark.parametrize('sizes', [[3, 1, 4], [2, 0, 3]])
+def test_pool_and_spread_double_backward(sizes):
+    n = sum(sizes)
+    seg = Segments.from_batch(torch.zeros(n, 1), ptr=torch.tensor(
+        [0, *sizes]).cumsum(0))
+    assert seg.sizes is not None  # the per-sample path
+    w = torch.randn(n, 2, dtype=DT, requires_grad=True)
+    x = torch.randn(n, 3, dtype=DT, requires_grad=True)
+    z = torch.randn(len(sizes), 2, 3, dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(seg.pool, (w, x))
+    assert torch.autograd.gradgradcheck(seg.pool, (w, x))
+    assert torch.autograd.gradcheck(seg.spread, (w, z))
+    assert torch.autograd.gradgradcheck(seg.spread, (w, z))

@@ -10,8 +10,9 @@ batched dense products the fused paths need, without padding:
 
 * all samples of equal size (grids, or a PyG batch that happens to be so):
   zero-copy views ``[S, n, *]`` and one ``bmm``;
-* different sizes: one ``mm`` per sample on ``split`` views (no padding, no
-  ``E x C`` message tensor).
+* different sizes: one ``mm`` per sample on row slices, written into slices
+  of the output (and, in backward, of the gradients) without padding, ``cat``
+  copies or an ``E x C`` message tensor.
 
 Node matrices have one of two storage layouts, with the channels on axis 1
 in both (so that BatchNorm, L2 normalisation over channels and

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from glore_pyg.functional.batch_norm import dense_grad
+from glore_pyg.functional.batch_norm import add_residual
 from glore_pyg.functional.normalize import l2_normalize
 
 DT = torch.float64
@@ -35,15 +35,21 @@ def test_l2_normalize_gradcheck_and_double_backward():
     assert torch.autograd.gradgradcheck(fn, (x, ))
 
 
-def test_dense_grad_is_identity_with_contiguous_gradient():
+def test_add_residual_in_place_with_contiguous_branch_gradient():
     x = torch.randn(6, 4, dtype=DT, requires_grad=True)
+    h = torch.randn(6, 4, dtype=DT, requires_grad=True)
+    branch = h * 2  # a temporary
     seen = []
-    y = dense_grad(x)
-    assert torch.equal(y, x)
-    x.register_hook(lambda g: seen.append(g))
-    y.sum().backward()  # the gradient of sum() is an expanded tensor
+    branch.register_hook(seen.append)
+    out = add_residual(x, branch)
+    assert out.data_ptr() == branch.data_ptr()
+    torch.testing.assert_close(out, x + 2 * h)
+    out.sum().backward()  # the gradient of sum() is an expanded tensor
     assert seen[0].is_contiguous() and seen[0].stride() == (4, 1)
     assert torch.equal(x.grad, torch.ones_like(x))
+    assert torch.equal(h.grad, 2 * torch.ones_like(h))
+    fn = lambda a, b: add_residual(a, b * 1)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x, h))
 
 
 def test_l2_normalize_inplace():

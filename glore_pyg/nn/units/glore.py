@@ -3,7 +3,7 @@ from typing import Optional, Tuple, Union
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.batch_norm import dense_grad
+from ...functional.batch_norm import add_residual
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
 from .base import Projection, check_positive_int, node_layout
@@ -102,7 +102,7 @@ class GloReConv(Module):
         v = self.visible_to_latent(seg.linear(x, self.state), b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]
         y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        out = x + dense_grad(self.norm(seg.linear(y, self.extend)))
+        out = add_residual(x, self.norm(seg.linear(y, self.extend)))
         if return_projection:
             b = seg.rows(b)
             return out, Projection(b, b, self.latent_graph.node_mixing(),

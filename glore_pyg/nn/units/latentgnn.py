@@ -5,8 +5,9 @@ from torch import Tensor
 from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, Sequential
 
-from ...functional.batch_norm import (batch_norm_rows, batch_statistics,
-                                      dense_grad, moments, uses_batch_stats)
+from ...functional.batch_norm import (add_residual, batch_norm_rows,
+                                      batch_statistics, moments,
+                                      uses_batch_stats)
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.segments import Segments
@@ -182,13 +183,11 @@ class LatentGNNConv(Module):
             else:
                 # scale * BN(h) is BN(h) with the affine (scale * w,
                 # scale * b): one pass; running statistics update as usual.
-                out = dense_grad(functional_call(
-                    bn, {'weight': scale * bn.weight,
-                         'bias': scale * bn.bias}, (lin, )))
+                out = functional_call(bn, {'weight': scale * bn.weight,
+                                           'bias': scale * bn.bias}, (lin, ))
             return seq[2](out) if len(seq) == 3 else out
 
-        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head,
-                                                         inplace=True)
+        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head)
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
@@ -210,15 +209,15 @@ class LatentGNNConv(Module):
 
     # The row-wise parts of the unit, shared by the plain and the chunked
     # path.  ``head(seq, inp, scale=None)`` applies one ``Linear + BN
-    # (+ ReLU)`` head, times ``scale``.
-    def _visible_features(self, x: Tensor, head: Callable,
-                          inplace: bool = False):
-        # inplace: ``head`` returns a tensor nothing else saved (BatchNorm's
-        # backward needs its input, not its output)
+    # (+ ReLU)`` head, times ``scale``, and returns a tensor that nothing
+    # has saved for backward (the code below works in place on it).
+    def _visible_features(self, x: Tensor, head: Callable):
+        # in place: ``head`` returns a tensor nothing saved for backward
+        # (BatchNorm's backward needs its input, not its output)
         x_v2l = l2_normalize(head(self.down_v2l, x), dim=1,
-                             inplace=inplace)  # [N, c]
+                             inplace=True)  # [N, c]
         x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
-            head(self.down_l2v, x), dim=1, inplace=inplace)
+            head(self.down_l2v, x), dim=1, inplace=True)
         psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             head(m, x_l2v) for m in self.psi_l2v
@@ -232,7 +231,7 @@ class LatentGNNConv(Module):
         cat = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
         if self.without_residual:
             return head(self.up, cat)
-        return x + head(self.up, cat, scale=gamma)
+        return add_residual(x, head(self.up, cat, scale=gamma))
 
     def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:
@@ -262,7 +261,8 @@ class LatentGNNConv(Module):
                     lin = inp @ T[name + '.0.weight'].t()
                     if name in targets:  # only its moments are wanted
                         recorded[name] = moments(lin)
-                        return lin
+                        # a copy: what follows may work in place on it
+                        return lin.clone()
                     if name + '.mean' not in T:
                         raise _NextLevel
                     weight, bias = T[name + '.1.weight'], T[name + '.1.bias']

@@ -59,3 +59,10 @@ def test_reference_matches_unit_float64(case, unit, ref):
         grads.append((out.detach(), x.grad))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def test_normalize_benchmark_runs():
+    times = load('benchmarks/normalize.py').main(
+        ['--rows', '50', '--channels', '4', '--repeat', '1'])
+    assert set(times) == {'F.normalize', 'l2_normalize',
+                          'l2_normalize(inplace=True)', 'x * 1 alone'}

@@ -86,40 +86,22 @@ class _L2Normalize(torch.autograd.Function):
     # y = x / max(||x||, eps) along `dim`; dx = (g - y <g, y>) / max(...)
     # where ||x|| >= eps, else g / eps.  Three memory passes forward and
     # three backward, against about ten for the composite of norm, clamp,
-    # expand and div (and its far larger autograd graph).
+    # expand and div.  The norms are kept for backward instead of x, as a
+    # second output, so that double backward through them stays exact;
+    # with `inplace`, y overwrites x (no new N x C tensor).
     @staticmethod
-    def forward(ctx, x: Tensor, dim: int, eps: float) -> Tensor:
-        scale = inverse_norm(
-            torch.linalg.vector_norm(x, dim=dim, keepdim=True).square(), eps)
-        y = x * scale
-        ctx.save_for_backward(x, y)
-        ctx.dim, ctx.eps = dim, eps
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, y = ctx.saved_tensors
-        # Recomputed from x (one cheap reduction) rather than saved: every
-        # op below is differentiable, so double backward works.
-        norm = torch.linalg.vector_norm(x, dim=ctx.dim, keepdim=True)
-        scale = norm.clamp_min(ctx.eps).reciprocal()
-        dot = _sum_product(grad, y, ctx.dim) * (norm >= ctx.eps).to(y.dtype)
-        return torch.addcmul(grad, y, dot, value=-1).mul_(scale), None, None
-
-
-class _L2NormalizeInplace(torch.autograd.Function):
-    # The same, overwriting x (no new N x C tensor).  The backward needs the
-    # norms, which it cannot recompute from the overwritten x: they are a
-    # second output, so that double backward through them stays exact.
-    @staticmethod
-    def forward(ctx, x: Tensor, dim: int, eps: float):
+    def forward(ctx, x: Tensor, dim: int, eps: float, inplace: bool):
         norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
-        x.mul_(norm.clamp_min(eps).reciprocal())
-        ctx.mark_dirty(x)
-        ctx.save_for_backward(x, norm)
+        scale = norm.clamp_min(eps).reciprocal()
+        if inplace:
+            y = x.mul_(scale)
+            ctx.mark_dirty(x)
+        else:
+            y = x * scale
+        ctx.save_for_backward(y, norm)
         ctx.dim, ctx.eps = dim, eps
         ctx.set_materialize_grads(False)
-        return x, norm
+        return y, norm
 
     @staticmethod
     def backward(ctx, grad: Optional[Tensor], grad_norm: Optional[Tensor]):
@@ -135,7 +117,7 @@ class _L2NormalizeInplace(torch.autograd.Function):
                                 torch.zeros_like(norm))
             dn = y * (grad_norm * ratio)
             dx = dn if dx is None else dx + dn
-        return dx, None, None
+        return dx, None, None, None
 
 
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12,
@@ -147,6 +129,4 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12,
 
     ``inplace=True`` overwrites ``x`` (for a temporary such as a
     BatchNorm's output, which its backward does not need)."""
-    if inplace:
-        return _L2NormalizeInplace.apply(x, dim % x.dim(), eps)[0]
-    return _L2Normalize.apply(x, dim % x.dim(), eps)
+    return _L2Normalize.apply(x, dim % x.dim(), eps, inplace)[0]

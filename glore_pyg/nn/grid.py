@@ -34,7 +34,7 @@ class GridMixin:
                 f"{self.in_channels} channels (dim 1), got "  # type: ignore
                 f"{tuple(x.shape)}")
         channels_last = x.movedim(1, -1)  # [B, *spatial, C]
-        rows = getattr(self, 'chunk_size', None) is not None or (
+        rows = not self.supports_channels_first or (  # type: ignore
             channels_last.is_contiguous() and not x.is_contiguous())
         if rows:  # [B, *spatial, C] -> [B*L, C]
             nodes = channels_last.reshape(-1, C)

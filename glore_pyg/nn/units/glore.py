@@ -72,6 +72,9 @@ class GloReConv(Module):
         self.norm = BatchNorm1d(in_channels, eps=bn_eps)
         self.reset_parameters()
 
+    #: :meth:`forward_segments` takes channels-first node tensors too.
+    supports_channels_first = True
+
     def reset_parameters(self):
         for m in (self.state, self.proj, self.latent_graph, self.extend,
                   self.norm):

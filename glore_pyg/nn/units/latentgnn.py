@@ -134,6 +134,12 @@ class LatentGNNConv(Module):
         self.reset_parameters()
 
     @property
+    def supports_channels_first(self) -> bool:
+        """Whether :meth:`forward_segments` takes channels-first node
+        tensors (not in the chunked mode, which works on rows)."""
+        return self.chunk_size is None
+
+    @property
     def num_kernels(self) -> int:
         return len(self.latent_dims)
 

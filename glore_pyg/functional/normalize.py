@@ -88,45 +88,64 @@ class _L2Normalize(torch.autograd.Function):
     # three backward, against about ten for the composite of norm, clamp,
     # expand and div.  The norms are kept for backward instead of x, as a
     # second output, so that double backward through them stays exact;
-    # with `inplace`, y overwrites x (no new N x C tensor).
+    # with `inplace`, y overwrites x (no new N x C tensor).  With `groups`,
+    # `dim` holds that many consecutive groups, each normalised on its own
+    # (the norms are then [..., groups, 1, ...]).
     @staticmethod
-    def forward(ctx, x: Tensor, dim: int, eps: float, inplace: bool):
-        norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+    def forward(ctx, x: Tensor, dim: int, eps: float, inplace: bool,
+                groups: int):
+        xg = x.unflatten(dim, (groups, -1)) if groups > 1 else x
+        gdim = dim + 1 if groups > 1 else dim
+        norm = torch.linalg.vector_norm(xg, dim=gdim, keepdim=True)
         scale = norm.clamp_min(eps).reciprocal()
         if inplace:
-            y = x.mul_(scale)
+            xg.mul_(scale)
+            y = x
             ctx.mark_dirty(x)
         else:
-            y = x * scale
+            y = (xg * scale).view(x.shape)
         ctx.save_for_backward(y, norm)
-        ctx.dim, ctx.eps = dim, eps
+        ctx.dim, ctx.eps, ctx.groups = dim, eps, groups
         ctx.set_materialize_grads(False)
         return y, norm
 
     @staticmethod
     def backward(ctx, grad: Optional[Tensor], grad_norm: Optional[Tensor]):
         y, norm = ctx.saved_tensors
+        dim, groups = ctx.dim, ctx.groups
+        if groups > 1:
+            y = y.unflatten(dim, (groups, -1))
+            grad = None if grad is None else grad.unflatten(dim,
+                                                            (groups, -1))
+            dim += 1
         clamped = norm.clamp_min(ctx.eps)
         dx = None
         if grad is not None:
-            dot = _sum_product(grad, y, ctx.dim) * (norm >= ctx.eps).to(
-                y.dtype)
+            dot = _sum_product(grad, y, dim) * (norm >= ctx.eps).to(y.dtype)
             dx = torch.addcmul(grad, y, dot, value=-1).div_(clamped)
         if grad_norm is not None:  # d||x|| / dx = x / ||x|| (0 at x = 0)
             ratio = torch.where(norm > 0, clamped / norm,
                                 torch.zeros_like(norm))
             dn = y * (grad_norm * ratio)
             dx = dn if dx is None else dx + dn
-        return dx, None, None, None
+        if dx is not None and groups > 1:
+            dx = dx.flatten(ctx.dim, ctx.dim + 1)
+        return dx, None, None, None, None
 
 
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12,
-                 inplace: bool = False) -> Tensor:
+                 inplace: bool = False, groups: int = 1) -> Tensor:
     r""":func:`torch.nn.functional.normalize` (``p=2``) with a hand-written
     backward: the same values and gradients, in fewer passes over memory
     (the units normalise ``N x C`` matrices, whose element-wise work, not
     the matmuls, bounds their speed on CPU).
 
     ``inplace=True`` overwrites ``x`` (for a temporary such as a
-    BatchNorm's output, which its backward does not need)."""
-    return _L2Normalize.apply(x, dim % x.dim(), eps, inplace)[0]
+    BatchNorm's output, which its backward does not need).  ``groups=k``
+    normalises each of ``k`` equal consecutive slices of ``dim`` on its own
+    (several heads computed side by side in one tensor)."""
+    dim = dim % x.dim()
+    if groups < 1 or x.size(dim) % groups:
+        raise ValueError(f"'groups' ({groups}) must divide the size of "
+                         f"'dim' ({x.size(dim)})")
+    return _L2Normalize.apply(x, dim, eps, inplace, groups)[0]

@@ -91,14 +91,34 @@ class Segments:
             return t.transpose(1, 2).reshape(self.num_nodes, t.size(1))
         return t
 
-    def linear(self, x: Tensor, lin: torch.nn.Linear) -> Tensor:
-        """A node-wise ``Linear`` (the papers' 1x1 convolution)."""
+    def linear(self, x: Tensor, weight: Tensor,
+               bias: Optional[Tensor] = None) -> Tensor:
+        """A node-wise linear map (the papers' 1x1 convolution):
+        ``weight [O, C]``, ``bias [O]``."""
         if self.channels_first:  # [S, O, C] @ [S, C, n]: no copy of W
-            w = lin.weight.expand(x.size(0), *lin.weight.shape)
-            if lin.bias is None:
+            w = weight.expand(x.size(0), *weight.shape)
+            if bias is None:
                 return torch.bmm(w, x)
-            return torch.baddbmm(lin.bias.view(1, -1, 1), w, x)
-        return lin(x)
+            return torch.baddbmm(bias.view(1, -1, 1), w, x)
+        if bias is None:
+            return torch.mm(x, weight.t())
+        return torch.addmm(bias, x, weight.t())
+
+    def channels(self, v: Tensor) -> Tensor:
+        """A per-channel vector ``[C]`` shaped to broadcast over node
+        tensors of this layout."""
+        return v.view(1, -1, 1) if self.channels_first else v
+
+    def channel_mean(self, x: Tensor) -> Tensor:
+        """Mean of each channel over all visible nodes: ``[C]``."""
+        return x.mean((0, 2)) if self.channels_first else x.mean(0)
+
+    def gram(self, x: Tensor) -> Tensor:
+        r""":math:`\mathbf{X}^\top \mathbf{X}` over all visible nodes:
+        ``[C, C]``."""
+        if self.channels_first:  # [S, C, n] @ [S, n, C], summed over S
+            return torch.bmm(x, x.transpose(1, 2)).sum(0)
+        return torch.mm(x.t(), x)
 
     @classmethod
     def from_batch(cls, x: Tensor, batch: Optional[Tensor] = None,

@@ -323,7 +323,8 @@ def test_channels_first_equals_rows():
     close(to_rows(cf.per_sample(_attention, w_cf, x_cf)),
           rows.per_sample(_attention, w_rows, x_rows))
     lin = torch.nn.Linear(C, D, dtype=DT)
-    close(to_rows(cf.linear(x_cf, lin)), rows.linear(x_rows, lin))
+    close(to_rows(cf.linear(x_cf, lin.weight, lin.bias)),
+          rows.linear(x_rows, lin.weight, lin.bias))
     # gradients flow to the same values
     g = torch.randn(S, D, C, dtype=DT)
     ga = torch.autograd.grad(cf.pool(w_cf, x_cf), (w_cf, x_cf), g)

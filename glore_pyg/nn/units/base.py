@@ -1,10 +1,13 @@
 """Pieces shared by the units: projection heads and the inspection record."""
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, ReLU, Sequential
 
+from ...functional.batch_norm import (batch_norm_side_by_side,
+                                      linear_batch_norm, side_by_side,
+                                      uses_batch_stats)
 from ...functional.segments import Segments
 
 
@@ -18,6 +21,41 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
     if relu:
         layers.append(ReLU(inplace=True))  # BN does not need its output
     return Sequential(*layers)
+
+
+def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
+                scale: Optional[Tensor] = None) -> Tensor:
+    """``scale * head(x)`` for the :func:`linear_bn` heads ``heads``, all on
+    the same input, outputs concatenated along the channel axis (axis 1).
+
+    The fewest passes over ``N x F`` memory that give the modules' exact
+    values, gradients and BatchNorm updates: several heads share one matrix
+    product and one BatchNorm pass (so ``x`` is read once forward and its
+    gradient is one product backward, without a sum of several); a single
+    head that does not shrink its input (or any head in evaluation) never
+    materialises its linear output (:func:`~glore_pyg.functional.batch_norm
+    .linear_batch_norm`).  ReLU, where the heads have it, runs in place."""
+    lins: List[Linear] = [h[0] for h in heads]
+    bns: List[BatchNorm1d] = [h[1] for h in heads]
+    relu = {len(h) == 3 for h in heads}
+    if len(relu) != 1:
+        raise ValueError("Heads applied together must all end in ReLU or "
+                         "none")
+    lin, bn = lins[0], bns[0]
+    if len(heads) == 1 and (lin.in_features <= lin.out_features
+                            or not uses_batch_stats(bn)):
+        out = linear_batch_norm(seg, x, lin.weight, lin.bias, bn, scale)
+    elif not side_by_side(bns):  # e.g. a different momentum set on one
+        return torch.cat([apply_heads(seg, x, [h], scale) for h in heads], 1)
+    else:
+        cat = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))
+        bias = None
+        if any(m.bias is not None for m in lins):
+            bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None
+                        else m.bias for m in lins])
+        out = batch_norm_side_by_side(
+            seg.linear(x, cat([m.weight for m in lins]), bias), bns, scale)
+    return torch.relu_(out) if relu.pop() else out
 
 
 def node_layout(x: Tensor, in_channels: int, batch: Optional[Tensor],

@@ -1,9 +1,11 @@
 from typing import Optional, Tuple, Union
 
+import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.batch_norm import add_residual
+from ...functional.batch_norm import (add_residual, linear_batch_norm,
+                                      uses_batch_stats)
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
 from .base import Projection, check_positive_int, node_layout
@@ -101,11 +103,22 @@ class GloReConv(Module):
     ) -> Union[Tensor, Tuple[Tensor, Projection]]:
         """:meth:`forward` on node features in the layout ``seg``: rows
         ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters)."""
-        b = seg.linear(x, self.proj)  # [N, d]
-        v = self.visible_to_latent(seg.linear(x, self.state), b, segments=seg)
+        # phi and theta in one product: x is read once, and its gradient
+        # is one product instead of a sum of two
+        state, b = seg.linear(
+            x, torch.cat([self.state.weight, self.proj.weight]),
+            torch.cat([self.state.bias, self.proj.bias])).split(
+                [self.num_state, self.num_node], dim=1)  # [N, 2d], [N, d]
+        v = self.visible_to_latent(state, b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]
         y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        out = add_residual(x, self.norm(seg.linear(y, self.extend)))
+        if self.num_state <= self.in_channels or not uses_batch_stats(
+                self.norm):  # BN(y W^T) without the N x C product
+            branch = linear_batch_norm(seg, y, self.extend.weight, None,
+                                       self.norm)
+        else:
+            branch = self.norm(seg.linear(y, self.extend.weight))
+        out = add_residual(x, branch)
         if return_projection:
             b = seg.rows(b)
             return out, Projection(b, b, self.latent_graph.node_mixing(),

@@ -2,7 +2,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, Sequential
 
 from ...functional.batch_norm import (add_residual, batch_norm_rows,
@@ -12,8 +11,8 @@ from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
-from .base import (Projection, check_positive_int, linear_bn, node_layout,
-                   reset_module)
+from .base import (Projection, apply_heads, check_positive_int, linear_bn,
+                   node_layout, reset_module)
 
 MODES = ('asymmetric', 'symmetric')
 
@@ -181,19 +180,11 @@ class LatentGNNConv(Module):
                                  "projections the chunked path avoids)")
             return self._forward_chunked(x, seg)
 
-        def head(seq: Sequential, inp: Tensor,
-                 scale: Optional[Tensor] = None) -> Tensor:
-            lin, bn = seg.linear(inp, seq[0]), seq[1]
-            if scale is None:
-                out = bn(lin)
-            else:
-                # scale * BN(h) is BN(h) with the affine (scale * w,
-                # scale * b): one pass; running statistics update as usual.
-                out = functional_call(bn, {'weight': scale * bn.weight,
-                                           'bias': scale * bn.bias}, (lin, ))
-            return seq[2](out) if len(seq) == 3 else out
+        def heads(seqs: List[Sequential], inp: Tensor,
+                  scale: Optional[Tensor] = None) -> Tensor:
+            return apply_heads(seg, inp, seqs, scale)
 
-        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, head)
+        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, heads)
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
@@ -208,42 +199,46 @@ class LatentGNNConv(Module):
                     seg.rows(normalize_projection(psi_l2v[i], l2v.normalize,
                                                   seg, eps=l2v.eps)),
                     affinity, seg.batch()))
-        out = self._visible_output(x, outs, head, self.gamma)
+        out = self._visible_output(x, outs, heads, self.gamma)
         if return_projection:
             return out, projections
         return out
 
     # The row-wise parts of the unit, shared by the plain and the chunked
-    # path.  ``head(seq, inp, scale=None)`` applies one ``Linear + BN
-    # (+ ReLU)`` head, times ``scale``, and returns a tensor that nothing
+    # path.  ``heads(seqs, inp, scale=None)`` applies ``Linear + BN
+    # (+ ReLU)`` heads that share their input, times ``scale``, outputs
+    # concatenated on the channel axis, and returns a tensor that nothing
     # has saved for backward (the code below works in place on it).
-    def _visible_features(self, x: Tensor, head: Callable):
-        # in place: ``head`` returns a tensor nothing saved for backward
-        # (BatchNorm's backward needs its input, not its output)
-        x_v2l = l2_normalize(head(self.down_v2l, x), dim=1,
-                             inplace=True)  # [N, c]
-        x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
-            head(self.down_l2v, x), dim=1, inplace=True)
-        psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
+    def _visible_features(self, x: Tensor, heads: Callable):
+        downs = [self.down_v2l] + ([] if self.down_l2v is None else
+                                   [self.down_l2v])
+        # both down projections in one product, each L2-normalised (in
+        # place: BatchNorm's backward needs its input, not its output)
+        x_vis = l2_normalize(heads(downs, x), dim=1, inplace=True,
+                             groups=len(downs))
+        x_v2l, x_l2v = (x_vis, x_vis) if len(downs) == 1 else x_vis.chunk(
+            2, dim=1)  # [N, c] each
+        psi_v2l = [heads([m], x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
-            head(m, x_l2v) for m in self.psi_l2v
+            heads([m], x_l2v) for m in self.psi_l2v
         ]
         return x_v2l, psi_v2l, psi_l2v
 
-    def _visible_output(self, x: Tensor, outs: List[Tensor], head: Callable,
+    def _visible_output(self, x: Tensor, outs: List[Tensor], heads: Callable,
                         gamma: Tensor) -> Tensor:
         if self.graph_weight is not None:
-            outs = [head(m, o) for m, o in zip(self.graph_weight, outs)]
+            outs = [heads([m], o) for m, o in zip(self.graph_weight, outs)]
         cat = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
         if self.without_residual:
-            return head(self.up, cat)
-        return add_residual(x, head(self.up, cat, scale=gamma))
+            return heads([self.up], cat)
+        return add_residual(x, heads([self.up], cat, scale=gamma))
 
     def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:
         BatchNorm moments level by level, the per-sample latent sums, then
         the output rows; each pass stores only ``x`` and small tensors."""
         chunks = plan_chunks(seg, self.chunk_size)
+        cat = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))
         heads = {id(m): name for name, m in self.named_modules()
                  if isinstance(m, Sequential)}
         by_name = {name: m for name, m in self.named_modules()
@@ -261,23 +256,32 @@ class LatentGNNConv(Module):
                 T = dict(zip(keys, tensors))
                 recorded: Dict[str, Tensor] = {}
 
-                def head(seq: Sequential, inp: Tensor,
+                def head(seqs: List[Sequential], inp: Tensor,
                          scale: Optional[Tensor] = None) -> Tensor:
-                    name = heads[id(seq)]
-                    lin = inp @ T[name + '.0.weight'].t()
-                    if name in targets:  # only its moments are wanted
-                        recorded[name] = moments(lin)
+                    if len({seq[1].eps for seq in seqs}) > 1:
+                        return torch.cat([head([seq], inp, scale)
+                                          for seq in seqs], dim=1)
+                    names = [heads[id(seq)] for seq in seqs]
+                    lin = inp @ cat([T[n + '.0.weight'] for n in names]).t()
+                    if any(n in targets for n in names):
+                        parts = lin.split([seq[0].out_features
+                                           for seq in seqs], dim=1)
+                        for n, part in zip(names, parts):
+                            if n in targets:  # only its moments are wanted
+                                recorded[n] = moments(part)
                         # a copy: what follows may work in place on it
                         return lin.clone()
-                    if name + '.mean' not in T:
+                    if any(n + '.mean' not in T for n in names):
                         raise _NextLevel
-                    weight, bias = T[name + '.1.weight'], T[name + '.1.bias']
+                    weight = cat([T[n + '.1.weight'] for n in names])
+                    bias = cat([T[n + '.1.bias'] for n in names])
                     if scale is not None:
                         weight, bias = scale * weight, scale * bias
-                    out = batch_norm_rows(lin, T[name + '.mean'],
-                                          T[name + '.var'], seq[1], weight,
-                                          bias)
-                    return torch.relu(out) if len(seq) == 3 else out
+                    out = batch_norm_rows(
+                        lin, cat([T[n + '.mean'] for n in names]),
+                        cat([T[n + '.var'] for n in names]), seqs[0][1],
+                        weight, bias)
+                    return torch.relu(out) if len(seqs[0]) == 3 else out
 
                 try:
                     x_v2l, psi_v2l, psi_l2v = self._visible_features(xc,

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from .segments import Segments
+from .segments import Segments, square_sum
 
 PROJECTION_NORMS = (None, 'l2_visible', 'l2_latent')
 
@@ -96,7 +96,7 @@ class _L2Normalize(torch.autograd.Function):
                 groups: int):
         xg = x.unflatten(dim, (groups, -1)) if groups > 1 else x
         gdim = dim + 1 if groups > 1 else dim
-        norm = torch.linalg.vector_norm(xg, dim=gdim, keepdim=True)
+        norm = square_sum(xg, gdim).sqrt_().unsqueeze(gdim)
         scale = norm.clamp_min(eps).reciprocal()
         if inplace:
             xg.mul_(scale)

@@ -298,6 +298,33 @@ class Segments:
                           for ps in parts])
 
 
+_BLOCK_ELEMENTS = 1 << 18  # accumulator of square_sum: 1 MB in float32
+_MAX_BLOCKS = 512
+
+
+def square_sum(a: Tensor, dim: int) -> Tensor:
+    """``(a ** 2).sum(dim)`` without an ``a``-sized temporary.
+
+    torch's CPU norm kernels reduce an outer (strided) dimension about
+    twenty times slower than an inner one (measured here on ``[1e6, 64]``
+    over rows: 219 ms, against 10 ms for this), so on CPU the rows are
+    summed in blocks: ``addcmul_`` into a cache-sized accumulator, then one
+    small sum."""
+    if (a.device.type != 'cpu' or a.stride(dim) == 1 or a.numel() == 0
+            or torch.compiler.is_compiling() or is_exporting()):
+        return torch.linalg.vector_norm(a, dim=dim).square()
+    a = a.movedim(dim, 0)  # a view [n, *rest]
+    n, rest = a.size(0), a[0].numel()
+    block = max(1, min(n, _BLOCK_ELEMENTS // max(rest, 1)))
+    if -(-n // block) > _MAX_BLOCKS:  # wide rows: too many small steps
+        return torch.linalg.vector_norm(a, dim=0).square()
+    acc = a.new_zeros(block, *a.shape[1:])
+    for start in range(0, n, block):
+        part = a[start:start + block]
+        acc[:part.size(0)].addcmul_(part, part)
+    return acc.sum(0)
+
+
 class _SumOfSquares(torch.autograd.Function):
     # sum(a**2, dim): a single reduction forward, a single multiply backward
     # (autograd of `a * a` or of a norm makes two or three N x F passes).
@@ -305,7 +332,7 @@ class _SumOfSquares(torch.autograd.Function):
     def forward(ctx, a: Tensor, dim: int) -> Tensor:
         ctx.save_for_backward(a)
         ctx.dim = dim
-        return torch.linalg.vector_norm(a, dim=dim).square()
+        return square_sum(a, dim)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

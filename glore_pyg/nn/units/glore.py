@@ -8,7 +8,7 @@ from ...functional.batch_norm import (add_residual, linear_batch_norm,
                                       uses_batch_stats)
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
-from .base import Projection, check_positive_int, node_layout
+from .base import Projection, check_positive_int, fold_pays, node_layout
 
 
 class GloReConv(Module):
@@ -112,8 +112,8 @@ class GloReConv(Module):
         v = self.visible_to_latent(state, b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]
         y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        if self.num_state <= self.in_channels or not uses_batch_stats(
-                self.norm):  # BN(y W^T) without the N x C product
+        if fold_pays(self.num_state, self.in_channels) or not \
+                uses_batch_stats(self.norm):  # BN(y W^T), no N x C product
             branch = linear_batch_norm(seg, y, self.extend.weight, None,
                                        self.norm)
         else:

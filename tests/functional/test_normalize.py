@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from glore_pyg.functional.batch_norm import add_residual
+from glore_pyg.functional.residual import add_residual
 from glore_pyg.functional.normalize import l2_normalize
 
 DT = torch.float64
@@ -69,3 +69,29 @@ def test_l2_normalize_inplace():
     x = torch.randn(4, 3, dtype=DT, requires_grad=True)
     assert torch.autograd.gradcheck(fn, (x, ))
     assert torch.autograd.gradgradcheck(fn, (x, ))
+
+
+@pytest.mark.parametrize('inplace', [False, True])
+@pytest.mark.parametrize('shape, dim', [((7, 6), 1), ((2, 6, 5), 1),
+                                        ((5, 2, 6), -1)])
+def test_l2_normalize_groups(shape, dim, inplace):
+    # each of the 3 consecutive slices of `dim` normalised on its own
+    x = torch.randn(*shape, dtype=DT)
+    x.narrow(dim, 2, 2).select(0, 0).zero_()  # a zero group
+    leaf = x.clone().requires_grad_()
+    ref = torch.cat([F.normalize(p, dim=dim) for p in leaf.chunk(3, dim)],
+                    dim)
+    out = l2_normalize(leaf * 1, dim=dim, inplace=inplace, groups=3)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, leaf, g)[0],
+                               torch.autograd.grad(ref, leaf, g)[0])
+    small = torch.randn(3, 4, dtype=DT, requires_grad=True)
+    fn = lambda t: l2_normalize(t * 1, dim=1, inplace=inplace,  # noqa: E731
+                                groups=2)
+    assert torch.autograd.gradgradcheck(fn, (small, ))
+
+
+def test_l2_normalize_groups_must_divide():
+    with pytest.raises(ValueError, match="'groups' \\(4\\) must divide"):
+        l2_normalize(torch.randn(3, 6), dim=1, groups=4)

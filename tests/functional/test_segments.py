@@ -354,3 +354,18 @@ def test_pool_and_spread_double_backward(sizes):
     assert torch.autograd.gradgradcheck(seg.pool, (w, x))
     assert torch.autograd.gradcheck(seg.spread, (w, z))
     assert torch.autograd.gradgradcheck(seg.spread, (w, z))
+
+
+@pytest.mark.parametrize('shape, dim', [((1000, 7), 0), ((3, 500, 5), 1),
+                                        ((3, 5, 500), 2), ((40, 3, 2), 0),
+                                        ((0, 4), 0)])
+@pytest.mark.parametrize('block', [None, 64, 1])
+def test_square_sum(monkeypatch, shape, dim, block):
+    # blocked accumulation over an outer dimension (many blocks, one, and
+    # the fallback to torch's norm when there would be too many)
+    import glore_pyg.functional.segments as segments
+    if block is not None:
+        monkeypatch.setattr(segments, '_BLOCK_ELEMENTS', block)
+    a = torch.randn(*shape, dtype=torch.float64)
+    torch.testing.assert_close(segments.square_sum(a, dim), (a * a).sum(dim),
+                               rtol=1e-12, atol=1e-12)

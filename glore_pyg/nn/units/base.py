@@ -1,5 +1,5 @@
 """Pieces shared by the units: projection heads and the inspection record."""
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,8 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
 
 
 def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
-                scale: Optional[Tensor] = None) -> Tensor:
+                scale: Optional[Tensor] = None,
+                product: Optional[Callable[..., Tensor]] = None) -> Tensor:
     """``scale * head(x)`` for the :func:`linear_bn` heads ``heads``, all on
     the same input, outputs concatenated along the channel axis (axis 1).
 
@@ -34,7 +35,10 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
     gradient is one product backward, without a sum of several); a single
     head that does not shrink its input (or any head in evaluation) never
     materialises its linear output (:func:`~glore_pyg.functional.batch_norm
-    .linear_batch_norm`).  ReLU, where the heads have it, runs in place."""
+    .linear_batch_norm`).  ReLU, where the heads have it, runs in place.
+    ``product(weight, bias)``, if given, computes ``x``'s linear map in
+    place of ``seg.linear`` (:meth:`~glore_pyg.functional.residual.Residual
+    .linear`)."""
     lins: List[Linear] = [h[0] for h in heads]
     bns: List[BatchNorm1d] = [h[1] for h in heads]
     relu = {len(h) == 3 for h in heads}
@@ -53,8 +57,10 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
         if any(m.bias is not None for m in lins):
             bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None
                         else m.bias for m in lins])
-        out = batch_norm_side_by_side(
-            seg.linear(x, cat([m.weight for m in lins]), bias), bns, scale)
+        weight = cat([m.weight for m in lins])
+        lin = seg.linear(x, weight, bias) if product is None else product(
+            weight, bias)
+        out = batch_norm_side_by_side(lin, bns, scale)
     return torch.relu_(out) if relu.pop() else out
 
 

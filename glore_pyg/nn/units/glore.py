@@ -4,8 +4,8 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.batch_norm import (add_residual, linear_batch_norm,
-                                      uses_batch_stats)
+from ...functional.batch_norm import linear_batch_norm, uses_batch_stats
+from ...functional.residual import Residual
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
 from .base import Projection, check_positive_int, fold_pays, node_layout
@@ -105,8 +105,9 @@ class GloReConv(Module):
         ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters)."""
         # phi and theta in one product: x is read once, and its gradient
         # is one product instead of a sum of two
-        state, b = seg.linear(
-            x, torch.cat([self.state.weight, self.proj.weight]),
+        res = Residual(x, seg)  # x's gradient: one buffer for both uses
+        state, b = res.linear(
+            torch.cat([self.state.weight, self.proj.weight]),
             torch.cat([self.state.bias, self.proj.bias])).split(
                 [self.num_state, self.num_node], dim=1)  # [N, 2d], [N, d]
         v = self.visible_to_latent(state, b, segments=seg)
@@ -118,7 +119,7 @@ class GloReConv(Module):
                                        self.norm)
         else:
             branch = self.norm(seg.linear(y, self.extend.weight))
-        out = add_residual(x, branch)
+        out = res.add(branch)
         if return_projection:
             b = seg.rows(b)
             return out, Projection(b, b, self.latent_graph.node_mixing(),

@@ -4,11 +4,12 @@ import torch
 from torch import Tensor
 from torch.nn import Module, ModuleList, Parameter, Sequential
 
-from ...functional.batch_norm import (add_residual, batch_norm_rows,
+from ...functional.batch_norm import (batch_norm_rows,
                                       batch_statistics, moments,
                                       uses_batch_stats)
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
+from ...functional.residual import Residual, add_residual
 from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (Projection, apply_heads, check_positive_int, linear_bn,
@@ -180,9 +181,13 @@ class LatentGNNConv(Module):
                                  "projections the chunked path avoids)")
             return self._forward_chunked(x, seg)
 
+        # x's first product and the residual sum share x's gradient buffer
+        res = None if self.without_residual else Residual(x, seg)
+
         def heads(seqs: List[Sequential], inp: Tensor,
                   scale: Optional[Tensor] = None) -> Tensor:
-            return apply_heads(seg, inp, seqs, scale)
+            product = res.linear if res is not None and inp is x else None
+            return apply_heads(seg, inp, seqs, scale, product)
 
         x_v2l, psi_v2l, psi_l2v = self._visible_features(x, heads)
         outs: List[Tensor] = []
@@ -199,7 +204,8 @@ class LatentGNNConv(Module):
                     seg.rows(normalize_projection(psi_l2v[i], l2v.normalize,
                                                   seg, eps=l2v.eps)),
                     affinity, seg.batch()))
-        out = self._visible_output(x, outs, heads, self.gamma)
+        out = self._visible_output(x, outs, heads, self.gamma,
+                                   None if res is None else res.add)
         if return_projection:
             return out, projections
         return out
@@ -225,13 +231,16 @@ class LatentGNNConv(Module):
         return x_v2l, psi_v2l, psi_l2v
 
     def _visible_output(self, x: Tensor, outs: List[Tensor], heads: Callable,
-                        gamma: Tensor) -> Tensor:
+                        gamma: Tensor,
+                        add: Optional[Callable[[Tensor], Tensor]] = None
+                        ) -> Tensor:
         if self.graph_weight is not None:
             outs = [heads([m], o) for m, o in zip(self.graph_weight, outs)]
         cat = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
         if self.without_residual:
             return heads([self.up], cat)
-        return add_residual(x, heads([self.up], cat, scale=gamma))
+        branch = heads([self.up], cat, scale=gamma)
+        return add_residual(x, branch) if add is None else add(branch)
 
     def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:

@@ -66,6 +66,11 @@ def update_running_stats(bn: _BatchNorm, mean: Tensor, var: Tensor, n: int):
                 factor * (var * n / (n - 1)).to(dtype))
 
 
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """``torch.cat`` that returns a single tensor as is (no copy)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim)
+
+
 def side_by_side(bns: Sequence[_BatchNorm]) -> bool:
     """Whether :func:`batch_norm_side_by_side` can run ``bns`` as one."""
     def key(bn):
@@ -89,7 +94,6 @@ def batch_norm_side_by_side(h: Tensor, bns: Sequence[_BatchNorm],
                          "momentum, affine, training, track_running_stats "
                          "and the number of batches seen")
     first = bns[0]
-    cat = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))
     tracked = first.track_running_stats
     factor = [running_factor(bn) for bn in bns][0]
     weight = bias = None

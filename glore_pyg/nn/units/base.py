@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, ReLU, Sequential
 
-from ...functional.batch_norm import (batch_norm_side_by_side,
+from ...functional.batch_norm import (batch_norm_side_by_side, cat,
                                       linear_batch_norm, side_by_side,
                                       uses_batch_stats)
 from ...functional.segments import Segments
@@ -52,7 +52,6 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
     elif not side_by_side(bns):  # e.g. a different momentum set on one
         return torch.cat([apply_heads(seg, x, [h], scale) for h in heads], 1)
     else:
-        cat = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))
         bias = None
         if any(m.bias is not None for m in lins):
             bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module, ModuleList, Parameter, Sequential
 
-from ...functional.batch_norm import (batch_norm_rows,
+from ...functional.batch_norm import (batch_norm_rows, cat,
                                       batch_statistics, moments,
                                       uses_batch_stats)
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
@@ -236,10 +236,10 @@ class LatentGNNConv(Module):
                         ) -> Tensor:
         if self.graph_weight is not None:
             outs = [heads([m], o) for m, o in zip(self.graph_weight, outs)]
-        cat = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        joined = cat(outs, dim=1)  # [N, K * c]
         if self.without_residual:
-            return heads([self.up], cat)
-        branch = heads([self.up], cat, scale=gamma)
+            return heads([self.up], joined)
+        branch = heads([self.up], joined, scale=gamma)
         return add_residual(x, branch) if add is None else add(branch)
 
     def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
@@ -247,7 +247,6 @@ class LatentGNNConv(Module):
         BatchNorm moments level by level, the per-sample latent sums, then
         the output rows; each pass stores only ``x`` and small tensors."""
         chunks = plan_chunks(seg, self.chunk_size)
-        cat = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))
         heads = {id(m): name for name, m in self.named_modules()
                  if isinstance(m, Sequential)}
         by_name = {name: m for name, m in self.named_modules()

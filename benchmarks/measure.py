@@ -147,8 +147,27 @@ def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int) -> dict:
 
 
 # -- FLOPs and the matmul replay ----------------------------------------------
+def _addmm_inplace_flops(self_shape, a_shape, b_shape, *args, out_shape=None,
+                        **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]  # as torch's addmm
+
+
+def _baddbmm_inplace_flops(self_shape, a_shape, b_shape, *args,
+                           out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+
+def flop_counter() -> FlopCounterMode:
+    """``FlopCounterMode`` that also counts the in-place products
+    ``addmm_`` / ``baddbmm_`` (the units accumulate a gradient with them;
+    torch's table has only the out-of-place ones)."""
+    return FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten.addmm_: _addmm_inplace_flops,
+        torch.ops.aten.baddbmm_: _baddbmm_inplace_flops})
+
+
 def count_flops(fn: Callable[[], None]) -> int:
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         fn()
     return counter.get_total_flops()
 
@@ -159,7 +178,9 @@ MATMULS = {  # op -> (replay function, positions of its two operands)
     torch.ops.aten.bmm.default: (torch.bmm, 0),
     torch.ops.aten.bmm.out: (torch.bmm, 0),
     torch.ops.aten.addmm.default: (torch.mm, 1),
+    torch.ops.aten.addmm_.default: (torch.mm, 1),
     torch.ops.aten.baddbmm.default: (torch.bmm, 1),
+    torch.ops.aten.baddbmm_.default: (torch.bmm, 1),
 }
 
 
@@ -181,7 +202,7 @@ class MatmulLog(TorchDispatchMode):
 
 def profile_matmuls(fn: Callable[[], None]) -> Tuple[int, list]:
     """FLOPs of one run of ``fn`` and the matrix products it ran."""
-    with FlopCounterMode(display=False) as counter, MatmulLog() as log:
+    with flop_counter() as counter, MatmulLog() as log:
         fn()
     return counter.get_total_flops(), log.calls
 

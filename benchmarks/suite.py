@@ -430,8 +430,10 @@ the reference on the benchmark input (same weights).
   PyG `MessagePassing` over an explicit complete bipartite `edge_index`
   (built once, outside the timing).
 * **Compute**: FLOPs of one forward + backward are counted with
-  `torch.utils.flop_counter.FlopCounterMode`; every `mm`/`bmm`/`addmm`/
-  `baddbmm` the unit runs is logged (shapes and strides) and replayed with
+  `torch.utils.flop_counter.FlopCounterMode` (plus the in-place
+  `addmm_`/`baddbmm_`, missing from its table); every `mm`/`bmm`/`addmm`/
+  `baddbmm` (in place or not) the unit runs is logged (shapes and strides)
+  and replayed with
   `torch.mm`/`torch.bmm` on random tensors, timed side by side with the
   unit.  The replay's operands are built before each of its rounds and
   freed after it (untimed), so that they are not resident while the unit

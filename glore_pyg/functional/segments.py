@@ -24,7 +24,7 @@ concatenation are written once):
   1x1 projections are batched matmuls (what a 1x1 convolution computes)
   and its BatchNorm the ``[B, C, L]`` kernel of CNNs.
 """
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -270,7 +270,16 @@ class Segments:
             # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
             w = weight.view(S, n, weight.size(1))
             return torch.bmm(w.transpose(1, 2), x.view(S, n, x.size(1)))
-        return _SegmentPool.apply(weight, x, self.sizes)
+        return _SegmentPool.apply(weight, x, self.sizes, False)
+
+    def pool_and_sum_of_squares(self, weight: Tensor,
+                                x: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`pool` and :meth:`sum_of_squares` of ``weight`` together:
+        for samples of different sizes, one autograd node whose backward
+        writes the weight's two gradient terms into one buffer."""
+        if self.channels_first or self.sizes is None:
+            return self.pool(weight, x), self.sum_of_squares(weight)
+        return _SegmentPool.apply(weight, x, self.sizes, True)
 
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
@@ -352,37 +361,53 @@ def _bounds(sizes: List[int]):
 
 
 class _SegmentPool(torch.autograd.Function):
-    # out[s] = W_s^T X_s;  dW_s = X_s g_s^T,  dX_s = W_s g_s
+    # out[s] = W_s^T X_s;  dW_s = X_s g_s^T,  dX_s = W_s g_s.  With
+    # `squares`, also sq[s] = sum of W_s ** 2 over rows, whose gradient
+    # 2 W_s g_sq[s] is added into dW in place (no second N x d gradient
+    # for autograd to sum).
     @staticmethod
-    def forward(ctx, weight: Tensor, x: Tensor, sizes: List[int]) -> Tensor:
+    def forward(ctx, weight: Tensor, x: Tensor, sizes: List[int],
+                squares: bool):
         ctx.save_for_backward(weight, x)
-        ctx.sizes = sizes
+        ctx.sizes, ctx.squares = sizes, squares
+        ctx.set_materialize_grads(False)
         out = weight.new_empty(len(sizes), weight.size(1), x.size(1))
         for s, (a, b) in enumerate(_bounds(sizes)):
             torch.mm(weight[a:b].t(), x[a:b], out=out[s])
-        return out
+        if not squares:
+            return out
+        return out, torch.stack([square_sum(weight[a:b], 0)
+                                 for a, b in _bounds(sizes)])
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Optional[Tensor], grad_sq: Optional[Tensor] = None):
         weight, x = ctx.saved_tensors
         bounds = list(_bounds(ctx.sizes))
         need_w, need_x = ctx.needs_input_grad[:2]
+        if grad is None:
+            grad = weight.new_zeros(len(bounds), weight.size(1), x.size(1))
         if torch.is_grad_enabled():  # double backward
             gw = torch.cat([x[a:b] @ grad[s].t()
                             for s, (a, b) in enumerate(bounds)]) \
                 if need_w else None
+            if gw is not None and grad_sq is not None:
+                gw = gw + 2 * weight * torch.cat([
+                    grad_sq[s].expand(b - a, -1)
+                    for s, (a, b) in enumerate(bounds)])
             gx = torch.cat([weight[a:b] @ grad[s]
                             for s, (a, b) in enumerate(bounds)]) \
                 if need_x else None
-            return gw, gx, None
+            return gw, gx, None, None
         gw = torch.empty_like(weight) if need_w else None
         gx = torch.empty_like(x) if need_x else None
         for s, (a, b) in enumerate(bounds):
             if gw is not None:
                 torch.mm(x[a:b], grad[s].t(), out=gw[a:b])
+                if grad_sq is not None:
+                    gw[a:b].addcmul_(weight[a:b], 2 * grad_sq[s])
             if gx is not None:
                 torch.mm(weight[a:b], grad[s], out=gx[a:b])
-        return gw, gx, None
+        return gw, gx, None, None
 
 
 class _SegmentSpread(torch.autograd.Function):

@@ -369,3 +369,29 @@ def test_square_sum(monkeypatch, shape, dim, block):
     a = torch.randn(*shape, dtype=torch.float64)
     torch.testing.assert_close(segments.square_sum(a, dim), (a * a).sum(dim),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('sizes', [[3, 0, 5, 2], [4, 4]])
+def test_pool_and_sum_of_squares(sizes):
+    # one node for both (different sizes): the same values and gradients
+    # as pool and sum_of_squares apart, and double backward
+    batch = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+    w = torch.randn(batch.numel(), 3, dtype=torch.float64,
+                    requires_grad=True)
+    x = torch.randn(batch.numel(), 4, dtype=torch.float64,
+                    requires_grad=True)
+    seg = Segments.from_batch(x, batch, batch_size=len(sizes))
+    pooled, sq = seg.pool_and_sum_of_squares(w, x)
+    ref_pooled, ref_sq = seg.pool(w, x), seg.sum_of_squares(w)
+    torch.testing.assert_close(pooled, ref_pooled)
+    torch.testing.assert_close(sq, ref_sq)
+    gp, gs = torch.randn_like(pooled), torch.randn_like(sq)
+    torch.testing.assert_close(
+        torch.autograd.grad((pooled, sq), (w, x), (gp, gs)),
+        torch.autograd.grad((ref_pooled, ref_sq), (w, x), (gp, gs)))
+    # only one of the two outputs used
+    torch.testing.assert_close(
+        torch.autograd.grad(seg.pool_and_sum_of_squares(w, x)[1].sum(), w),
+        torch.autograd.grad(seg.sum_of_squares(w).sum(), w))
+    assert torch.autograd.gradgradcheck(
+        lambda a, b: seg.pool_and_sum_of_squares(a, b), (w, x))

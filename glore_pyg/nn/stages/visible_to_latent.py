@@ -120,10 +120,9 @@ class VisibleToLatent(BipartiteConv):
         if self.normalize == 'l2_latent':  # per visible node: row-local
             weight = normalize_projection(weight, self.normalize,
                                           eps=self.eps)
-        pooled = segments.pool(weight, x)  # [S, d, C]
-        if self.normalize == 'l2_visible':
-            return pooled, segments.sum_of_squares(weight)
-        return pooled, None
+        if self.normalize == 'l2_visible':  # [S, d, C], [S, d]
+            return segments.pool_and_sum_of_squares(weight, x)
+        return segments.pool(weight, x), None  # [S, d, C]
 
     def finish(self, pooled: Tensor, sum_sq: Optional[Tensor],
                counts: Tensor) -> Tensor:

@@ -215,15 +215,23 @@ class LatentGNNConv(Module):
     # (+ ReLU)`` heads that share their input, times ``scale``, outputs
     # concatenated on the channel axis, and returns a tensor that nothing
     # has saved for backward (the code below works in place on it).
-    def _visible_features(self, x: Tensor, heads: Callable):
+    def _visible_features(self, x: Tensor, heads: Callable,
+                          merge: bool = True):
         downs = [self.down_v2l] + ([] if self.down_l2v is None else
                                    [self.down_l2v])
-        # both down projections in one product, each L2-normalised (in
-        # place: BatchNorm's backward needs its input, not its output)
-        x_vis = l2_normalize(heads(downs, x), dim=1, inplace=True,
-                             groups=len(downs))
-        x_v2l, x_l2v = (x_vis, x_vis) if len(downs) == 1 else x_vis.chunk(
-            2, dim=1)  # [N, c] each
+        # L2-normalised in place (BatchNorm's backward needs its input, not
+        # its output); with `merge`, both down projections in one product.
+        # (The chunked path does not merge: a [chunk, 2c] temporary would
+        # pass glibc's 32 MB mmap threshold at chunk_size=65536, c=64, and
+        # then fault its pages in on every use.)
+        if merge or len(downs) == 1:
+            x_vis = l2_normalize(heads(downs, x), dim=1, inplace=True,
+                                 groups=len(downs))
+            x_v2l, x_l2v = (x_vis, x_vis) if len(downs) == 1 else \
+                x_vis.chunk(2, dim=1)  # [N, c] each
+        else:
+            x_v2l, x_l2v = [l2_normalize(heads([m], x), dim=1, inplace=True)
+                            for m in downs]
         psi_v2l = [heads([m], x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             heads([m], x_l2v) for m in self.psi_l2v
@@ -266,34 +274,26 @@ class LatentGNNConv(Module):
 
                 def head(seqs: List[Sequential], inp: Tensor,
                          scale: Optional[Tensor] = None) -> Tensor:
-                    if len({seq[1].eps for seq in seqs}) > 1:
-                        return torch.cat([head([seq], inp, scale)
-                                          for seq in seqs], dim=1)
-                    names = [heads[id(seq)] for seq in seqs]
-                    lin = inp @ cat([T[n + '.0.weight'] for n in names]).t()
-                    if any(n in targets for n in names):
-                        parts = lin.split([seq[0].out_features
-                                           for seq in seqs], dim=1)
-                        for n, part in zip(names, parts):
-                            if n in targets:  # only its moments are wanted
-                                recorded[n] = moments(part)
+                    seq, = seqs  # one head at a time (merge=False)
+                    name = heads[id(seq)]
+                    lin = inp @ T[name + '.0.weight'].t()
+                    if name in targets:  # only its moments are wanted
+                        recorded[name] = moments(lin)
                         # a copy: what follows may work in place on it
                         return lin.clone()
-                    if any(n + '.mean' not in T for n in names):
+                    if name + '.mean' not in T:
                         raise _NextLevel
-                    weight = cat([T[n + '.1.weight'] for n in names])
-                    bias = cat([T[n + '.1.bias'] for n in names])
+                    weight, bias = T[name + '.1.weight'], T[name + '.1.bias']
                     if scale is not None:
                         weight, bias = scale * weight, scale * bias
-                    out = batch_norm_rows(
-                        lin, cat([T[n + '.mean'] for n in names]),
-                        cat([T[n + '.var'] for n in names]), seqs[0][1],
-                        weight, bias)
-                    return torch.relu(out) if len(seqs[0]) == 3 else out
+                    out = batch_norm_rows(lin, T[name + '.mean'],
+                                          T[name + '.var'], seq[1], weight,
+                                          bias)
+                    return torch.relu(out) if len(seq) == 3 else out
 
                 try:
-                    x_v2l, psi_v2l, psi_l2v = self._visible_features(xc,
-                                                                     head)
+                    x_v2l, psi_v2l, psi_l2v = self._visible_features(
+                        xc, head, merge=False)
                     if mode == 'latent':
                         seg_c = Segments.from_batch(xc)
                         sums = [t[0] for psi in psi_v2l for t in

@@ -1,10 +1,19 @@
-"""BatchNorm over visible nodes from moments, for the chunked path.
+"""BatchNorm over visible nodes, as the units need it.
 
-The chunked path cannot hand all ``N`` rows to :class:`torch.nn.BatchNorm1d`
-at once.  It sums the moments of each chunk (in float64, so that
-``E[a^2] - E[a]^2`` keeps its precision over millions of rows), turns them
-into the batch statistics, updates the module's running statistics exactly
-as ``BatchNorm1d`` does, and normalises each chunk with those statistics."""
+* The chunked path cannot hand all ``N`` rows to
+  :class:`torch.nn.BatchNorm1d` at once.  It sums the moments of each chunk
+  (in float64, so that ``E[a^2] - E[a]^2`` keeps its precision over
+  millions of rows, :func:`moments`), turns them into the batch statistics
+  (:func:`batch_statistics`) and normalises each chunk with them
+  (:func:`batch_norm_rows`).
+* :func:`batch_norm_side_by_side`: several BatchNorms on consecutive channel
+  groups of one tensor in one pass (heads that share their input).
+* :func:`linear_batch_norm`: ``BN(x W^T + b)`` folded into one product from
+  the input's mean and covariance, without the ``N x O`` linear output.
+
+Every path updates the modules' running statistics exactly as
+``BatchNorm1d`` does (:func:`update_running_stats`).
+"""
 from typing import Optional, Sequence, Tuple
 
 import torch

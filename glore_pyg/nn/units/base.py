@@ -35,7 +35,8 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
     gradient is one product backward, without a sum of several); a single
     head that widens its input enough (:func:`fold_pays`), or any single
     head in evaluation, never materialises its linear output
-    (:func:`~glore_pyg.functional.batch_norm.linear_batch_norm`).  ReLU, where the heads have it, runs in place.
+    (:func:`~glore_pyg.functional.batch_norm.linear_batch_norm`).  ReLU,
+    where the heads have it, runs in place.
     ``product(weight, bias)``, if given, computes ``x``'s linear map in
     place of ``seg.linear`` (:meth:`~glore_pyg.functional.residual.Residual
     .linear`)."""

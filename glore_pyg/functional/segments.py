@@ -265,21 +265,18 @@ class Segments:
         ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
         if self.channels_first:  # [S, d, n] @ [S, n, C]
             return torch.bmm(weight, x.transpose(1, 2))
-        if self.sizes is None:
-            S, n = self.num_samples, self.size
-            # [S*n, d] -> [S, d, n];  [S*n, C] -> [S, n, C]
-            w = weight.view(S, n, weight.size(1))
-            return torch.bmm(w.transpose(1, 2), x.view(S, n, x.size(1)))
-        return _SegmentPool.apply(weight, x, self.sizes, False)
+        return _SegmentPool.apply(weight, x, self.sizes, self.num_samples,
+                                  False)
 
     def pool_and_sum_of_squares(self, weight: Tensor,
                                 x: Tensor) -> Tuple[Tensor, Tensor]:
-        """:meth:`pool` and :meth:`sum_of_squares` of ``weight`` together:
-        for samples of different sizes, one autograd node whose backward
-        writes the weight's two gradient terms into one buffer."""
-        if self.channels_first or self.sizes is None:
+        """:meth:`pool` and :meth:`sum_of_squares` of ``weight`` together,
+        in one autograd node (rows layout) whose backward writes the
+        weight's two gradient terms into one buffer."""
+        if self.channels_first:
             return self.pool(weight, x), self.sum_of_squares(weight)
-        return _SegmentPool.apply(weight, x, self.sizes, True)
+        return _SegmentPool.apply(weight, x, self.sizes, self.num_samples,
+                                  True)
 
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
@@ -364,28 +361,59 @@ class _SegmentPool(torch.autograd.Function):
     # out[s] = W_s^T X_s;  dW_s = X_s g_s^T,  dX_s = W_s g_s.  With
     # `squares`, also sq[s] = sum of W_s ** 2 over rows, whose gradient
     # 2 W_s g_sq[s] is added into dW in place (no second N x d gradient
-    # for autograd to sum).
+    # for autograd to sum).  Samples of equal size (`sizes` None) use one
+    # bmm on [S, n, *] views.  The gradients are plain new tensors, which
+    # autograd can reuse in place when it sums them with others.
     @staticmethod
-    def forward(ctx, weight: Tensor, x: Tensor, sizes: List[int],
-                squares: bool):
+    def forward(ctx, weight: Tensor, x: Tensor, sizes: Optional[List[int]],
+                num_samples: int, squares: bool):
         ctx.save_for_backward(weight, x)
-        ctx.sizes, ctx.squares = sizes, squares
+        ctx.sizes, ctx.num_samples, ctx.squares = sizes, num_samples, squares
         ctx.set_materialize_grads(False)
-        out = weight.new_empty(len(sizes), weight.size(1), x.size(1))
-        for s, (a, b) in enumerate(_bounds(sizes)):
-            torch.mm(weight[a:b].t(), x[a:b], out=out[s])
-        if not squares:
-            return out
-        return out, torch.stack([square_sum(weight[a:b], 0)
-                                 for a, b in _bounds(sizes)])
+        if sizes is None:
+            w3, x3 = _samples(weight, num_samples), _samples(x, num_samples)
+            out = torch.bmm(w3.transpose(1, 2), x3)
+            sq = square_sum(w3, 1) if squares else None
+        else:
+            out = weight.new_empty(len(sizes), weight.size(1), x.size(1))
+            for s, (a, b) in enumerate(_bounds(sizes)):
+                torch.mm(weight[a:b].t(), x[a:b], out=out[s])
+            sq = torch.stack([square_sum(weight[a:b], 0)
+                              for a, b in _bounds(sizes)]) if squares else None
+        return out if sq is None else (out, sq)
 
     @staticmethod
     def backward(ctx, grad: Optional[Tensor], grad_sq: Optional[Tensor] = None):
         weight, x = ctx.saved_tensors
-        bounds = list(_bounds(ctx.sizes))
+        sizes, S = ctx.sizes, ctx.num_samples
         need_w, need_x = ctx.needs_input_grad[:2]
         if grad is None:
-            grad = weight.new_zeros(len(bounds), weight.size(1), x.size(1))
+            grad = weight.new_zeros(S, weight.size(1), x.size(1))
+        if sizes is None:
+            w3, x3 = _samples(weight, S), _samples(x, S)
+            if torch.is_grad_enabled():  # double backward
+                gw = torch.bmm(x3, grad.transpose(1, 2)) if need_w else None
+                if gw is not None and grad_sq is not None:
+                    gw = gw + 2 * w3 * grad_sq.unsqueeze(1)
+                gx = torch.bmm(w3, grad) if need_x else None
+                return (None if gw is None else gw.view(weight.shape),
+                        None if gx is None else gx.view(x.shape), None, None,
+                        None)
+            # written through [S, n, *] views into plain [N, *] tensors: a
+            # returned view would keep its base alive, and autograd only
+            # sums into a tensor whose storage nothing else holds
+            gw = gx = None
+            if need_w:
+                gw = weight.new_empty(weight.shape)
+                gw3 = _samples(gw, S)
+                torch.bmm(x3, grad.transpose(1, 2), out=gw3)
+                if grad_sq is not None:
+                    gw3.addcmul_(w3, 2 * grad_sq.unsqueeze(1))
+            if need_x:
+                gx = x.new_empty(x.shape)
+                torch.bmm(w3, grad, out=_samples(gx, S))
+            return gw, gx, None, None, None
+        bounds = list(_bounds(sizes))
         if torch.is_grad_enabled():  # double backward
             gw = torch.cat([x[a:b] @ grad[s].t()
                             for s, (a, b) in enumerate(bounds)]) \
@@ -397,9 +425,9 @@ class _SegmentPool(torch.autograd.Function):
             gx = torch.cat([weight[a:b] @ grad[s]
                             for s, (a, b) in enumerate(bounds)]) \
                 if need_x else None
-            return gw, gx, None, None
-        gw = torch.empty_like(weight) if need_w else None
-        gx = torch.empty_like(x) if need_x else None
+            return gw, gx, None, None, None
+        gw = weight.new_empty(weight.shape) if need_w else None
+        gx = x.new_empty(x.shape) if need_x else None
         for s, (a, b) in enumerate(bounds):
             if gw is not None:
                 torch.mm(x[a:b], grad[s].t(), out=gw[a:b])
@@ -407,7 +435,12 @@ class _SegmentPool(torch.autograd.Function):
                     gw[a:b].addcmul_(weight[a:b], 2 * grad_sq[s])
             if gx is not None:
                 torch.mm(weight[a:b], grad[s], out=gx[a:b])
-        return gw, gx, None, None
+        return gw, gx, None, None, None
+
+
+def _samples(t: Tensor, num_samples: int) -> Tensor:
+    """``[S * n, F]`` as ``[S, n, F]`` (a view)."""
+    return t.view(num_samples, t.size(0) // num_samples, t.size(1))
 
 
 class _SegmentSpread(torch.autograd.Function):

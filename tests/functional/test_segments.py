@@ -371,7 +371,7 @@ def test_square_sum(monkeypatch, shape, dim, block):
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize('sizes', [[3, 0, 5, 2], [4, 4]])
+@pytest.mark.parametrize('sizes', [[3, 0, 5, 2], [4, 4], [9]])
 def test_pool_and_sum_of_squares(sizes):
     # one node for both (different sizes): the same values and gradients
     # as pool and sum_of_squares apart, and double backward
@@ -381,17 +381,21 @@ def test_pool_and_sum_of_squares(sizes):
     x = torch.randn(batch.numel(), 4, dtype=torch.float64,
                     requires_grad=True)
     seg = Segments.from_batch(x, batch, batch_size=len(sizes))
+    assert (seg.sizes is None) == (len(set(sizes)) == 1)  # both kinds
     pooled, sq = seg.pool_and_sum_of_squares(w, x)
-    ref_pooled, ref_sq = seg.pool(w, x), seg.sum_of_squares(w)
+    parts = list(bounds(sizes))  # an independent per-sample reference
+    ref_pooled = torch.stack([w[a:b].t() @ x[a:b] for a, b in parts])
+    ref_sq = torch.stack([(w[a:b] ** 2).sum(0) for a, b in parts])
     torch.testing.assert_close(pooled, ref_pooled)
     torch.testing.assert_close(sq, ref_sq)
     gp, gs = torch.randn_like(pooled), torch.randn_like(sq)
     torch.testing.assert_close(
         torch.autograd.grad((pooled, sq), (w, x), (gp, gs)),
-        torch.autograd.grad((ref_pooled, ref_sq), (w, x), (gp, gs)))
+        torch.autograd.grad((ref_pooled, ref_sq), (w, x), (gp, gs),
+                            retain_graph=True))
     # only one of the two outputs used
     torch.testing.assert_close(
         torch.autograd.grad(seg.pool_and_sum_of_squares(w, x)[1].sum(), w),
-        torch.autograd.grad(seg.sum_of_squares(w).sum(), w))
+        torch.autograd.grad(ref_sq.sum(), w))
     assert torch.autograd.gradgradcheck(
         lambda a, b: seg.pool_and_sum_of_squares(a, b), (w, x))

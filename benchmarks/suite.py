@@ -44,7 +44,7 @@ FULL = dict(
     points=dict(C=64, d=64, channel_stride=1),
     scale_n=4_000_000, dense_n=1_000_000, compute_n=1_000_000,
     nonlocal_=dict(C=64, d=64, start=4096, memory=20 * GiB, seconds=300),
-    repeat=7, naive_repeat=3, compute_repeat=3)
+    repeat=7, naive_repeat=5, compute_repeat=3)
 QUICK = dict(
     grid=dict(B=2, C=16, H=6, W=5, d=4),
     clouds=dict(sizes=[20, 40, 60], C=16, d=4),

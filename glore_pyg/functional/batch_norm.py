@@ -189,7 +189,8 @@ def linear_batch_norm(seg: Segments, x: Tensor, weight: Tensor,
     running statistics as ``Linear`` then ``BatchNorm``, with one
     ``N x O`` tensor (the output) instead of three (the linear output, the
     BatchNorm output and, in backward, its gradient); it pays an
-    ``I x I`` covariance, so it suits heads with ``I <= O``."""
+    ``I x I`` covariance and the centred copy of the input, so it suits
+    heads that widen their input (the units fold where ``2I <= O``)."""
     n = seg.num_nodes
     gamma = bn.weight if bn.affine else None
     beta = bn.bias if bn.affine else None

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from . import memory
 from .segments import Segments
 
 
@@ -142,7 +143,8 @@ class _CenteredGram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, seg: Segments):
         mean = seg.channel_mean(x)
-        xc = x - seg.channels(mean)
+        xc = torch.sub(x, seg.channels(mean),
+                       out=memory.out_buffer(x.shape, x))
         cov = seg.gram(xc) / seg.num_nodes
         ctx.save_for_backward(xc)
         ctx.seg = seg
@@ -163,7 +165,8 @@ class _CenteredGram(torch.autograd.Function):
             elif seg.channels_first:  # g symmetric: g @ xc_s per sample
                 dx = torch.baddbmm(g_xc, g.expand(xc.size(0), *g.shape), xc)
             else:
-                dx = torch.addmm(g_xc, xc, g)
+                dx = torch.addmm(g_xc, xc, g,
+                                 out=memory.out_buffer(xc.shape, xc))
         if g_xc is not None:
             dx = dx.sub_(seg.channels(seg.channel_mean(g_xc)))
         return dx, None

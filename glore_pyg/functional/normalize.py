@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from . import memory
 from .segments import Segments, square_sum
 
 PROJECTION_NORMS = (None, 'l2_visible', 'l2_latent')
@@ -103,7 +104,8 @@ class _L2Normalize(torch.autograd.Function):
             y = x
             ctx.mark_dirty(x)
         else:
-            y = (xg * scale).view(x.shape)
+            y = torch.mul(xg, scale, out=memory.out_buffer(xg.shape, xg)
+                          ).view(x.shape)
         ctx.save_for_backward(y, norm)
         ctx.dim, ctx.eps, ctx.groups = dim, eps, groups
         ctx.set_materialize_grads(False)
@@ -122,7 +124,9 @@ class _L2Normalize(torch.autograd.Function):
         dx = None
         if grad is not None:
             dot = _sum_product(grad, y, dim) * (norm >= ctx.eps).to(y.dtype)
-            dx = torch.addcmul(grad, y, dot, value=-1).div_(clamped)
+            dx = torch.addcmul(grad, y, dot, value=-1,
+                               out=memory.out_buffer(grad.shape, grad))
+            dx = dx.div_(clamped)
         if grad_norm is not None:  # d||x|| / dx = x / ||x|| (0 at x = 0)
             ratio = torch.where(norm > 0, clamped / norm,
                                 torch.zeros_like(norm))

@@ -31,6 +31,8 @@ from torch import Tensor
 from torch.compiler import is_exporting
 from torch_geometric.utils import scatter
 
+from . import memory
+
 
 class Segments:
     r"""Consecutive samples of a node-feature matrix.
@@ -100,9 +102,7 @@ class Segments:
             if bias is None:
                 return torch.bmm(w, x)
             return torch.baddbmm(bias.view(1, -1, 1), w, x)
-        if bias is None:
-            return torch.mm(x, weight.t())
-        return torch.addmm(bias, x, weight.t())
+        return linear_rows(x, weight, bias)
 
     def channels(self, v: Tensor) -> Tensor:
         """A per-channel vector ``[C]`` shaped to broadcast over node
@@ -304,6 +304,57 @@ class Segments:
                           for ps in parts])
 
 
+def _product(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+             out: Optional[Tensor] = None) -> Tensor:
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def linear_rows(x: Tensor, weight: Tensor,
+                bias: Optional[Tensor] = None) -> Tensor:
+    """``x W^T + b`` on node rows ``x [N, C]``, its output and (in backward)
+    ``x``'s gradient in :func:`~glore_pyg.functional.memory.empty` buffers
+    instead of the fresh tensors of ``torch.addmm`` and its autograd."""
+    if torch.compiler.is_compiling() or is_exporting():
+        return _product(x, weight, bias)
+    if torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, weight, bias)):
+        return _RowLinear.apply(x, weight, bias)
+    return _product(x, weight, bias,
+                    memory.out_buffer((x.size(0), weight.size(0)), x))
+
+
+class _RowLinear(torch.autograd.Function):
+    # autograd's addmm, with the N-row tensors in memory.empty buffers
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _product(x, weight, bias,
+                        memory.out_buffer((x.size(0), weight.size(0)), x))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = row_product(grad, weight)
+        if ctx.needs_input_grad[1]:
+            dw = grad.t() @ x
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = grad.sum(0)
+        return dx, dw, db
+
+
+def row_product(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for node rows ``a [N, *]``, in a
+    :func:`~glore_pyg.functional.memory.empty` buffer (differentiable
+    under grad mode, as in double backward)."""
+    return torch.mm(a, b, out=memory.out_buffer((a.size(0), b.size(1)), a))
+
+
 _BLOCK_ELEMENTS = 1 << 18  # accumulator of square_sum: 1 MB in float32
 _MAX_BLOCKS = 512
 
@@ -404,13 +455,13 @@ class _SegmentPool(torch.autograd.Function):
             # sums into a tensor whose storage nothing else holds
             gw = gx = None
             if need_w:
-                gw = weight.new_empty(weight.shape)
+                gw = memory.empty(weight.shape, weight)
                 gw3 = _samples(gw, S)
                 torch.bmm(x3, grad.transpose(1, 2), out=gw3)
                 if grad_sq is not None:
                     gw3.addcmul_(w3, 2 * grad_sq.unsqueeze(1))
             if need_x:
-                gx = x.new_empty(x.shape)
+                gx = memory.empty(x.shape, x)
                 torch.bmm(w3, grad, out=_samples(gx, S))
             return gw, gx, None, None, None
         bounds = list(_bounds(sizes))
@@ -426,8 +477,8 @@ class _SegmentPool(torch.autograd.Function):
                             for s, (a, b) in enumerate(bounds)]) \
                 if need_x else None
             return gw, gx, None, None, None
-        gw = weight.new_empty(weight.shape) if need_w else None
-        gx = x.new_empty(x.shape) if need_x else None
+        gw = memory.empty(weight.shape, weight) if need_w else None
+        gx = memory.empty(x.shape, x) if need_x else None
         for s, (a, b) in enumerate(bounds):
             if gw is not None:
                 torch.mm(x[a:b], grad[s].t(), out=gw[a:b])
@@ -449,7 +500,7 @@ class _SegmentSpread(torch.autograd.Function):
     def forward(ctx, weight: Tensor, z: Tensor, sizes: List[int]) -> Tensor:
         ctx.save_for_backward(weight, z)
         ctx.sizes = sizes
-        out = z.new_empty(weight.size(0), z.size(2))
+        out = memory.empty((weight.size(0), z.size(2)), z)
         for s, (a, b) in enumerate(_bounds(sizes)):
             torch.mm(weight[a:b], z[s], out=out[a:b])
         return out
@@ -466,7 +517,7 @@ class _SegmentSpread(torch.autograd.Function):
             gz = torch.stack([weight[a:b].t() @ grad[a:b]
                               for a, b in bounds]) if need_z else None
             return gw, gz, None
-        gw = torch.empty_like(weight) if need_w else None
+        gw = memory.empty(weight.shape, weight) if need_w else None
         gz = torch.empty_like(z) if need_z else None
         for s, (a, b) in enumerate(bounds):
             if gw is not None:

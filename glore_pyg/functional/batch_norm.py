@@ -174,9 +174,10 @@ class _CenteredGram(torch.autograd.Function):
 
 def linear_batch_norm(seg: Segments, x: Tensor, weight: Tensor,
                       bias: Optional[Tensor], bn: _BatchNorm,
-                      scale: Optional[Tensor] = None) -> Tensor:
-    r"""``scale * BN(x W^T + b)`` computed as one affine map of ``x``,
-    never materialising ``x W^T + b``:
+                      scale: Optional[Tensor] = None,
+                      relu: bool = False) -> Tensor:
+    r"""``scale * BN(x W^T + b)`` (then ReLU with ``relu``) computed as one
+    affine map of ``x``, never materialising ``x W^T + b``:
 
     .. math::
         \mathrm{BN}(\mathbf{x}\mathbf{W}^\top + \mathbf{b}) =
@@ -222,7 +223,7 @@ def linear_batch_norm(seg: Segments, x: Tensor, weight: Tensor,
     if beta is not None:
         beta = beta if scale is None else beta * scale
         shift = beta if shift is None else shift + beta
-    return seg.linear(x, weight * s.unsqueeze(1), shift)
+    return seg.linear(x, weight * s.unsqueeze(1), shift, relu)
 
 
 def batch_norm_rows(a: Tensor, mean: Tensor, var: Tensor, bn: _BatchNorm,

@@ -94,15 +94,16 @@ class Segments:
         return t
 
     def linear(self, x: Tensor, weight: Tensor,
-               bias: Optional[Tensor] = None) -> Tensor:
+               bias: Optional[Tensor] = None, relu: bool = False) -> Tensor:
         """A node-wise linear map (the papers' 1x1 convolution):
-        ``weight [O, C]``, ``bias [O]``."""
-        if self.channels_first:  # [S, O, C] @ [S, C, n]: no copy of W
-            w = weight.expand(x.size(0), *weight.shape)
-            if bias is None:
-                return torch.bmm(w, x)
-            return torch.baddbmm(bias.view(1, -1, 1), w, x)
-        return linear_rows(x, weight, bias)
+        ``weight [O, C]``, ``bias [O]``; then ReLU with ``relu``."""
+        if not self.channels_first:
+            return linear_rows(x, weight, bias, relu)
+        # [S, O, C] @ [S, C, n]: no copy of W
+        w = weight.expand(x.size(0), *weight.shape)
+        out = torch.bmm(w, x) if bias is None else torch.baddbmm(
+            bias.view(1, -1, 1), w, x)
+        return torch.relu_(out) if relu else out
 
     def channels(self, v: Tensor) -> Tensor:
         """A per-channel vector ``[C]`` shaped to broadcast over node
@@ -311,33 +312,45 @@ def _product(x: Tensor, weight: Tensor, bias: Optional[Tensor],
     return torch.addmm(bias, x, weight.t(), out=out)
 
 
-def linear_rows(x: Tensor, weight: Tensor,
-                bias: Optional[Tensor] = None) -> Tensor:
-    """``x W^T + b`` on node rows ``x [N, C]``, its output and (in backward)
-    ``x``'s gradient in :func:`~glore_pyg.functional.memory.empty` buffers
-    instead of the fresh tensors of ``torch.addmm`` and its autograd."""
+def linear_rows(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
+                relu: bool = False) -> Tensor:
+    """``x W^T + b`` (then ReLU with ``relu``) on node rows ``x [N, C]``,
+    its output and the gradients of ``x`` and of the ReLU's input in
+    :func:`~glore_pyg.functional.memory.empty` buffers, instead of the fresh
+    tensors of ``torch.addmm``, ``torch.relu`` and their autograd."""
     if torch.compiler.is_compiling() or is_exporting():
-        return _product(x, weight, bias)
-    if torch.is_grad_enabled() and any(
+        out = _product(x, weight, bias)
+    elif torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, weight, bias)):
-        return _RowLinear.apply(x, weight, bias)
-    return _product(x, weight, bias,
-                    memory.out_buffer((x.size(0), weight.size(0)), x))
+        return _RowLinear.apply(x, weight, bias, relu)
+    else:
+        out = _product(x, weight, bias,
+                       memory.out_buffer((x.size(0), weight.size(0)), x))
+    return torch.relu_(out) if relu else out
 
 
 class _RowLinear(torch.autograd.Function):
-    # autograd's addmm, with the N-row tensors in memory.empty buffers
+    # autograd's addmm (and relu_), with the N-row tensors in memory.empty
+    # buffers
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor,
-                bias: Optional[Tensor]) -> Tensor:
-        ctx.save_for_backward(x, weight)
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                relu: bool) -> Tensor:
+        out = _product(x, weight, bias,
+                       memory.out_buffer((x.size(0), weight.size(0)), x))
+        if relu:
+            out.relu_()
+        ctx.save_for_backward(x, weight, out if relu else None)
         ctx.has_bias = bias is not None
-        return _product(x, weight, bias,
-                        memory.out_buffer((x.size(0), weight.size(0)), x))
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
+        x, weight, out = ctx.saved_tensors
+        if out is not None:  # ReLU's backward, as autograd's
+            threshold = torch.ops.aten.threshold_backward
+            buffer = memory.out_buffer(grad.shape, grad)
+            grad = threshold(grad, out, 0) if buffer is None else \
+                threshold.grad_input(grad, out, 0, grad_input=buffer)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = row_product(grad, weight)
@@ -345,7 +358,7 @@ class _RowLinear(torch.autograd.Function):
             dw = grad.t() @ x
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = grad.sum(0)
-        return dx, dw, db
+        return dx, dw, db, None
 
 
 def row_product(a: Tensor, b: Tensor) -> Tensor:

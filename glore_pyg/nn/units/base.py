@@ -47,21 +47,22 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
         raise ValueError("Heads applied together must all end in ReLU or "
                          "none")
     lin, bn = lins[0], bns[0]
+    relu = relu.pop()
     if len(heads) == 1 and (fold_pays(lin.in_features, lin.out_features)
                             or not uses_batch_stats(bn)):
-        out = linear_batch_norm(seg, x, lin.weight, lin.bias, bn, scale)
-    elif not side_by_side(bns):  # e.g. a different momentum set on one
+        return linear_batch_norm(seg, x, lin.weight, lin.bias, bn, scale,
+                                 relu)
+    if not side_by_side(bns):  # e.g. a different momentum set on one
         return torch.cat([apply_heads(seg, x, [h], scale) for h in heads], 1)
-    else:
-        bias = None
-        if any(m.bias is not None for m in lins):
-            bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None
-                        else m.bias for m in lins])
-        weight = cat([m.weight for m in lins])
-        lin = seg.linear(x, weight, bias) if product is None else product(
-            weight, bias)
-        out = batch_norm_side_by_side(lin, bns, scale)
-    return torch.relu_(out) if relu.pop() else out
+    bias = None
+    if any(m.bias is not None for m in lins):
+        bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None
+                    else m.bias for m in lins])
+    weight = cat([m.weight for m in lins])
+    lin = seg.linear(x, weight, bias) if product is None else product(
+        weight, bias)
+    out = batch_norm_side_by_side(lin, bns, scale)
+    return torch.relu_(out) if relu else out
 
 
 def fold_pays(in_features: int, out_features: int) -> bool:

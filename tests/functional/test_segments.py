@@ -399,3 +399,42 @@ def test_pool_and_sum_of_squares(sizes):
         torch.autograd.grad(ref_sq.sum(), w))
     assert torch.autograd.gradgradcheck(
         lambda a, b: seg.pool_and_sum_of_squares(a, b), (w, x))
+
+
+@pytest.mark.parametrize('bias', [True, False])
+@pytest.mark.parametrize('relu', [True, False])
+@pytest.mark.parametrize('channels_first', [False, True])
+def test_linear_against_functional_linear(bias, relu, channels_first):
+    # Segments.linear (rows: _RowLinear, its own backward into buffers)
+    # against F.linear (+ relu): values, every gradient, double backward,
+    # and the no-grad path
+    x = torch.randn(7, 4, dtype=DT)
+    w = torch.randn(5, 4, dtype=DT, requires_grad=True)
+    b = torch.randn(5, dtype=DT, requires_grad=True) if bias else None
+    seg = Segments.from_batch(x)
+    if channels_first:
+        seg = Segments.grid(x.t().unsqueeze(0))
+
+    def ours(x, w, *b):
+        inp = x.t().unsqueeze(0) if channels_first else x
+        out = seg.linear(inp, w, b[0] if b else None, relu=relu)
+        return out[0].t() if channels_first else out
+
+    def ref(x, w, *b):
+        out = torch.nn.functional.linear(x, w, b[0] if b else None)
+        return torch.relu(out) if relu else out
+
+    x.requires_grad_()
+    args = (x, w) + ((b, ) if bias else ())
+    out, expected = ours(*args), ref(*args)
+    torch.testing.assert_close(out, expected)
+    g = torch.randn_like(out)
+    torch.testing.assert_close(torch.autograd.grad(out, args, g),
+                               torch.autograd.grad(expected, args, g))
+    assert torch.autograd.gradgradcheck(ours, args)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(*args), expected)
+    # only the weight needs a gradient
+    torch.testing.assert_close(
+        torch.autograd.grad(ours(x.detach(), w, *args[2:]), w, g),
+        torch.autograd.grad(ref(x.detach(), w, *args[2:]), w, g))

@@ -207,13 +207,41 @@ def grid_section(cfg, rows, limit):
             ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
 
 
+CLOUD_UNITS = ('latentgnn', 'glore')
+
+
+def cloud_unit_name(c, unit):
+    return (f"LatentGNNConv({c['C']}, [{c['d']}])" if unit == 'latentgnn'
+            else f"GloReConv({c['C']}, {c['d']}, normalize=True)")
+
+
+def cloud_case(c, unit):
+    return (f"{len(c['sizes'])} clouds of {c['sizes'][0]}-"
+            f"{c['sizes'][-1]} points, {cloud_unit_name(c, unit)}")
+
+
+def naive_times(cfg, ours, nv, inputs, warmup=0):
+    """Median seconds of ours, the naive version and the replay of our
+    matrix products alone, which bounds any speed-up over the naive
+    version (it runs the same row-wise projections)."""
+    calls = profile_matmuls(fwd_bwd(ours, inputs))[1]
+    return time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                              'naive': fwd_bwd(nv, inputs),
+                              'products': lambda: replay(calls)},
+                             cfg['naive_repeat'], warmup=warmup,
+                             build=['products'])
+
+
+def naive_row(rows, key, what, tn, ours, ref, diff=None):
+    speedup = tn['naive'] / tn['ours']
+    row(rows, key, f'{what}: speed-up over naive per-edge MessagePassing',
+        ours, ref, speedup, '>= 20x', speedup >= 20, diff)
+
+
 def clouds_section(cfg, rows, limit):
     c = cfg['clouds']
-    for unit, name in (('latentgnn', f"LatentGNNConv({c['C']}, "
-                        f"[{c['d']}])"),
-                       ('glore', f"GloReConv({c['C']}, {c['d']}, "
-                        f"normalize=True)")):
-        log(f'clouds {name}')
+    for unit in CLOUD_UNITS:
+        log(f'clouds {cloud_unit_name(c, unit)}')
         kw = dict(case='clouds', unit=unit, **c)
         ours, make = build(impl='ours', **kw)
         padded, nv = build(impl='padded', **kw)[0], build(impl='naive',
@@ -224,26 +252,16 @@ def clouds_section(cfg, rows, limit):
         t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
                                'padded': fwd_bwd(padded, inputs)},
                               cfg['repeat'])
-        # the unit's own matrix products alone bound any speed-up over the
-        # naive version, which runs the same row-wise projections
-        calls = profile_matmuls(fwd_bwd(ours, inputs))[1]
-        tn = time_side_by_side({'ours': fwd_bwd(ours, inputs),
-                                'naive': fwd_bwd(nv, inputs),
-                                'products': lambda: replay(calls)},
-                               cfg['naive_repeat'], warmup=0,  # warm now
-                               build=['products'])
+        tn = naive_times(cfg, ours, nv, inputs)  # all warm by now
         del ours, padded, nv, inputs
         gc.collect()
         m = {impl: memory(impl, limit, **kw)
              for impl in ('ours', 'padded', 'naive')}
-        what = (f"{len(c['sizes'])} clouds of {c['sizes'][0]}-"
-                f"{c['sizes'][-1]} points, {name}")
-        speedup = tn['naive'] / tn['ours']
-        row(rows, f'clouds-{unit}-naive', f'{what}: speed-up over naive '
-            'per-edge MessagePassing',
-            f"{fmt_time(tn['ours'])} (memory {fmt_mem(m['ours'])})",
-            f"naive {fmt_time(tn['naive'])} (memory {fmt_mem(m['naive'])})",
-            speedup, '>= 20x', speedup >= 20, diff_n)
+        what = cloud_case(c, unit)
+        naive_row(rows, f'clouds-{unit}-naive', what, tn,
+                  f"{fmt_time(tn['ours'])} (memory {fmt_mem(m['ours'])})",
+                  f"naive {fmt_time(tn['naive'])} (memory "
+                  f"{fmt_mem(m['naive'])})", diff_n)
         row(rows, f'clouds-{unit}-bound', f'{what}: speed-up over naive '
             'if the unit took no more than its own matrix products (their '
             '`torch.mm` replay; for comparison)',
@@ -297,11 +315,27 @@ MALLOC_REUSE = ('glibc.malloc.mmap_max=0:'
                 'glibc.malloc.trim_threshold=68719476736')
 
 
+def malloc_reuse_rows(cfg, rows):
+    """The rows measured again under MALLOC_REUSE (in a child process):
+    the plain path's FLOP rate, and LatentGNNConv against the naive version
+    on the clouds (whose per-edge tensors fault in hundreds of MB of fresh
+    memory per step under glibc's defaults)."""
+    compute_rows(cfg, rows, [None])
+    c = cfg['clouds']
+    log('clouds ' + cloud_unit_name(c, 'latentgnn'))
+    kw = dict(case='clouds', unit='latentgnn', **c)
+    ours, make = build(impl='ours', **kw)
+    tn = naive_times(cfg, ours, build(impl='naive', **kw)[0], make(False),
+                     warmup=1)
+    naive_row(rows, 'clouds-latentgnn-naive', cloud_case(c, 'latentgnn'),
+              tn, fmt_time(tn['ours']), f"naive {fmt_time(tn['naive'])}")
+
+
 def compute_section(cfg, rows, chunk_size, quick=False):
     compute_rows(cfg, rows, [None, chunk_size])
-    # The plain path again, in a child process whose allocator keeps freed
-    # memory (it must be set before the process starts).
-    log('compute, plain path, GLIBC_TUNABLES=' + MALLOC_REUSE)
+    # Again in a child process whose allocator keeps freed memory (it must
+    # be set before the process starts).
+    log('compute and clouds, GLIBC_TUNABLES=' + MALLOC_REUSE)
     env = dict(os.environ, GLIBC_TUNABLES=MALLOC_REUSE)
     out = subprocess.run(
         [sys.executable, __file__, '--malloc-reuse-child'] +
@@ -476,7 +510,7 @@ def main(argv=None):
         if args.quick:
             torch.set_num_threads(1)
         rows = []
-        compute_rows(cfg, rows, [None])
+        malloc_reuse_rows(cfg, rows)
         print(json.dumps(rows))
         return rows
     only = args.only.split(',')

@@ -13,7 +13,8 @@ ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
          for m in ('naive', 'bound', 'time', 'memory')]
 ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
-ROWS += ['scale-lean-1m', 'compute-lean', 'compute-plain-malloc-reuse']
+ROWS += ['scale-lean-1m', 'compute-lean', 'compute-plain-malloc-reuse',
+         'clouds-latentgnn-naive-malloc-reuse']
 
 
 def test_quick_suite_has_every_row(capsys):

@@ -36,12 +36,14 @@ _MADV_HUGEPAGE = 14  # <sys/mman.h> on Linux
 
 _enabled = os.environ.get('GLORE_PYG_HUGE_PAGES', '1') != '0'
 _madvise: Optional[Callable[[int, int, int], int]] = None
+_mincore: Optional[Callable] = None
 _probed = False
 
 
 def _probe() -> Optional[Callable[[int, int, int], int]]:
     """libc's ``madvise`` where the kernel backs advised memory (and only
     advised memory) with huge pages; otherwise None."""
+    global _mincore
     if not sys.platform.startswith('linux'):
         return None
     try:
@@ -49,12 +51,27 @@ def _probe() -> Optional[Callable[[int, int, int], int]]:
             if '[madvise]' not in f.read():
                 return None
         libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.madvise
+        fn, _mincore = libc.madvise, libc.mincore
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     fn.restype = ctypes.c_int
+    _mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                         ctypes.POINTER(ctypes.c_ubyte)]
+    _mincore.restype = ctypes.c_int
     return fn
+
+
+def _fresh(address: int) -> bool:
+    """Whether the page at ``address`` (page-aligned) is not resident yet:
+    memory just mapped, not a reused part of the heap (advice there would
+    only split the heap's mapping)."""
+    if _mincore is None:
+        return True
+    state = ctypes.c_ubyte(0)
+    if _mincore(address, 1, ctypes.byref(state)) != 0:
+        return True
+    return not state.value & 1
 
 
 def huge_pages_available() -> bool:
@@ -76,9 +93,9 @@ def set_huge_pages(enabled: bool) -> bool:
 
 
 def advise_huge_pages(t: Tensor) -> Tensor:
-    """Asks for huge pages behind the untouched CPU tensor ``t`` (its whole
-    2 MB-aligned interior); returns ``t``.  No effect on memory already
-    touched, nor where :func:`huge_pages_available` is false."""
+    """Asks for huge pages behind the CPU tensor ``t`` (its whole 2 MB-aligned
+    interior) if that memory is fresh (not resident yet); returns ``t``.
+    Nothing happens where :func:`huge_pages_available` is false."""
     nbytes = t.untyped_storage().nbytes()
     if (nbytes < MIN_BYTES or t.device.type != 'cpu'
             or torch.compiler.is_compiling() or is_exporting()
@@ -90,7 +107,7 @@ def advise_huge_pages(t: Tensor) -> Tensor:
         return t
     first = -(-start // HUGE_PAGE) * HUGE_PAGE
     last = (start + nbytes) // HUGE_PAGE * HUGE_PAGE
-    if last > first and _madvise is not None:
+    if last > first and _madvise is not None and _fresh(first):
         _madvise(first, last - first, _MADV_HUGEPAGE)  # advice: may fail
     return t
 

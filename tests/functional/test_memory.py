@@ -94,3 +94,20 @@ def test_kernel_marks_the_buffer_for_huge_pages():
     assert 'hg' in vm_flags(first)  # VM_HUGEPAGE
     t.fill_(1.5)  # the memory behaves as any other
     assert t.sum().item() == 1.5 * t.numel()
+
+
+def test_resident_memory_is_not_advised(advice, monkeypatch):
+    monkeypatch.setattr(memory, '_fresh', lambda address: False)
+    memory.empty((memory.MIN_BYTES // 4 + 1, ), torch.zeros(1))
+    assert advice == []
+
+
+@pytest.mark.skipif(not memory.huge_pages_available(),
+                    reason='no transparent huge pages in madvise mode')
+def test_fresh_tells_untouched_from_resident_pages():
+    t = torch.empty(64 << 20 >> 2)  # 64 MiB: mapped, untouched
+    H = memory.HUGE_PAGE
+    first = -(-t.data_ptr() // H) * H
+    assert memory._fresh(first)
+    t.fill_(0)
+    assert not memory._fresh(first)

@@ -477,10 +477,17 @@ the reference on the benchmark input (same weights).
   speed on its own matrix shapes.
 * **Allocator**: glibc returns every freed block over 32 MB to the kernel,
   so each new large tensor faults its pages in again (about 70 ms per
-  256 MB here), in the unit and in the `torch.mm` replay alike.  The last
-  compute row repeats the measurement in a child process started with
+  256 MB here), in the unit, in the `torch.mm` replay and in the naive
+  version alike.  The two rows marked "allocator keeping freed memory"
+  repeat the plain path's FLOP rate and the speed-up over the naive version
+  in a child process started with
   `GLIBC_TUNABLES={MALLOC_REUSE}`, which keeps freed memory in the process
-  (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, do).
+  (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, do).  Much of
+  the naive version's time under glibc's defaults is its per-edge tensors
+  (one row per edge, `E = N * d`: hundreds of MB each) faulting in fresh
+  memory; with an allocator that keeps freed memory it runs several times
+  faster, and the speed-up over it is correspondingly smaller (compare the
+  two rows).
 * **Non-local**: the largest `N` is searched by doubling, then bisection to
   about 10%, each trial in a fresh process under the address-space limit.
 """

@@ -47,14 +47,19 @@ def fwd_bwd(module: Callable, inputs: Sequence) -> Callable[[], None]:
 def time_side_by_side(fns: Dict[str, Callable], repeat: int = 5,
                       warmup: int = 1,
                       build: Sequence[str] = ()) -> Dict[str, float]:
-    """Median seconds of each closure, run alternately.  For the names in
-    ``build``, ``fns[name]`` is a factory: each round builds the closure
-    (untimed) and drops it after its run, so that its data is not resident
-    while the other cases run (a few GB resident make page faults, and so
-    every large new tensor, markedly slower on this machine)."""
+    """Median seconds of each closure, run alternately, the order rotating
+    from round to round (what runs just before a case, and what it left in
+    the allocator, changes its time by several percent here).  For the
+    names in ``build``, ``fns[name]`` is a factory: each round builds the
+    closure (untimed) and drops it after its run, so that its data is not
+    resident while the other cases run (a few GB resident make page faults,
+    and so every large new tensor, markedly slower on this machine)."""
     times: Dict[str, List[float]] = {name: [] for name in fns}
+    names = list(fns)
     for r in range(warmup + repeat):
-        for name, fn in fns.items():
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
             if name in build:
                 fn = fn()
             t = time.perf_counter()

@@ -440,8 +440,10 @@ the reference on the benchmark input (same weights).
 
 ## Method
 
-* **Time**: the cases of one comparison run in one process, alternately
-  (ours, reference, ours, ...), after a warm-up run; each figure is the
+* **Time**: the cases of one comparison run in one process, alternately,
+  the order rotating from round to round (ours, reference; reference,
+  ours; ...: what ran just before a case changes its time by several
+  percent here), after a warm-up run; each figure is the
   median of {FULL['repeat']} rounds
   ({FULL['naive_repeat']} against the naive version,
   {FULL['compute_repeat']} against the matmul replay).  The machine is

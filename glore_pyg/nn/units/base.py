@@ -3,7 +3,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ReLU, Sequential
+from torch.nn import BatchNorm1d, Linear, Module, ReLU, Sequential
 
 from ...functional.batch_norm import (batch_norm_side_by_side, cat,
                                       linear_batch_norm, side_by_side,
@@ -23,11 +23,13 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
     return Sequential(*layers)
 
 
-def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequential],
+def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequence[Module]],
                 scale: Optional[Tensor] = None,
                 product: Optional[Callable[..., Tensor]] = None) -> Tensor:
-    """``scale * head(x)`` for the :func:`linear_bn` heads ``heads``, all on
-    the same input, outputs concatenated along the channel axis (axis 1).
+    """``scale * head(x)`` for the heads ``heads`` (``Linear``,
+    ``BatchNorm1d`` and optionally ``ReLU``, as built by :func:`linear_bn`),
+    all on the same input, outputs concatenated along the channel axis
+    (axis 1).
 
     The fewest passes over ``N x F`` memory that give the modules' exact
     values, gradients and BatchNorm updates: several heads share one matrix

@@ -4,11 +4,10 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module
 
-from ...functional.batch_norm import linear_batch_norm, uses_batch_stats
 from ...functional.residual import Residual
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
-from .base import Projection, check_positive_int, fold_pays, node_layout
+from .base import Projection, apply_heads, check_positive_int, node_layout
 
 
 class GloReConv(Module):
@@ -113,13 +112,8 @@ class GloReConv(Module):
         v = self.visible_to_latent(state, b, segments=seg)
         z = self.latent_graph(v)  # [S, d, 2d]
         y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        if fold_pays(self.num_state, self.in_channels) or not \
-                uses_batch_stats(self.norm):  # BN(y W^T), no N x C product
-            branch = linear_batch_norm(seg, y, self.extend.weight, None,
-                                       self.norm)
-        else:
-            branch = self.norm(seg.linear(y, self.extend.weight))
-        out = res.add(branch)
+        # BN(y W^T), folded into the product where that pays
+        out = res.add(apply_heads(seg, y, [(self.extend, self.norm)]))
         if return_projection:
             b = seg.rows(b)
             return out, Projection(b, b, self.latent_graph.node_mixing(),

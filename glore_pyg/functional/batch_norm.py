@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.compiler import is_exporting
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import memory
@@ -93,7 +94,8 @@ def side_by_side(bns: Sequence[_BatchNorm]) -> bool:
 
 
 def batch_norm_side_by_side(h: Tensor, bns: Sequence[_BatchNorm],
-                            scale: Optional[Tensor] = None) -> Tensor:
+                            scale: Optional[Tensor] = None,
+                            relu: bool = False) -> Tensor:
     """The BatchNorms ``bns`` applied to consecutive channel groups of ``h``
     (channels on axis 1) in one pass: the same outputs and running
     statistics as applying each to its own group (BatchNorm treats every
@@ -121,8 +123,8 @@ def batch_norm_side_by_side(h: Tensor, bns: Sequence[_BatchNorm],
             mean, var = first.running_mean, first.running_var
         else:
             mean, var = mean.clone(), var.clone()
-    out = F.batch_norm(h, mean, var, weight, bias,
-                       uses_batch_stats(first), factor, first.eps)
+    out = batch_norm(h, mean, var, weight, bias, uses_batch_stats(first),
+                     factor, first.eps, relu)
     if tracked and len(bns) > 1 and first.training:
         with torch.no_grad():
             for bn, m, v in zip(bns, mean.split([b.num_features
@@ -131,6 +133,79 @@ def batch_norm_side_by_side(h: Tensor, bns: Sequence[_BatchNorm],
                 bn.running_mean.copy_(m)
                 bn.running_var.copy_(v)
     return out
+
+
+def batch_norm(h: Tensor, running_mean: Optional[Tensor],
+               running_var: Optional[Tensor], weight: Optional[Tensor],
+               bias: Optional[Tensor], training: bool, momentum: float,
+               eps: float, relu: bool = False) -> Tensor:
+    """:func:`torch.nn.functional.batch_norm` (then ReLU with ``relu``, in
+    place) with its output and input gradient in
+    :func:`~glore_pyg.functional.memory.empty` buffers: on CPU, the two
+    ``N x C`` tensors per BatchNorm that would otherwise be fresh memory on
+    every step.  The same kernels (``native_batch_norm`` and its backward),
+    so the same values, gradients and running statistics."""
+    if (h.device.type != 'cpu' or torch.compiler.is_compiling()
+            or is_exporting() or not h.is_contiguous()):
+        out = F.batch_norm(h, running_mean, running_var, weight, bias,
+                           training, momentum, eps)
+        return torch.relu_(out) if relu else out
+    return _BufferedBatchNorm.apply(h, weight, bias, running_mean, running_var,
+                            training, momentum, eps, relu)
+
+
+class _BufferedBatchNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Optional[Tensor],
+                bias: Optional[Tensor], running_mean: Optional[Tensor],
+                running_var: Optional[Tensor], training: bool,
+                momentum: float, eps: float, relu: bool) -> Tensor:
+        out = memory.empty(h.shape, h)
+        save_mean, save_invstd = h.new_empty(0), h.new_empty(0)
+        torch.ops.aten.native_batch_norm.out(
+            h, weight, bias, running_mean, running_var, training, momentum,
+            eps, out=out, save_mean=save_mean, save_invstd=save_invstd)
+        if relu:
+            out.relu_()
+        ctx.save_for_backward(h, weight, bias, running_mean, running_var,
+                              save_mean, save_invstd, out if relu else None)
+        ctx.training, ctx.eps = training, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (h, weight, bias, running_mean, running_var, save_mean, save_invstd,
+         out) = ctx.saved_tensors
+        need = ctx.needs_input_grad[:3]
+        if torch.is_grad_enabled():  # double backward: differentiable ops
+            stats = (None, None) if ctx.training else (running_mean,
+                                                       running_var)
+            y = F.batch_norm(h, *stats, weight, bias, ctx.training, 0.0,
+                             ctx.eps)
+            if out is not None:
+                y = torch.relu(y)
+            wrt = [t for t, n in zip((h, weight, bias), need) if n]
+            grads = iter(torch.autograd.grad(y, wrt, grad, create_graph=True))
+            return (*[next(grads) if n else None for n in need],
+                    None, None, None, None, None, None)
+        g = memory.empty(grad.shape, grad)
+        if out is not None:  # ReLU's backward, as autograd's
+            torch.ops.aten.threshold_backward.grad_input(grad, out, 0,
+                                                         grad_input=g)
+        else:
+            g.copy_(grad)  # contiguous (an expanded one is slow here)
+        # all three outputs: the out= variant cannot leave one undefined
+        # (the parameters' gradients are C-sized sums of the same pass)
+        dh, dw, db = memory.empty(h.shape, h), h.new_empty(0), h.new_empty(0)
+        torch.ops.aten.native_batch_norm_backward.out(
+            g, h, torch.ones_like(save_invstd if ctx.training else
+                                  running_var) if weight is None else weight,
+            running_mean, running_var, save_mean, save_invstd, ctx.training,
+            ctx.eps, [True, True, True], out0=dh, out1=dw, out2=db)
+        return (dh if need[0] else None,
+                dw if need[1] else None,
+                db if need[2] else None,
+                None, None, None, None, None, None)
 
 
 class _CenteredGram(torch.autograd.Function):

@@ -179,3 +179,55 @@ def test_apply_heads_folds_widening_relu_head(training):
                ref(seg.rows(x)), seg)
     with pytest.raises(ValueError, match='all end in ReLU or none'):
         apply_heads(seg, x, [h, head(4, 2)])
+
+
+@pytest.mark.parametrize('cf', [False, True])
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('relu', [False, True])
+@pytest.mark.parametrize('affine', [True, False])
+def test_buffered_batch_norm_equals_functional(cf, training, relu, affine):
+    from glore_pyg.functional.batch_norm import batch_norm
+    torch.manual_seed(0)
+    h = torch.randn(3, 5, 7, dtype=DT) if cf else torch.randn(21, 5,
+                                                              dtype=DT)
+    w = torch.rand(5, dtype=DT) + 0.5 if affine else None
+    b = torch.randn(5, dtype=DT) if affine else None
+    g = torch.randn_like(h)
+    stats = [torch.randn(5, dtype=DT), torch.rand(5, dtype=DT) + 0.5]
+    results = []
+    for fn in ('ours', 'torch'):
+        hh = h.clone().requires_grad_()
+        ps = [None if t is None else t.clone().requires_grad_()
+              for t in (w, b)]
+        rm, rv = [s.clone() for s in stats]
+        if fn == 'ours':
+            y = batch_norm(hh, rm, rv, *ps, training, 0.3, 1e-5, relu)
+        else:
+            y = torch.nn.functional.batch_norm(hh, rm, rv, *ps, training,
+                                               0.3, 1e-5)
+            y = torch.relu(y) if relu else y
+        y.backward(g)
+        results.append([y.detach(), hh.grad, rm, rv] +
+                       [p.grad for p in ps if p is not None])
+    assert (results[0][0] == 0).any() == relu  # the ReLU did cut
+    for a, r in zip(*results):
+        torch.testing.assert_close(a, r)
+
+
+def test_buffered_batch_norm_double_backward_and_expanded_grad():
+    from glore_pyg.functional.batch_norm import batch_norm
+    torch.manual_seed(0)
+    h = torch.randn(12, 4, dtype=DT, requires_grad=True)
+    w = (torch.rand(4, dtype=DT) + 0.5).requires_grad_()
+    b = torch.randn(4, dtype=DT, requires_grad=True)
+    for training in (True, False):
+        stats = [torch.randn(4, dtype=DT), torch.rand(4, dtype=DT) + 0.5]
+        assert torch.autograd.gradgradcheck(
+            lambda h, w, b: batch_norm(h, *[s.clone() for s in stats], w, b,
+                                       training, 0.1, 1e-5, True),
+            (h, w, b))
+    # out.sum() sends an expanded gradient
+    batch_norm(h, None, None, w, b, True, 0.1, 1e-5).sum().backward()
+    expected = torch.autograd.grad(
+        torch.nn.functional.batch_norm(h, None, None, w, b, True).sum(), h)
+    torch.testing.assert_close(h.grad, expected[0])

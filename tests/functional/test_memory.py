@@ -311,7 +311,8 @@ def test_unit_values_do_not_depend_on_the_cache_and_steps_reuse_it():
         (out * torch.linspace(-1, 1, 64)).sum().backward()
         grads = [p.grad.clone() for p in unit.parameters()]
         unit.zero_grad()
-        return out.detach(), xg.grad, grads
+        # copies: the step's own tensors go back to the cache
+        return out.detach().clone(), xg.grad.clone(), grads
 
     previous = memory.set_cache_limit(0)
     plain = step()

@@ -63,8 +63,7 @@ def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequence[Module]],
     weight = cat([m.weight for m in lins])
     lin = seg.linear(x, weight, bias) if product is None else product(
         weight, bias)
-    out = batch_norm_side_by_side(lin, bns, scale)
-    return torch.relu_(out) if relu else out
+    return batch_norm_side_by_side(lin, bns, scale, relu)
 
 
 def fold_pays(in_features: int, out_features: int) -> bool:

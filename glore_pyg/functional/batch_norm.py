@@ -188,12 +188,12 @@ class _BufferedBatchNorm(torch.autograd.Function):
             grads = iter(torch.autograd.grad(y, wrt, grad, create_graph=True))
             return (*[next(grads) if n else None for n in need],
                     None, None, None, None, None, None)
-        g = memory.empty(grad.shape, grad)
+        g = grad
         if out is not None:  # ReLU's backward, as autograd's
-            torch.ops.aten.threshold_backward.grad_input(grad, out, 0,
-                                                         grad_input=g)
-        else:
-            g.copy_(grad)  # contiguous (an expanded one is slow here)
+            g = torch.ops.aten.threshold_backward.grad_input(
+                grad, out, 0, grad_input=memory.empty(grad.shape, grad))
+        elif not grad.is_contiguous():  # an expanded one is slow here
+            g = memory.empty(grad.shape, grad).copy_(grad)
         # all three outputs: the out= variant cannot leave one undefined
         # (the parameters' gradients are C-sized sums of the same pass)
         dh, dw, db = memory.empty(h.shape, h), h.new_empty(0), h.new_empty(0)

@@ -479,10 +479,12 @@ the reference on the benchmark input (same weights).
   speed on its own matrix shapes.
 * **Allocator**: glibc returns every freed block over 32 MB to the kernel,
   so each new large tensor faults its pages in again (about 70 ms per
-  256 MB here), in the unit, in the `torch.mm` replay and in the naive
-  version alike.  The two rows marked "allocator keeping freed memory"
-  repeat the plain path's FLOP rate and the speed-up over the naive version
-  in a child process started with
+  256 MB here), in the `torch.mm` replay, in the naive version and in
+  autograd's own tensors inside the unit; the unit's own buffers over
+  32 MB come from its buffer cache (`glore_pyg.functional.memory`), which
+  hands them out again without new faults.  The two rows marked
+  "allocator keeping freed memory" repeat the plain path's FLOP rate and
+  the speed-up over the naive version in a child process started with
   `GLIBC_TUNABLES={MALLOC_REUSE}`, which keeps freed memory in the process
   (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, do).  Much of
   the naive version's time under glibc's defaults is its per-edge tensors

@@ -27,19 +27,20 @@ more than 32 MB it hands out (one :class:`torch.UntypedStorage` each,
 rounded up to whole 2 MB pages) and hands a buffer out again once no
 tensor uses it any more (its storage's reference count is back to the
 cache's own), to a request of the same size or up to a quarter smaller.
-Smaller buffers are left to glibc, whose heap reuses freed memory without
-new faults; caching them too only added to the peak memory (measured: 15%
-more for ``LatentGNNConv`` and 26% more for ``GloReConv`` on the
-benchmark's 8 point clouds, for no measurable time).
+Smaller buffers are left to glibc, whose heap mostly reuses freed memory
+without new faults: caching those too (from 8 MB) made ``LatentGNNConv``
+on the benchmark's 8 point clouds about 8% faster but raised its peak
+memory by 15%, and ``GloReConv``'s by 26%.
 
 The price is the cache's own footprint: free buffers stay resident until
-a request reuses them.  At most :func:`cache_limit` bytes of them
-(``GLORE_PYG_BUFFER_CACHE``, default 2 GiB) are kept, least recently used
-released first; :func:`empty_cache` releases them all and
-``GLORE_PYG_BUFFER_CACHE=0`` (or :func:`set_cache_limit`) switches the
-cache off.  A tensor from the cache may sit in a storage up to a quarter
-(plus the rounding) larger than itself, which ``torch.save`` would write
-whole: ``clone()`` a unit's output before saving it on its own.  Values
+a request reuses them.  At each call of :func:`empty` the cache keeps at
+most :func:`cache_limit` bytes of them (``GLORE_PYG_BUFFER_CACHE``, default
+2 GiB), releasing the least recently used first; :func:`empty_cache`
+releases them all and ``GLORE_PYG_BUFFER_CACHE=0`` (or
+:func:`set_cache_limit`) switches the cache off.  A tensor from the cache
+may sit in a storage up to a quarter (plus the rounding) larger than
+itself, which ``torch.save`` would write whole: ``clone()`` a unit's
+output before saving it on its own.  Values
 never depend on the cache: a buffer is uninitialised memory either way.
 Not cached: other devices, tensor subclasses (fake, functional), tracing
 under ``torch.compile`` or export, and deterministic mode with
@@ -187,22 +188,26 @@ class _Cache:
                         and (best is None or entry[1] < best[1])
                         and self.free(entry)):
                     best = entry
+            # the limit, at every call (before a new buffer: this may be
+            # the peak)
+            self.release(self.limit, spare=best)
             if best is not None:
                 best[2] = self.clock
                 return best[0]
             # whole huge pages: a slightly larger request fits it next time
             size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE
-            self.release(self.limit)  # room first: this may be the peak
             storage = torch.UntypedStorage(size)
             _advise(storage.data_ptr(), size)
             if self.limit > 0:
                 self.entries.append([storage, size, self.clock])
             return storage
 
-    def release(self, keep: int):
-        """Drops free buffers, least recently used first, until at most
-        ``keep`` bytes of free buffers remain (call with the lock held)."""
-        free = sorted((e for e in self.entries if self.free(e)),
+    def release(self, keep: int, spare: Optional[list] = None):
+        """Drops free buffers other than ``spare``, least recently used
+        first, until at most ``keep`` bytes of free buffers remain (call
+        with the lock held)."""
+        free = sorted((e for e in self.entries
+                       if e is not spare and self.free(e)),
                       key=lambda e: e[2])
         total = sum(e[1] for e in free)
         drop = set()

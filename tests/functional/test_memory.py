@@ -332,3 +332,24 @@ def test_unit_values_do_not_depend_on_the_cache_and_steps_reuse_it():
         torch.testing.assert_close(run[1], plain[1], rtol=0, atol=0)
         for a, b in zip(run[2], plain[2]):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_varying_sizes_keep_free_buffers_within_the_limit():
+    like = torch.zeros(1)
+    memory.set_cache_limit(3 * BIG * 4)
+    generator = torch.Generator().manual_seed(0)
+    alive = []
+    for step in range(40):
+        n = BIG + int(torch.randint(0, BIG, (1, ), generator=generator))
+        alive.append(memory.empty((n, ), like).fill_(step))
+        if len(alive) > 2:
+            alive.pop(0)
+        in_use, free = memory.cached_bytes()
+        # the limit holds at each call; the buffer freed since is extra
+        assert free <= 3 * BIG * 4 + 2 * (BIG * 4 + memory.HUGE_PAGE)
+        assert all((t == step - len(alive) + 1 + i).all()
+                   for i, t in enumerate(alive))
+    alive.clear()
+    memory.empty((BIG, ), like)  # a call applies the limit again
+    assert memory.cached_bytes()[1] <= 3 * BIG * 4 + BIG * 4 + \
+        memory.HUGE_PAGE

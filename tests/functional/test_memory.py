@@ -353,3 +353,21 @@ def test_varying_sizes_keep_free_buffers_within_the_limit():
     memory.empty((BIG, ), like)  # a call applies the limit again
     assert memory.cached_bytes()[1] <= 3 * BIG * 4 + BIG * 4 + \
         memory.HUGE_PAGE
+
+
+def test_unit_in_inference_mode_with_the_cache():
+    from glore_pyg.nn import LatentGNNConv
+    torch.manual_seed(0)
+    unit = LatentGNNConv(64, [8], channel_stride=1).eval()
+    with torch.no_grad():
+        unit.gamma.fill_(0.5)
+    x = torch.randn(140000, 64)  # [N, 64] float32: 36 MB, cached
+    previous = memory.set_cache_limit(0)
+    with torch.inference_mode():
+        plain = unit(x)
+    memory.set_cache_limit(previous)
+    with torch.inference_mode():
+        first = unit(x).clone()
+        second = unit(x)
+    assert sum(memory.cached_bytes()) > 0
+    assert torch.equal(first, plain) and torch.equal(second, plain)

@@ -40,10 +40,10 @@ releases them all and ``GLORE_PYG_BUFFER_CACHE=0`` (or
 :func:`set_cache_limit`) switches the cache off.  A tensor from the cache
 may sit in a storage up to a quarter (plus the rounding) larger than
 itself, which ``torch.save`` would write whole: ``clone()`` a unit's
-output before saving it on its own.  Values
-never depend on the cache: a buffer is uninitialised memory either way.
-Not cached: other devices, tensor subclasses (fake, functional), tracing
-under ``torch.compile`` or export, and deterministic mode with
+output before saving it on its own.  Values never depend on the cache: a
+buffer is uninitialised memory either way.  Not cached: other devices,
+tensor subclasses (fake, functional), tracing under ``torch.compile`` or
+export, and deterministic mode with
 ``torch.utils.deterministic.fill_uninitialized_memory`` (which wants every
 new buffer filled).
 """
@@ -159,9 +159,11 @@ def _limit_from_env() -> int:
     try:
         limit = int(value)
     except ValueError:
+        limit = -1
+    if limit < 0:
         raise ValueError(f"GLORE_PYG_BUFFER_CACHE must be a number of "
-                         f"bytes, got {value!r}") from None
-    return max(limit, 0)
+                         f"bytes >= 0, got {value!r}")
+    return limit
 
 
 class _Cache:
@@ -268,7 +270,8 @@ def _cacheable(like: Tensor, nbytes: int) -> bool:
             and type(like) in (Tensor, torch.nn.Parameter)
             and not torch.compiler.is_compiling() and not is_exporting()
             and not (torch.are_deterministic_algorithms_enabled()
-                     and torch.utils.deterministic.fill_uninitialized_memory))
+                     and getattr(getattr(torch.utils, 'deterministic', None),
+                                 'fill_uninitialized_memory', True)))
 
 
 def empty(shape: Sequence[int], like: Tensor) -> Tensor:

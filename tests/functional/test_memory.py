@@ -249,9 +249,10 @@ def test_environment_sets_the_limit(monkeypatch):
         monkeypatch.setenv('GLORE_PYG_BUFFER_CACHE', '0')
         importlib.reload(memory)
         assert memory.cache_limit() == 0
-        monkeypatch.setenv('GLORE_PYG_BUFFER_CACHE', '2G')
-        with pytest.raises(ValueError, match='GLORE_PYG_BUFFER_CACHE'):
-            importlib.reload(memory)
+        for bad in ('2G', '-1'):
+            monkeypatch.setenv('GLORE_PYG_BUFFER_CACHE', bad)
+            with pytest.raises(ValueError, match='GLORE_PYG_BUFFER_CACHE'):
+                importlib.reload(memory)
     finally:
         monkeypatch.delenv('GLORE_PYG_BUFFER_CACHE')
         importlib.reload(memory)

@@ -23,7 +23,7 @@ from torch.compiler import is_exporting
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import memory
-from .segments import Segments
+from .segments import Segments, relu_backward
 
 
 def moments(a: Tensor) -> Tensor:
@@ -150,8 +150,9 @@ def batch_norm(h: Tensor, running_mean: Optional[Tensor],
         out = F.batch_norm(h, running_mean, running_var, weight, bias,
                            training, momentum, eps)
         return torch.relu_(out) if relu else out
-    return _BufferedBatchNorm.apply(h, weight, bias, running_mean, running_var,
-                            training, momentum, eps, relu)
+    return _BufferedBatchNorm.apply(h, weight, bias, running_mean,
+                                    running_var, training, momentum, eps,
+                                    relu)
 
 
 class _BufferedBatchNorm(torch.autograd.Function):
@@ -189,9 +190,8 @@ class _BufferedBatchNorm(torch.autograd.Function):
             return (*[next(grads) if n else None for n in need],
                     None, None, None, None, None, None)
         g = grad
-        if out is not None:  # ReLU's backward, as autograd's
-            g = torch.ops.aten.threshold_backward.grad_input(
-                grad, out, 0, grad_input=memory.empty(grad.shape, grad))
+        if out is not None:
+            g = relu_backward(grad, out)
         elif not grad.is_contiguous():  # an expanded one is slow here
             g = memory.empty(grad.shape, grad).copy_(grad)
         # all three outputs: the out= variant cannot leave one undefined

@@ -184,15 +184,12 @@ class _Cache:
     def take(self, nbytes: int) -> torch.UntypedStorage:
         with self.lock:
             self.clock += 1
-            best = None
-            for entry in self.entries:  # the tightest free fit
-                if (nbytes <= entry[1] <= nbytes + (nbytes >> 2)
-                        and (best is None or entry[1] < best[1])
-                        and self.free(entry)):
-                    best = entry
+            free = [e for e in self.entries if self.free(e)]
+            fits = [e for e in free if nbytes <= e[1] <= nbytes + (nbytes >> 2)]
+            best = min(fits, key=lambda e: e[1]) if fits else None
             # the limit, at every call (before a new buffer: this may be
             # the peak)
-            self.release(self.limit, spare=best)
+            self.drop(free, self.limit, spare=best)
             if best is not None:
                 best[2] = self.clock
                 return best[0]
@@ -204,22 +201,25 @@ class _Cache:
                 self.entries.append([storage, size, self.clock])
             return storage
 
-    def release(self, keep: int, spare: Optional[list] = None):
-        """Drops free buffers other than ``spare``, least recently used
-        first, until at most ``keep`` bytes of free buffers remain (call
-        with the lock held)."""
-        free = sorted((e for e in self.entries
-                       if e is not spare and self.free(e)),
-                      key=lambda e: e[2])
+    def release(self, keep: int):
+        """Drops free buffers, least recently used first, until at most
+        ``keep`` bytes of them remain (call with the lock held)."""
+        self.drop([e for e in self.entries if self.free(e)], keep)
+
+    def drop(self, free: List[list], keep: int,
+             spare: Optional[list] = None):
+        """Drops entries of ``free`` other than ``spare``, least recently
+        used first, until at most ``keep`` bytes of them remain."""
+        free = sorted((e for e in free if e is not spare), key=lambda e: e[2])
         total = sum(e[1] for e in free)
-        drop = set()
+        gone = set()
         for entry in free:
             if total <= keep:
                 break
             total -= entry[1]
-            drop.add(id(entry))
-        if drop:
-            self.entries = [e for e in self.entries if id(e) not in drop]
+            gone.add(id(entry))
+        if gone:
+            self.entries = [e for e in self.entries if id(e) not in gone]
 
     def stats(self) -> Tuple[int, int]:
         with self.lock:

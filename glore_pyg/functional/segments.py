@@ -346,11 +346,8 @@ class _RowLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight, out = ctx.saved_tensors
-        if out is not None:  # ReLU's backward, as autograd's
-            threshold = torch.ops.aten.threshold_backward
-            buffer = memory.out_buffer(grad.shape, grad)
-            grad = threshold(grad, out, 0) if buffer is None else \
-                threshold.grad_input(grad, out, 0, grad_input=buffer)
+        if out is not None:
+            grad = relu_backward(grad, out)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = row_product(grad, weight)
@@ -359,6 +356,16 @@ class _RowLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = grad.sum(0)
         return dx, dw, db, None
+
+
+def relu_backward(grad: Tensor, out: Tensor) -> Tensor:
+    """ReLU's backward as autograd's (``grad`` where the ReLU's output
+    ``out`` is positive, else 0), in a
+    :func:`~glore_pyg.functional.memory.empty` buffer outside grad mode."""
+    threshold = torch.ops.aten.threshold_backward
+    buffer = memory.out_buffer(grad.shape, grad)
+    return threshold(grad, out, 0) if buffer is None else \
+        threshold.grad_input(grad, out, 0, grad_input=buffer)
 
 
 def row_product(a: Tensor, b: Tensor) -> Tensor:

@@ -106,7 +106,7 @@ def load_builder(path: str, name: str) -> Callable:
 
 
 def _child(conn, builder: Tuple[str, str], kwargs: dict, limit: int,
-           threads: int):
+           threads: int, steps: int):
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         torch.set_num_threads(threads)
@@ -115,11 +115,17 @@ def _child(conn, builder: Tuple[str, str], kwargs: dict, limit: int,
         gc.collect()
         base = rss_bytes()
         inputs = make_inputs(tiny=False)
-        t = time.perf_counter()
-        fwd_bwd(module, inputs)()
-        t = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        conn.send(dict(ok=True, peak=peak, base=base, increment=peak - base,
+        step = fwd_bwd(module, inputs)
+        peaks, t = [], time.perf_counter()
+        for i in range(steps):
+            step()
+            if i == 0:
+                t = time.perf_counter() - t
+            peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                         * 1024)
+        conn.send(dict(ok=True, peak=peaks[-1], base=base,
+                       increment=peaks[-1] - base,
+                       first_increment=peaks[0] - base,
                        input_bytes=inputs[0].nbytes, seconds=t))
     except Exception as e:  # noqa: BLE001 -- reported to the parent
         oom = isinstance(e, MemoryError) or any(
@@ -128,18 +134,25 @@ def _child(conn, builder: Tuple[str, str], kwargs: dict, limit: int,
                        f'{str(e).splitlines()[0][:200]}'))
 
 
-def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int) -> dict:
+def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int,
+             steps: int = 1) -> dict:
     """Runs ``builder(**kwargs) -> (module, make_inputs)`` in a fresh
     process under an address-space ``limit``, with the caller's number of
-    threads; returns ``ok``, and ``peak``, ``base``, ``increment``,
-    ``input_bytes`` (bytes), ``seconds`` (one forward + backward), or
-    ``oom`` and ``error``.  As with any ``multiprocessing`` start method
+    threads, for ``steps`` forward + backward passes on the full input;
+    returns ``ok``, and ``peak`` (over all steps), ``base``, ``increment``
+    (``peak - base``), ``first_increment`` (the same after the first step),
+    ``input_bytes`` (bytes), ``seconds`` (the first forward + backward), or
+    ``oom`` and ``error``.  (The allocator's footprint can grow over the
+    first few steps: freed blocks of one step do not always fit the
+    next step's requests.)  As with any ``multiprocessing`` start method
     but fork, the calling script needs an ``if __name__ == '__main__':``
     guard."""
     ctx = _forkserver()
     receive, send = ctx.Pipe(duplex=False)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"'steps' must be an int >= 1, got {steps!r}")
     child = ctx.Process(target=_child, args=(send, builder, kwargs, limit,
-                                             torch.get_num_threads()))
+                                             torch.get_num_threads(), steps))
     child.start()
     send.close()
     try:

@@ -44,14 +44,16 @@ FULL = dict(
     points=dict(C=64, d=64, channel_stride=1),
     scale_n=4_000_000, dense_n=1_000_000, compute_n=1_000_000,
     nonlocal_=dict(C=64, d=64, start=4096, memory=20 * GiB, seconds=300),
-    repeat=7, naive_repeat=5, compute_repeat=3)
+    repeat=7, naive_repeat=5, compute_repeat=3, memory_steps=5,
+    scale_memory_steps=2)
 QUICK = dict(
     grid=dict(B=2, C=16, H=6, W=5, d=4),
     clouds=dict(sizes=[20, 40, 60], C=16, d=4),
     points=dict(C=8, d=4, channel_stride=1),
     scale_n=4000, dense_n=1000, compute_n=1000,
     nonlocal_=dict(C=8, d=4, start=256, memory=int(1.2 * GiB), seconds=60),
-    repeat=2, naive_repeat=1, compute_repeat=1)
+    repeat=2, naive_repeat=1, compute_repeat=1, memory_steps=2,
+    scale_memory_steps=2)
 
 
 # -- cases: build(**kwargs) -> (module, make_inputs(tiny)) --------------------
@@ -128,7 +130,12 @@ def fmt_ratio(r):
 
 
 def fmt_mem(r):
-    return fmt_bytes(r['increment']) if r['ok'] else 'out of memory'
+    if not r['ok']:
+        return 'out of memory'
+    if r['first_increment'] == r['increment']:
+        return fmt_bytes(r['increment'])
+    return (f"{fmt_bytes(r['increment'])} (first step "
+            f"{fmt_bytes(r['first_increment'])})")
 
 
 def row(rows, key, comparison, ours, ref, ratio, target=None, met=None,
@@ -163,8 +170,8 @@ def max_diff(a, b, inputs):
         return (a(*inputs) - b(*inputs)).abs().max().item()
 
 
-def memory(impl, limit, **kw):
-    r = peak_rss(BUILDER, dict(impl=impl, **kw), limit)
+def memory(impl, limit, steps=1, **kw):
+    r = peak_rss(BUILDER, dict(impl=impl, **kw), limit, steps)
     if not r['ok'] and not r['oom']:
         raise RuntimeError(f'{impl} {kw}: {r["error"]}')
     return r
@@ -194,7 +201,8 @@ def grid_section(cfg, rows, limit):
                               cfg['repeat'])
         del ours, dense, inputs
         gc.collect()
-        m = {impl: memory(impl, limit, **kw) for impl in ('ours', 'dense')}
+        m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
+             for impl in ('ours', 'dense')}
         what = (f"{name}, B={g['B']}, C={g['C']}, {g['H']}x{g['W']}, "
                 f"d={g['d']}")
         ratio = t['ours'] / t['dense']
@@ -255,7 +263,7 @@ def clouds_section(cfg, rows, limit):
         tn = naive_times(cfg, ours, nv, inputs)  # all warm by now
         del ours, padded, nv, inputs
         gc.collect()
-        m = {impl: memory(impl, limit, **kw)
+        m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
              for impl in ('ours', 'padded', 'naive')}
         what = cloud_case(c, unit)
         naive_row(rows, f'clouds-{unit}-naive', what, tn,
@@ -288,13 +296,14 @@ def scale_section(cfg, rows, limit, chunk_size):
     runs.insert(1, ('scale-lean-1m', cfg['dense_n'], 'ours', chunk_size))
     for key, n, impl, chunk in runs:
         log(f'scale {key}')
-        r = memory(impl, limit, case='points', N=n, chunk_size=chunk, **p)
+        r = memory(impl, limit, cfg['scale_memory_steps'], case='points',
+                   N=n, chunk_size=chunk, **p)
         name = ('published LatentGNN (dense, 1x1 conv + bmm)'
                 if impl == 'dense' else unit +
                 (f', chunk_size={chunk})' if chunk else ')'))
         ratio = r['increment'] / r['input_bytes'] if r['ok'] else None
         detail = (f"peak RSS {fmt_bytes(r['peak'])}, increment "
-                  f"{fmt_bytes(r['increment'])}" if r['ok'] else
+                  f"{fmt_mem(r)}" if r['ok'] else
                   f'out of memory (limit {gib(limit)})')
         input_bytes = fmt_bytes(n * p['C'] * 4)
         if key == 'scale-lean':
@@ -454,11 +463,17 @@ the reference on the benchmark input (same weights).
   running out of memory is reported instead of taking the machine down.
   The child builds the module, runs a tiny forward + backward, records its
   resident memory (`/proc/self/statm`) as the baseline, creates the full
-  input and runs one forward + backward; the figure is the peak RSS
-  (`getrusage`) minus the baseline, so it *includes* the input tensor, the
-  activations kept for backward and the gradients, but not the interpreter
-  and the libraries.  "Peak memory / input" divides that increment by the
-  bytes of the input tensor.
+  input and runs {FULL['memory_steps']} forward + backward passes on it, as
+  a training loop would ({FULL['scale_memory_steps']} for the
+  million-point cases, one for the non-local search); the figure is the
+  peak RSS (`getrusage`) over all of them minus the baseline, so it
+  *includes* the input tensor, the activations kept for backward and the
+  gradients, but not the interpreter and the libraries.  Where the first
+  pass peaked lower, its figure follows in parentheses: freed blocks of one
+  step do not always fit the next step's requests, so an allocator's
+  footprint can grow over the first few steps (glibc's, for every
+  implementation here).  "Peak memory / input" divides that increment by
+  the bytes of the input tensor.
 * **References** (`benchmarks/`): `dense_reference.py` holds the published
   formulations (1x1 convolutions + `bmm`, written from the equations) built
   from our unit's weights, and their padded-dense variant for point clouds

@@ -67,3 +67,43 @@ def test_normalize_benchmark_runs():
         ['--rows', '50', '--channels', '4', '--repeat', '1'])
     assert set(times) == {'F.normalize', 'l2_normalize',
                           'l2_normalize(inplace=True)', 'x * 1 alone'}
+
+
+LEAKY = '''
+import torch
+
+
+class Leaky(torch.nn.Module):
+    """Keeps a new 64 MB tensor alive at every call."""
+    def __init__(self):
+        super().__init__()
+        self.kept, self.w = [], torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        if x.numel() > 1:
+            self.kept.append(torch.ones(16 << 20))
+        return x * self.w
+
+
+def build():
+    return Leaky(), lambda tiny: (torch.ones(1 if tiny else 4,
+                                             requires_grad=True), )
+'''
+
+
+def test_peak_rss_counts_every_step(tmp_path):
+    """The peak over several steps, and the first step's on its own."""
+    peak_rss = suite.peak_rss  # measure as the suite imported it
+    path = tmp_path / 'leaky.py'
+    path.write_text(LEAKY)
+    one = peak_rss((str(path), 'build'), {}, 4 << 30)
+    three = peak_rss((str(path), 'build'), {}, 4 << 30, steps=3)
+    assert one['ok'] and three['ok'], (one, three)
+    mb = 1 << 20
+    assert one['increment'] == one['first_increment']
+    assert 60 * mb < one['increment'] < 100 * mb
+    assert 60 * mb < three['first_increment'] < 100 * mb
+    # two more 64 MB tensors
+    assert 120 * mb < three['increment'] - three['first_increment'] < 140 * mb
+    with pytest.raises(ValueError, match="'steps' must be an int >= 1"):
+        peak_rss((str(path), 'build'), {}, 4 << 30, steps=0)

@@ -368,6 +368,65 @@ def relu_backward(grad: Tensor, out: Tensor) -> Tensor:
         threshold.grad_input(grad, out, 0, grad_input=buffer)
 
 
+def channel_views(x: Tensor, bounds: List[Tuple[int, int]]
+                  ) -> Tuple[Tensor, ...]:
+    """The channel ranges ``x[:, start:stop]`` for ``(start, stop)`` in
+    ``bounds`` (channels on axis 1, both layouts), as views; a range may be
+    given more than once, one view per use.  Ranges must be equal or
+    disjoint.
+
+    The same values and gradients as slicing ``x`` (or ``chunk``) and using
+    a slice several times, but backward writes the views' gradients, summed
+    per range, into one :func:`~glore_pyg.functional.memory.empty` buffer:
+    autograd would sum the repeated uses into a new tensor, then ``cat`` the
+    ranges into another."""
+    for a, b in bounds:
+        if not 0 <= a < b <= x.size(1):
+            raise ValueError(f"'bounds' must be channel ranges within "
+                             f"[0, {x.size(1)}], got {(a, b)}")
+        for c, d in bounds:
+            if (a, b) != (c, d) and a < d and c < b:
+                raise ValueError(f"'bounds' must be equal or disjoint, got "
+                                 f"{(a, b)} and {(c, d)}")
+    return _ChannelViews.apply(x, list(bounds))
+
+
+class _ChannelViews(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, bounds: List[Tuple[int, int]]):
+        ctx.bounds, ctx.shape = bounds, x.shape
+        ctx.set_materialize_grads(False)
+        return tuple(x.narrow(1, a, b - a) for a, b in bounds)
+
+    @staticmethod
+    def backward(ctx, *grads: Optional[Tensor]):
+        given = [(ab, g) for ab, g in zip(ctx.bounds, grads) if g is not None]
+        if not given:
+            return None, None
+        like = given[0][1]
+        if torch.is_grad_enabled():  # double backward: differentiable ops
+            dx = like.new_zeros(ctx.shape)
+            for (a, b), g in given:
+                dx = dx.index_add(1, torch.arange(a, b, device=g.device), g)
+            return dx, None
+        dx = memory.empty(ctx.shape, like)
+        done = set()
+        for (a, b), g in given:
+            part = dx.narrow(1, a, b - a)
+            if (a, b) in done:
+                part.add_(g)
+            else:
+                part.copy_(g)
+                done.add((a, b))
+        covered = sorted(done)
+        start = 0  # channels no gradient reached
+        for a, b in covered + [(ctx.shape[1], ctx.shape[1])]:
+            if a > start:
+                dx.narrow(1, start, a - start).zero_()
+            start = max(start, b)
+        return dx, None
+
+
 def row_product(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` for node rows ``a [N, *]``, in a
     :func:`~glore_pyg.functional.memory.empty` buffer (differentiable

@@ -438,3 +438,52 @@ def test_linear_against_functional_linear(bias, relu, channels_first):
     torch.testing.assert_close(
         torch.autograd.grad(ours(x.detach(), w, *args[2:]), w, g),
         torch.autograd.grad(ref(x.detach(), w, *args[2:]), w, g))
+
+
+CHANNEL_BOUNDS = [
+    [(0, 2), (0, 2), (2, 5)],  # LatentGNN's x_v2l twice, then x_l2v
+    [(0, 3), (0, 3), (0, 3)],  # one range used three times
+    [(1, 3), (4, 6)],  # channels 0 and 3 reach no view
+    [(0, 6)],
+]
+
+
+@pytest.mark.parametrize('ranges', CHANNEL_BOUNDS)
+@pytest.mark.parametrize('channels_first', [False, True])
+def test_channel_views_against_slicing(ranges, channels_first):
+    # values and gradients as slicing x and using each slice (autograd's
+    # sum of repeated uses and of the slices), double backward; a view
+    # whose gradient is None (unused) counts as zero
+    from glore_pyg.functional.segments import channel_views
+    shape = (2, 6, 5) if channels_first else (7, 6)
+    x = torch.randn(*shape, dtype=DT, requires_grad=True)
+    weights = [torch.randn(*shape[:1], b - a, *shape[2:], dtype=DT)
+               for a, b in ranges]
+
+    def loss(views, skip=None):
+        return sum((v * w).sin().sum() for i, (v, w) in
+                   enumerate(zip(views, weights)) if i != skip)
+
+    ours = channel_views(x, ranges)
+    ref = [x[:, a:b] for a, b in ranges]
+    for v, r in zip(ours, ref):
+        torch.testing.assert_close(v, r)
+        assert v.data_ptr() == r.data_ptr()  # views, no copy
+    for skip in (None, 0, len(ranges) - 1) if len(ranges) > 1 else [None]:
+        got, = torch.autograd.grad(loss(channel_views(x, ranges), skip), x)
+        expected, = torch.autograd.grad(loss(ref, skip), x)
+        torch.testing.assert_close(got, expected)
+    assert torch.autograd.gradgradcheck(
+        lambda x: loss(channel_views(x, ranges)), (x, ))
+
+
+def test_channel_views_errors():
+    from glore_pyg.functional.segments import channel_views
+    x = torch.randn(4, 6)
+    with pytest.raises(ValueError, match=r"within \[0, 6\], got \(4, 7\)"):
+        channel_views(x, [(4, 7)])
+    with pytest.raises(ValueError, match=r"within \[0, 6\], got \(3, 3\)"):
+        channel_views(x, [(3, 3)])
+    with pytest.raises(ValueError, match=r"equal or disjoint, got \(0, 3\) "
+                       r"and \(2, 4\)"):
+        channel_views(x, [(0, 3), (2, 4)])

@@ -10,7 +10,7 @@ from ...functional.batch_norm import (batch_norm_rows, cat,
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.residual import Residual, add_residual
-from ...functional.segments import Segments
+from ...functional.segments import Segments, channel_views
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (Projection, apply_heads, check_positive_int, linear_bn,
                    node_layout, reset_module)
@@ -227,12 +227,17 @@ class LatentGNNConv(Module):
         if merge or len(downs) == 1:
             x_vis = l2_normalize(heads(downs, x), dim=1, inplace=True,
                                  groups=len(downs))
-            x_v2l, x_l2v = (x_vis, x_vis) if len(downs) == 1 else \
-                x_vis.chunk(2, dim=1)  # [N, c] each
+            # [N, c] each: x_v2l twice (the ψ heads' and the pooling's
+            # input), so that their gradients and x_l2v's sum into one
+            # buffer (channel_views)
+            c = self.inter_channels
+            l2v = (0, c) if len(downs) == 1 else (c, 2 * c)
+            x_v2l, x_psi, x_l2v = channel_views(x_vis, [(0, c), (0, c), l2v])
         else:
             x_v2l, x_l2v = [l2_normalize(heads([m], x), dim=1, inplace=True)
                             for m in downs]
-        psi_v2l = [heads([m], x_v2l) for m in self.psi_v2l]  # [N, d_i]
+            x_psi = x_v2l
+        psi_v2l = [heads([m], x_psi) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             heads([m], x_l2v) for m in self.psi_l2v
         ]

@@ -26,16 +26,18 @@ memory for CUDA but not for the CPU, so :func:`empty` keeps the buffers of
 more than 8 MB it hands out (one :class:`torch.UntypedStorage` each,
 rounded up to whole 2 MB pages, on huge pages) and hands a buffer out
 again once no tensor uses it any more (its storage's reference count is
-back to the cache's own), to a request of the same size or up to a quarter
-smaller.  Smaller buffers are left to glibc's heap.  Measured here on the
-benchmark's 8 point clouds (``LatentGNNConv(128, [64])``, paired runs of
-one process): caching from 8 MB instead of only above glibc's 32 MB mmap
-threshold made a step 8-14% faster (median 152 against 177 ms), 4% with
-the benchmark's naive version run between steps; from 2 or 4 MB gained
-nothing more.  Its first step peaks higher (278 against 249 MB;
-``GloReConv`` 355 against 318 MB), but over 15 steps lower (299 against
-311 MB, and 376 against 393 MB): glibc's heap grows over the first steps,
-while the cache is sized by the first.
+back to the cache's own): the smallest free buffer that holds a request
+serves it.  Smaller buffers are left to glibc's heap.  Measured here on
+the benchmark's 8 point clouds (``LatentGNNConv(128, [64])``, paired runs
+in one process): caching from 8 MB instead of only above glibc's 32 MB
+mmap threshold made a step 8-14% faster (median 152 against 177 ms), 4%
+with the benchmark's naive version run between steps; from 2 or 4 MB
+gained nothing more.  Best fit, against serving only requests at most a
+quarter smaller than a buffer, changed no time (30 paired steps) and
+lowered the peaks: over 5 steps ``GloReConv`` 338 against 374 MB, the
+10^6-point ``LatentGNNConv(64, [64], channel_stride=1)`` 18.3 against
+20.1 times its input (16.2 without the cache; glibc returns those blocks
+to the kernel the moment they are freed).
 
 The price is the cache's own footprint: free buffers stay resident until
 a request reuses them.  At each call of :func:`empty` the cache keeps at
@@ -43,8 +45,8 @@ most :func:`cache_limit` bytes of them (``GLORE_PYG_BUFFER_CACHE``, default
 2 GiB), releasing the least recently used first; :func:`empty_cache`
 releases them all and ``GLORE_PYG_BUFFER_CACHE=0`` (or
 :func:`set_cache_limit`) switches the cache off.  A tensor from the cache
-may sit in a storage up to a quarter (plus the rounding) larger than
-itself, which ``torch.save`` would write whole: ``clone()`` a unit's
+may sit in a larger storage than itself, which ``torch.save`` would write
+whole: ``clone()`` a unit's
 output before saving it on its own.  Values never depend on the cache: a
 buffer is uninitialised memory either way.  Not cached: other devices,
 tensor subclasses (fake, functional), tracing under ``torch.compile`` or
@@ -189,7 +191,9 @@ class _Cache:
         with self.lock:
             self.clock += 1
             free = [e for e in self.entries if self.free(e)]
-            fits = [e for e in free if nbytes <= e[1] <= nbytes + (nbytes >> 2)]
+            # best fit: any larger free buffer is resident already, so it
+            # costs no new memory (module docstring)
+            fits = [e for e in free if nbytes <= e[1]]
             best = min(fits, key=lambda e: e[1]) if fits else None
             # the limit, at every call (before a new buffer: this may be
             # the peak)

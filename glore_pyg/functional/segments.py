@@ -284,11 +284,6 @@ class Segments:
         ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
         if self.channels_first:  # [S, C, d] @ [S, d, n]
             return torch.bmm(z.transpose(1, 2), weight)
-        if self.sizes is None:
-            S, n = self.num_samples, self.size
-            # [S*n, d] -> [S, n, d];  result [S, n, C] -> [S*n, C]
-            return torch.bmm(weight.view(S, n, weight.size(1)),
-                             z).view(S * n, z.size(2))
         return _SegmentSpread.apply(weight, z, self.sizes)
 
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
@@ -574,11 +569,21 @@ def _samples(t: Tensor, num_samples: int) -> Tensor:
 
 
 class _SegmentSpread(torch.autograd.Function):
-    # out_s = W_s Z_s;  dW_s = g_s Z_s^T,  dZ_s = W_s^T g_s
+    # out_s = W_s Z_s;  dW_s = g_s Z_s^T,  dZ_s = W_s^T g_s.  Samples of
+    # equal size (`sizes` None) use one bmm on [S, n, *] views.  The N-row
+    # output and weight gradient are memory.empty buffers.
     @staticmethod
-    def forward(ctx, weight: Tensor, z: Tensor, sizes: List[int]) -> Tensor:
+    def forward(ctx, weight: Tensor, z: Tensor,
+                sizes: Optional[List[int]]) -> Tensor:
         ctx.save_for_backward(weight, z)
         ctx.sizes = sizes
+        if sizes is None:
+            S = z.size(0)
+            out = memory.out_buffer((weight.size(0), z.size(2)), z)
+            if out is None:  # tracing (export): no out=
+                return torch.bmm(_samples(weight, S), z).flatten(0, 1)
+            torch.bmm(_samples(weight, S), z, out=_samples(out, S))
+            return out
         out = memory.empty((weight.size(0), z.size(2)), z)
         for s, (a, b) in enumerate(_bounds(sizes)):
             torch.mm(weight[a:b], z[s], out=out[a:b])
@@ -587,8 +592,19 @@ class _SegmentSpread(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         weight, z = ctx.saved_tensors
-        bounds = list(_bounds(ctx.sizes))
         need_w, need_z = ctx.needs_input_grad[:2]
+        if ctx.sizes is None:
+            S = z.size(0)
+            w3, g3 = _samples(weight, S), _samples(grad, S)
+            gz = torch.bmm(w3.transpose(1, 2), g3) if need_z else None
+            gw = None
+            if need_w and torch.is_grad_enabled():  # double backward
+                gw = torch.bmm(g3, z.transpose(1, 2)).view(weight.shape)
+            elif need_w:
+                gw = memory.empty(weight.shape, weight)
+                torch.bmm(g3, z.transpose(1, 2), out=_samples(gw, S))
+            return gw, gz, None
+        bounds = list(_bounds(ctx.sizes))
         if torch.is_grad_enabled():  # double backward
             gw = torch.cat([grad[a:b] @ z[s].t()
                             for s, (a, b) in enumerate(bounds)]) \

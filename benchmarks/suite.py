@@ -496,7 +496,7 @@ the reference on the benchmark input (same weights).
   so each new large tensor faults its pages in again (about 70 ms per
   256 MB here), in the `torch.mm` replay, in the naive version and in
   autograd's own tensors inside the unit; the unit's own buffers over
-  32 MB come from its buffer cache (`glore_pyg.functional.memory`), which
+  8 MB come from its buffer cache (`glore_pyg.functional.memory`), which
   hands them out again without new faults.  The two rows marked
   "allocator keeping freed memory" repeat the plain path's FLOP rate and
   the speed-up over the naive version in a child process started with

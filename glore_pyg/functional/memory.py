@@ -34,10 +34,11 @@ mmap threshold made a step 8-14% faster (median 152 against 177 ms), 4%
 with the benchmark's naive version run between steps; from 2 or 4 MB
 gained nothing more.  Best fit, against serving only requests at most a
 quarter smaller than a buffer, changed no time (30 paired steps) and
-lowered the peaks: over 5 steps ``GloReConv`` 338 against 374 MB, the
-10^6-point ``LatentGNNConv(64, [64], channel_stride=1)`` 18.3 against
-20.1 times its input (16.2 without the cache; glibc returns those blocks
-to the kernel the moment they are freed).
+lowered the peaks (the benchmark's memory measurement): ``GloReConv`` on
+the point clouds 338 against 374 MB over 5 steps, the 10^6-point
+``LatentGNNConv(64, [64], channel_stride=1)`` 18.3 against 20.1 times its
+input over 2 steps (16.2 without the cache: glibc returns blocks that
+large to the kernel the moment they are freed).
 
 The price is the cache's own footprint: free buffers stay resident until
 a request reuses them.  At each call of :func:`empty` the cache keeps at
@@ -46,8 +47,7 @@ most :func:`cache_limit` bytes of them (``GLORE_PYG_BUFFER_CACHE``, default
 releases them all and ``GLORE_PYG_BUFFER_CACHE=0`` (or
 :func:`set_cache_limit`) switches the cache off.  A tensor from the cache
 may sit in a larger storage than itself, which ``torch.save`` would write
-whole: ``clone()`` a unit's
-output before saving it on its own.  Values never depend on the cache: a
+whole: ``clone()`` a unit's output before saving it on its own.  Values never depend on the cache: a
 buffer is uninitialised memory either way.  Not cached: other devices,
 tensor subclasses (fake, functional), tracing under ``torch.compile`` or
 export, and deterministic mode with

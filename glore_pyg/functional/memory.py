@@ -47,10 +47,10 @@ most :func:`cache_limit` bytes of them (``GLORE_PYG_BUFFER_CACHE``, default
 releases them all and ``GLORE_PYG_BUFFER_CACHE=0`` (or
 :func:`set_cache_limit`) switches the cache off.  A tensor from the cache
 may sit in a larger storage than itself, which ``torch.save`` would write
-whole: ``clone()`` a unit's output before saving it on its own.  Values never depend on the cache: a
-buffer is uninitialised memory either way.  Not cached: other devices,
-tensor subclasses (fake, functional), tracing under ``torch.compile`` or
-export, and deterministic mode with
+whole: ``clone()`` a unit's output before saving it on its own.  Values
+never depend on the cache: a buffer is uninitialised memory either way.
+Not cached: other devices, tensor subclasses (fake, functional), tracing
+under ``torch.compile`` or export, and deterministic mode with
 ``torch.utils.deterministic.fill_uninitialized_memory`` (which wants every
 new buffer filled).
 """

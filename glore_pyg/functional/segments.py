@@ -405,20 +405,19 @@ class _ChannelViews(torch.autograd.Function):
                 dx = dx.index_add(1, torch.arange(a, b, device=g.device), g)
             return dx, None
         dx = memory.empty(ctx.shape, like)
-        done = set()
+        # ranges are equal or disjoint: do they cover every channel?
+        partial = sum(b - a for a, b in {ab for ab, _ in given}) < \
+            ctx.shape[1]
+        if partial:
+            dx.zero_()  # channels no gradient reached
+        written = set()
         for (a, b), g in given:
             part = dx.narrow(1, a, b - a)
-            if (a, b) in done:
+            if partial or (a, b) in written:
                 part.add_(g)
             else:
                 part.copy_(g)
-                done.add((a, b))
-        covered = sorted(done)
-        start = 0  # channels no gradient reached
-        for a, b in covered + [(ctx.shape[1], ctx.shape[1])]:
-            if a > start:
-                dx.narrow(1, start, a - start).zero_()
-            start = max(start, b)
+                written.add((a, b))
         return dx, None
 
 
@@ -568,6 +567,18 @@ def _samples(t: Tensor, num_samples: int) -> Tensor:
     return t.view(num_samples, t.size(0) // num_samples, t.size(1))
 
 
+def _bmm_rows(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for ``a [S, n, *]`` as node rows ``[S * n, F]``, written
+    through ``[S, n, F]`` views into a :func:`~glore_pyg.functional.memory
+    .out_buffer` (a plain ``bmm`` where ``out=`` is not allowed)."""
+    S, n, F = a.size(0), a.size(1), b.size(2)
+    out = memory.out_buffer((S * n, F), a)
+    if out is None:  # grad mode (double backward), tracing
+        return torch.bmm(a, b).reshape(S * n, F)
+    torch.bmm(a, b, out=out.view(S, n, F))
+    return out
+
+
 class _SegmentSpread(torch.autograd.Function):
     # out_s = W_s Z_s;  dW_s = g_s Z_s^T,  dZ_s = W_s^T g_s.  Samples of
     # equal size (`sizes` None) use one bmm on [S, n, *] views.  The N-row
@@ -578,12 +589,7 @@ class _SegmentSpread(torch.autograd.Function):
         ctx.save_for_backward(weight, z)
         ctx.sizes = sizes
         if sizes is None:
-            S = z.size(0)
-            out = memory.out_buffer((weight.size(0), z.size(2)), z)
-            if out is None:  # tracing (export): no out=
-                return torch.bmm(_samples(weight, S), z).flatten(0, 1)
-            torch.bmm(_samples(weight, S), z, out=_samples(out, S))
-            return out
+            return _bmm_rows(_samples(weight, z.size(0)), z)
         out = memory.empty((weight.size(0), z.size(2)), z)
         for s, (a, b) in enumerate(_bounds(sizes)):
             torch.mm(weight[a:b], z[s], out=out[a:b])
@@ -597,12 +603,7 @@ class _SegmentSpread(torch.autograd.Function):
             S = z.size(0)
             w3, g3 = _samples(weight, S), _samples(grad, S)
             gz = torch.bmm(w3.transpose(1, 2), g3) if need_z else None
-            gw = None
-            if need_w and torch.is_grad_enabled():  # double backward
-                gw = torch.bmm(g3, z.transpose(1, 2)).view(weight.shape)
-            elif need_w:
-                gw = memory.empty(weight.shape, weight)
-                torch.bmm(g3, z.transpose(1, 2), out=_samples(gw, S))
+            gw = _bmm_rows(g3, z.transpose(1, 2)) if need_w else None
             return gw, gz, None
         bounds = list(_bounds(ctx.sizes))
         if torch.is_grad_enabled():  # double backward

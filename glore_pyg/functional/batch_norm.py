@@ -10,6 +10,8 @@
   groups of one tensor in one pass (heads that share their input).
 * :func:`linear_batch_norm`: ``BN(x W^T + b)`` folded into one product from
   the input's mean and covariance, without the ``N x O`` linear output.
+* :func:`batch_norm`: ``F.batch_norm`` (+ ReLU) with its ``N x C`` output
+  and input gradient in :func:`~glore_pyg.functional.memory.empty` buffers.
 
 Every path updates the modules' running statistics exactly as
 ``BatchNorm1d`` does (:func:`update_running_stats`).

@@ -4,129 +4,91 @@ A latent-graph unit is a chain of row-wise computations (projections,
 BatchNorm with given statistics, normalisations) and small global reductions
 (BatchNorm moments, per-sample latent sums).  Plain autograd stores every
 ``N x d`` and ``N x C`` intermediate of that chain: about 20 copies of the
-input for LatentGNN.  Here each pass runs over chunks of visible nodes under
-``no_grad`` and keeps only its inputs; backward recomputes one chunk at a
-time and writes that chunk's gradient into a single ``[N, C]`` buffer.  Peak
-memory is then a few copies of the input plus one chunk's intermediates,
-whatever ``N`` is, at the price of recomputing cheap row-wise work.
+input for LatentGNN.  Here each chunk of visible nodes runs under
+:func:`torch.utils.checkpoint.checkpoint` (non-reentrant), which keeps only
+the chunk's inputs and recomputes its intermediates in backward, one chunk at
+a time.  Peak memory is then a few copies of the input plus one chunk's
+intermediates, whatever ``N`` is, at the price of recomputing cheap row-wise
+work.  It is plain autograd otherwise: double backward, hooks and autocast
+work as usual.
 
 ``fn(x_chunk, sample, *tensors)`` must be row-wise in ``x_chunk`` (no
 interaction between rows); everything global enters through ``tensors``,
 which may be outputs of earlier passes, so gradients flow through the chain.
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from .segments import Segments
 
-Chunk = Tuple[int, int, int]  # (start row, end row, sample index)
+
+class Chunk(NamedTuple):
+    """Rows ``x[start:stop]`` of sample ``sample``; ``rows`` is that view of
+    the input (one ``split`` of the input for all passes, so that the
+    chunks' gradients are joined once)."""
+    start: int
+    stop: int
+    sample: int
+    rows: Tensor
 
 
-def plan_chunks(segments: Segments, chunk_size: int) -> List[Chunk]:
-    """Splits every sample's rows into pieces of at most ``chunk_size``."""
-    chunks: List[Chunk] = []
+def plan_chunks(x: Tensor, segments: Segments,
+                chunk_size: int) -> List[Chunk]:
+    """Splits every sample's rows of ``x [N, C]`` into pieces of at most
+    ``chunk_size``, in order."""
+    bounds: List[Tuple[int, int, int]] = []
     sizes = segments.sizes or [segments.size] * segments.num_samples
     start = 0
     for sample, size in enumerate(sizes):
         for a in range(start, start + size, chunk_size):
-            chunks.append((a, min(a + chunk_size, start + size), sample))
+            bounds.append((a, min(a + chunk_size, start + size), sample))
         start += size
-    return chunks
+    rows = x.split([b - a for a, b, _ in bounds]) if bounds else []
+    return [Chunk(a, b, s, r) for (a, b, s), r in zip(bounds, rows)]
 
 
-def _backward(ctx, grad_of_chunk: Callable) -> Tuple:
-    """Recomputes ``ctx.fn`` chunk by chunk and backpropagates
-    ``grad_of_chunk(chunk)`` through it: the chunk rows' gradients go into
-    one ``[N, C]`` buffer, those of ``tensors`` are summed."""
-    x, *tensors = ctx.saved_tensors
-    gx = torch.zeros_like(x) if x.requires_grad else None
-    totals: List = [None] * len(tensors)
-    for a, b, sample in ctx.chunks:
-        with torch.enable_grad():
-            xc = x[a:b].detach().requires_grad_(x.requires_grad)
-            ins = [t.detach().requires_grad_(t.requires_grad)
-                   for t in tensors]
-            outs = ctx.fn(xc, sample, *ins)
-            outs = outs if isinstance(outs, tuple) else (outs, )
-            pairs = [(o, g) for o, g in zip(outs, grad_of_chunk((a, b,
-                                                                 sample)))
-                     if o.requires_grad]
-            wrt = [t for t in [xc] + ins if t.requires_grad]
-            if not pairs or not wrt:
-                continue
-            grads = iter(torch.autograd.grad(
-                [o for o, _ in pairs], wrt, [g for _, g in pairs],
-                allow_unused=True))
-        gxc, *g_ins = [next(grads) if t.requires_grad else None
-                       for t in [xc] + ins]
-        if gx is not None and gxc is not None:
-            gx[a:b] += gxc
-        for i, g in enumerate(g_ins):
-            if g is not None:
-                totals[i] = g if totals[i] is None else totals[i] + g
-    return (gx, *totals)
+def _run(fn: Callable, chunk: Chunk, tensors: Sequence[Tensor]):
+    return checkpoint(fn, chunk.rows, chunk.sample, *tensors,
+                      use_reentrant=False, preserve_rng_state=False)
 
 
-class _ChunkedReduce(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, fn, chunks, num_samples, x, *tensors):
-        ctx.fn, ctx.chunks, ctx.num_samples = fn, chunks, num_samples
-        ctx.save_for_backward(x, *tensors)
-        totals = None
-        for chunk in chunks:
-            outs = fn(x[chunk[0]:chunk[1]], chunk[2], *tensors)
-            outs = outs if isinstance(outs, tuple) else (outs, )
-            if totals is None:
-                totals = [
-                    t.new_zeros((num_samples, ) + t.shape) if num_samples
-                    else torch.zeros_like(t) for t in outs
-                ]
-            for total, t in zip(totals, outs):
-                if num_samples:
-                    total[chunk[2]] += t
-                else:
-                    total += t
-        return tuple(totals)
-
-    @staticmethod
-    def backward(ctx, *grad_totals):
-        return (None, None, None) + _backward(
-            ctx, lambda c: tuple(g[c[2]] if ctx.num_samples else g
-                                 for g in grad_totals))
-
-
-class _ChunkedMap(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, fn, chunks, x, *tensors):
-        ctx.fn, ctx.chunks = fn, chunks
-        ctx.save_for_backward(x, *tensors)
-        out = None
-        for a, b, sample in chunks:
-            rows = fn(x[a:b], sample, *tensors)
-            if out is None:
-                out = rows.new_empty((x.size(0), rows.size(1)))
-            out[a:b] = rows
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return (None, None) + _backward(
-            ctx, lambda c: (grad_out[c[0]:c[1]], ))
-
-
-def chunked_reduce(fn: Callable, x: Tensor, chunks: Sequence[Chunk],
+def chunked_reduce(fn: Callable, chunks: Sequence[Chunk],
                    tensors: Sequence[Tensor],
                    num_samples: int = 0) -> Tuple[Tensor, ...]:
-    """``sum over chunks of fn(x[a:b], sample, *tensors)`` (a tuple of
+    """``sum over chunks of fn(chunk rows, sample, *tensors)`` (a tuple of
     tensors), per sample (``[num_samples, *shape]``) when ``num_samples`` is
-    positive, else over all chunks.  Stores only ``x`` and ``tensors``."""
-    return _ChunkedReduce.apply(fn, list(chunks), num_samples, x, *tensors)
+    positive, else over all chunks.  Keeps only the chunks' inputs for
+    backward."""
+    totals: List = []
+    for chunk in chunks:
+        outs = _run(fn, chunk, tensors)
+        outs = outs if isinstance(outs, tuple) else (outs, )
+        if not totals:
+            totals = [[] if num_samples else None for _ in outs]
+        for i, t in enumerate(outs):
+            if num_samples:
+                totals[i].append((chunk.sample, t))
+            else:
+                totals[i] = t if totals[i] is None else totals[i] + t
+    if not num_samples:
+        return tuple(totals)
+    result = []
+    for parts in totals:
+        zero = parts[0][1].new_zeros(parts[0][1].shape)
+        per_sample: List = [None] * num_samples
+        for s, t in parts:
+            per_sample[s] = t if per_sample[s] is None else per_sample[s] + t
+        result.append(torch.stack([zero if t is None else t
+                                   for t in per_sample]))
+    return tuple(result)
 
 
-def chunked_map(fn: Callable, x: Tensor, chunks: Sequence[Chunk],
+def chunked_map(fn: Callable, chunks: Sequence[Chunk],
                 tensors: Sequence[Tensor]) -> Tensor:
-    """Rows ``fn(x[a:b], sample, *tensors)`` for every chunk, as one
-    ``[N, F]`` tensor.  Stores only ``x`` and ``tensors``."""
-    return _ChunkedMap.apply(fn, list(chunks), x, *tensors)
+    """Rows ``fn(chunk rows, sample, *tensors)`` for every chunk, joined
+    into one ``[N, F]`` tensor.  Keeps only the chunks' inputs for
+    backward."""
+    return torch.cat([_run(fn, chunk, tensors) for chunk in chunks])

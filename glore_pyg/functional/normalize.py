@@ -7,25 +7,66 @@ sample) or over the latent nodes linked to each visible node
 (``'l2_latent'``: :math:`\\lVert\\psi_{j,:}\\rVert = 1`).  The same equation
 serves both storage layouts of the graph: a dense ``[N, d]`` matrix per
 sample (fused path) and a list of weighted edges (explicit path).
+
+Half precision: the usual ``eps = 1e-12`` rounds to zero in float16, which
+turns an all-zero row into ``0 / 0``.  Every normalisation here bounds the
+norm by at least the smallest normal number of the tensor's dtype
+(:func:`safe_eps`), so an all-zero row or column stays zero in every dtype.
 """
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from . import memory
-from .segments import Segments, square_sum
+from .segments import Segments
 
 PROJECTION_NORMS = (None, 'l2_visible', 'l2_latent')
 
 
 def check_projection_norm(normalize: Optional[str], allowed=PROJECTION_NORMS,
                           name: str = 'normalize') -> Optional[str]:
+    """Returns ``normalize`` if it is one of ``allowed``.
+
+    Raises:
+        ValueError: naming ``name`` and the allowed values.
+    """
     if normalize not in allowed:
         raise ValueError(f"'{name}' must be one of {list(allowed)}, "
                          f"got {normalize!r}")
     return normalize
+
+
+def safe_eps(eps: float, dtype: torch.dtype) -> float:
+    """``eps``, raised to the smallest normal number of ``dtype`` where it
+    would round to zero (float16: ``6.1e-5``)."""
+    if not dtype.is_floating_point:
+        return eps
+    return max(eps, torch.finfo(dtype).tiny)
+
+
+def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
+    r""":math:`\mathbf{x} / \max(\lVert \mathbf{x} \rVert_2, \epsilon)`
+    along ``dim``: :func:`torch.nn.functional.normalize` with an ``eps``
+    that is safe in half precision (:func:`safe_eps`)."""
+    return F.normalize(x, p=2.0, dim=dim, eps=safe_eps(eps, x.dtype))
+
+
+def inverse_norm(sum_of_squares: Tensor, eps: float = 1e-12) -> Tensor:
+    r""":math:`1 / \max(\sqrt{s}, \epsilon)` for sums of squares :math:`s`
+    (float32 or wider, as :meth:`Segments.sum_of_squares` returns them).
+
+    Clamped before the square root: its gradient at 0 is infinite, and an
+    all-zero group (a latent node no ReLU-ed affinity reaches) is common."""
+    return sum_of_squares.clamp_min(eps * eps).rsqrt()
+
+
+def scale_rows(t: Tensor, scale: Tensor) -> Tensor:
+    """``t * scale`` computed in ``scale``'s (wider) dtype and returned in
+    ``t``'s: a factor ``1 / eps`` on an all-zero row must not overflow
+    half precision into ``0 * inf``."""
+    return (t.to(scale.dtype) * scale).to(t.dtype)
 
 
 def normalize_projection(
@@ -44,112 +85,35 @@ def normalize_projection(
 
     Dense layout: ``weight [N, d]`` with ``segments`` (row ``j``, column
     ``k`` = edge between visible node ``j`` and latent node ``k`` of ``j``'s
-    sample), or ``[S, d, n]`` with channels-first ``segments``.  Edge
-    layout: ``weight [E]`` with ``visible_index [E]`` and ``latent_index
-    [E]``.
+    sample).  Edge layout: ``weight [E]`` with ``visible_index [E]`` and
+    ``latent_index [E]``.
+
+    Args:
+        normalize (str, optional): :obj:`None` (``weight`` as is),
+            :obj:`"l2_visible"` (over the visible nodes of each latent node)
+            or :obj:`"l2_latent"` (over the latent nodes of each visible
+            node).
     """
     if normalize is None:
         return weight
     if visible_index is None and latent_index is None:  # dense [N, d]
         if normalize == 'l2_latent':
             return l2_normalize(weight, dim=1, eps=eps)
-        assert segments is not None
-        group = segments.expand(segments.sum_of_squares(weight))
-    else:  # edges [E]
-        sq = weight * weight
-        if normalize == 'l2_latent':
-            index, size = visible_index, num_visible
-        else:
-            index, size = latent_index, num_latent
-        assert index is not None
-        group = scatter(sq, index, dim=0, dim_size=size,
-                        reduce='sum').index_select(0, index)
-    return weight * inverse_norm(group, eps)
-
-
-def inverse_norm(sum_of_squares: Tensor, eps: float = 1e-12) -> Tensor:
-    r""":math:`1 / \max(\sqrt{s}, \epsilon)` for sums of squares :math:`s`.
-
-    Clamped before the square root: its gradient at 0 is infinite, and an
-    all-zero group (a latent node no ReLU-ed affinity reaches) is common."""
-    return sum_of_squares.clamp_min(eps * eps).rsqrt()
-
-
-def _sum_product(a: Tensor, b: Tensor, dim: int) -> Tensor:
-    """``(a * b).sum(dim, keepdim=True)`` without the ``a * b``
-    temporary (``einsum`` contracts in one pass)."""
-    letters = 'abcdefgh'[:a.dim()]
-    out = letters.replace(letters[dim], '')
-    return torch.einsum(f'{letters},{letters}->{out}', a, b).unsqueeze(dim)
-
-
-class _L2Normalize(torch.autograd.Function):
-    # y = x / max(||x||, eps) along `dim`; dx = (g - y <g, y>) / max(...)
-    # where ||x|| >= eps, else g / eps.  Three memory passes forward and
-    # three backward, against about ten for the composite of norm, clamp,
-    # expand and div.  The norms are kept for backward instead of x, as a
-    # second output, so that double backward through them stays exact;
-    # with `inplace`, y overwrites x (no new N x C tensor).  With `groups`,
-    # `dim` holds that many consecutive groups, each normalised on its own
-    # (the norms are then [..., groups, 1, ...]).
-    @staticmethod
-    def forward(ctx, x: Tensor, dim: int, eps: float, inplace: bool,
-                groups: int):
-        xg = x.unflatten(dim, (groups, -1)) if groups > 1 else x
-        gdim = dim + 1 if groups > 1 else dim
-        norm = square_sum(xg, gdim).sqrt_().unsqueeze(gdim)
-        scale = norm.clamp_min(eps).reciprocal()
-        if inplace:
-            xg.mul_(scale)
-            y = x
-            ctx.mark_dirty(x)
-        else:
-            y = torch.mul(xg, scale, out=memory.out_buffer(xg.shape, xg)
-                          ).view(x.shape)
-        ctx.save_for_backward(y, norm)
-        ctx.dim, ctx.eps, ctx.groups = dim, eps, groups
-        ctx.set_materialize_grads(False)
-        return y, norm
-
-    @staticmethod
-    def backward(ctx, grad: Optional[Tensor], grad_norm: Optional[Tensor]):
-        y, norm = ctx.saved_tensors
-        dim, groups = ctx.dim, ctx.groups
-        if groups > 1:
-            y = y.unflatten(dim, (groups, -1))
-            grad = None if grad is None else grad.unflatten(dim,
-                                                            (groups, -1))
-            dim += 1
-        clamped = norm.clamp_min(ctx.eps)
-        dx = None
-        if grad is not None:
-            dot = _sum_product(grad, y, dim) * (norm >= ctx.eps).to(y.dtype)
-            dx = torch.addcmul(grad, y, dot, value=-1,
-                               out=memory.out_buffer(grad.shape, grad))
-            dx = dx.div_(clamped)
-        if grad_norm is not None:  # d||x|| / dx = x / ||x|| (0 at x = 0)
-            ratio = torch.where(norm > 0, clamped / norm,
-                                torch.zeros_like(norm))
-            dn = y * (grad_norm * ratio)
-            dx = dn if dx is None else dx + dn
-        if dx is not None and groups > 1:
-            dx = dx.flatten(ctx.dim, ctx.dim + 1)
-        return dx, None, None, None, None
-
-
-def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12,
-                 inplace: bool = False, groups: int = 1) -> Tensor:
-    r""":func:`torch.nn.functional.normalize` (``p=2``) with a hand-written
-    backward: the same values and gradients, in fewer passes over memory
-    (the units normalise ``N x C`` matrices, whose element-wise work, not
-    the matmuls, bounds their speed on CPU).
-
-    ``inplace=True`` overwrites ``x`` (for a temporary such as a
-    BatchNorm's output, which its backward does not need).  ``groups=k``
-    normalises each of ``k`` equal consecutive slices of ``dim`` on its own
-    (several heads computed side by side in one tensor)."""
-    dim = dim % x.dim()
-    if groups < 1 or x.size(dim) % groups:
-        raise ValueError(f"'groups' ({groups}) must divide the size of "
-                         f"'dim' ({x.size(dim)})")
-    return _L2Normalize.apply(x, dim, eps, inplace, groups)[0]
+        if segments is None:
+            raise ValueError("'segments' is required to normalise dense "
+                             "weights over the visible nodes of a sample")
+        inv = inverse_norm(segments.sum_of_squares(weight), eps)  # [S, d]
+        return scale_rows(weight, segments.expand(inv))
+    # edges [E]
+    if normalize == 'l2_latent':
+        index, size = visible_index, num_visible
+    else:
+        index, size = latent_index, num_latent
+    if index is None:
+        raise ValueError(f"'{normalize}' on edges needs the index of each "
+                         f"edge's {'visible' if normalize == 'l2_latent' else 'latent'} node")
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    sq = weight.to(dtype).square()
+    group = scatter(sq, index, dim=0, dim_size=size,
+                    reduce='sum').index_select(0, index)
+    return scale_rows(weight, inverse_norm(group, eps))

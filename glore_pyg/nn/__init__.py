@@ -1,13 +1,15 @@
 from .stages import (AttentionConv, GloReGraphConv, LatentAffinityConv,
                      LatentToVisible, VisibleToLatent)
-from .units import GloReConv, LatentGNNConv, NonLocalConv, Projection
+from .units import (GlobalReasoningUnit, GloReConv, LatentGNNConv,
+                    NonLocalConv, Projection)
 from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
-                   LatentGNN3d)
+                   LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
 
 __all__ = [
     'GloReConv', 'LatentGNNConv', 'NonLocalConv',
     'GloRe1d', 'GloRe2d', 'GloRe3d',
     'LatentGNN1d', 'LatentGNN2d', 'LatentGNN3d',
+    'NonLocal1d', 'NonLocal2d', 'NonLocal3d',
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
-    'AttentionConv', 'LatentToVisible', 'Projection',
+    'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
 ]

@@ -1,27 +1,41 @@
 """Grid adapters: CNN feature maps ``[B, C, *spatial]`` through the
-node-level units.  They only view the map as node tensors; the math lives in
-the units."""
-from typing import Any, Tuple, Union
+node-level units.  They only reshape the map into node rows and back; the
+math lives in the units."""
+from typing import List, Tuple, Union
 
 from torch import Tensor
 
 from ..functional.segments import Segments
-from .units import GloReConv, LatentGNNConv
+from .units import GloReConv, LatentGNNConv, NonLocalConv, Projection
 
 
 class GridMixin:
-    r"""Runs a node-level unit on a feature map ``[B, C, *spatial]`` with
-    ``dims`` spatial axes: each image (clip) is one sample whose visible
-    nodes are its positions.  The output has the input's shape and memory
-    format.
+    r"""Runs a node-level unit (a :class:`~glore_pyg.nn.GlobalReasoningUnit`)
+    on a feature map ``[B, C, *spatial]`` with ``dims`` spatial axes: each
+    image (clip) is one sample whose visible nodes are its positions.  The
+    output has the input's shape, dtype and memory format.
 
-    No copy of the input or output is made: a contiguous map is viewed as
-    channels-first node tensors ``[B, C, H*W]``, a ``channels_last`` map as
-    rows ``[B*H*W, C]`` (see :class:`~glore_pyg.functional.Segments`)."""
+    The units' ``Linear`` modules work on node rows ``[B*L, C]``: a
+    ``channels_last`` map is viewed as rows without a copy, a contiguous map
+    is copied once into rows.  The residual sum is taken in the map's own
+    layout, so the output needs no copy back."""
     dims: int = 2
 
     def forward(self, x: Tensor, return_projection: bool = False
-                ) -> Union[Tensor, Tuple[Tensor, Any]]:
+                ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
+        r"""
+        Args:
+            x (Tensor): a feature map :math:`(B, C, *spatial)`.
+            return_projection (bool, optional): also return the list of
+                :class:`~glore_pyg.nn.Projection` (node rows in the order
+                ``x.movedim(1, -1).reshape(-1, C)``). (default: :obj:`False`)
+
+        Raises:
+            ValueError: ``x`` of the wrong number of dimensions or channels.
+            TypeError: ``x`` not floating point, or of another dtype or
+                device than the unit.
+        """
+        self.check_input(x, self.dims + 2)  # type: ignore[attr-defined]
         if x.dim() != self.dims + 2:
             raise ValueError(
                 f"{self.__class__.__name__} expects 'x' of shape [B, C"
@@ -33,25 +47,14 @@ class GridMixin:
                 f"{self.__class__.__name__} expects 'x' with "
                 f"{self.in_channels} channels (dim 1), got "  # type: ignore
                 f"{tuple(x.shape)}")
-        channels_last = x.movedim(1, -1)  # [B, *spatial, C]
-        rows = not self.supports_channels_first or (  # type: ignore
-            channels_last.is_contiguous() and not x.is_contiguous())
-        if rows:  # [B, *spatial, C] -> [B*L, C]
-            nodes = channels_last.reshape(-1, C)
-            seg = Segments.from_batch(nodes, batch_size=B)
-        else:  # [B, C, *spatial] -> [B, C, L]
-            nodes = x.reshape(B, C, -1)
-            seg = Segments.grid(nodes)
-        out = self.forward_segments(  # type: ignore[attr-defined]
-            nodes, seg, return_projection)
-        rest = None
-        if return_projection:
-            out, rest = out
-        if rows:
-            out = out.view(B, *spatial, C).movedim(-1, 1)
-        else:
-            out = out.view(B, C, *spatial)
-        return (out, rest) if return_projection else out
+        rows = x.movedim(1, -1).reshape(-1, C)  # [B, C, *sp] -> [B*L, C]
+        seg = Segments(rows.size(0), max(B, 1), None, x.device)
+        branch, projections = self.branch(  # type: ignore[attr-defined]
+            rows, seg, return_projection)
+        # [B*L, C] -> [B, C, *spatial] (a view), summed in x's layout
+        branch = branch.view(B, *spatial, C).movedim(-1, 1)
+        out = self.add_residual(x, branch)  # type: ignore[attr-defined]
+        return (out, projections) if return_projection else out
 
 
 class GloRe1d(GridMixin, GloReConv):
@@ -122,6 +125,41 @@ class LatentGNN2d(GridMixin, LatentGNNConv):
 class LatentGNN3d(GridMixin, LatentGNNConv):
     r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, T, H, W]`` clips.
     Arguments as :class:`~glore_pyg.nn.LatentGNNConv`.
+
+    Shapes:
+        - **input:** :math:`(B, C, T, H, W)`
+        - **output:** :math:`(B, C, T, H, W)`
+    """
+    dims = 3
+
+
+class NonLocal1d(GridMixin, NonLocalConv):
+    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, L]`` sequences: the
+    dense non-local block (:math:`O(L^2)` per sample), the baseline for CNN
+    experiments.  Arguments as :class:`~glore_pyg.nn.NonLocalConv`.
+
+    Shapes:
+        - **input:** :math:`(B, C, L)`
+        - **output:** :math:`(B, C, L)`
+    """
+    dims = 1
+
+
+class NonLocal2d(GridMixin, NonLocalConv):
+    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, H, W]`` feature maps
+    (the embedded-Gaussian ``NONLocalBlock2D`` of the non-local paper).
+    Arguments as :class:`~glore_pyg.nn.NonLocalConv`.
+
+    Shapes:
+        - **input:** :math:`(B, C, H, W)`
+        - **output:** :math:`(B, C, H, W)`
+    """
+    dims = 2
+
+
+class NonLocal3d(GridMixin, NonLocalConv):
+    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, T, H, W]`` clips.
+    Arguments as :class:`~glore_pyg.nn.NonLocalConv`.
 
     Shapes:
         - **input:** :math:`(B, C, T, H, W)`

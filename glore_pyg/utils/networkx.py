@@ -4,12 +4,13 @@ import networkx as nx
 import torch
 from torch import Tensor
 
-from ..nn.units import GloReConv, LatentGNNConv
+from ..nn.grid import GridMixin
+from ..nn.units import GloReConv, GlobalReasoningUnit
 
 
 @torch.no_grad()
 def to_networkx(
-    source: Union[GloReConv, LatentGNNConv, Tensor],
+    source: Union[GlobalReasoningUnit, Tensor],
     x: Optional[Tensor] = None,
     batch: Optional[Tensor] = None,
     ptr: Optional[Tensor] = None,
@@ -20,44 +21,61 @@ def to_networkx(
     r"""The latent graph of a unit as a weighted :class:`networkx.DiGraph`.
 
     * :class:`~glore_pyg.nn.GloReConv` (and ``GloRe1d/2d/3d``): the learned
-      :math:`\mathbf{I} - \mathbf{A}_g`, the same for every input (``x`` may
-      be omitted).
-    * :class:`~glore_pyg.nn.LatentGNNConv` (and ``LatentGNN1d/2d/3d``): the
-      data-dependent :math:`\mathbf{F}_X` of sample ``sample`` and kernel
-      ``kernel`` for input ``x`` (node matrix with ``batch``/``ptr``, or a
-      feature map for the grid units).
+      :math:`\mathbf{I} - \mathbf{A}_g`, the same for every input (``x`` is
+      not needed).
+    * any other unit (:class:`~glore_pyg.nn.LatentGNNConv`,
+      :class:`~glore_pyg.nn.NonLocalConv` and their grid versions): the
+      ``latent_graph`` of its :class:`~glore_pyg.nn.Projection` for input
+      ``x`` (node matrix with ``batch``/``ptr``, or a feature map for the
+      grid units), sample ``sample``, kernel ``kernel``: LatentGNN's
+      data-dependent :math:`\mathbf{F}_X`, the non-local block's attention
+      over visible nodes.
     * a ``[d, d]`` tensor: used as is.
+
+    The unit is inspected in evaluation mode (BatchNorm running statistics,
+    nothing updated) and then put back in the mode it was in: the unit is
+    not changed.
 
     Edge ``j -> k`` carries ``weight`` = entry ``[k, j]`` (the weight of the
     message from latent node ``j`` to ``k``); edges with
     ``abs(weight) <= threshold`` are left out.  Nodes are ``0 .. d-1``.
-    The unit is run in its current mode (call ``eval()`` first for
-    BatchNorm running statistics).
+
+    Raises:
+        ValueError: ``x`` missing for a data-dependent graph, ``sample`` or
+            ``kernel`` out of range, a non-square matrix.
+        TypeError: ``source`` of another type.
     """
     if isinstance(source, Tensor):
         matrix = source
-    elif isinstance(source, GloReConv):
+    elif isinstance(source, GloReConv):  # learned, the same for any input
         matrix = source.latent_graph.node_mixing()
-    elif isinstance(source, LatentGNNConv):
+    elif isinstance(source, GlobalReasoningUnit):
         if x is None:
-            raise ValueError("'x' is required: the latent graph of "
-                             "LatentGNN depends on the input")
-        if not 0 <= kernel < source.num_kernels:
-            raise ValueError(f"'kernel' must be in [0, {source.num_kernels})"
+            raise ValueError(f"'x' is required: the latent graph of "
+                             f"{type(source).__name__} depends on the input")
+        modes = [m.training for m in source.modules()]
+        source.eval()
+        try:
+            if isinstance(source, GridMixin):
+                _, projections = source(x, return_projection=True)
+            else:
+                _, projections = source(x, batch=batch, ptr=ptr,
+                                        return_projection=True)
+        finally:
+            for m, mode in zip(source.modules(), modes):
+                m.training = mode
+        if not 0 <= kernel < len(projections):
+            raise ValueError(f"'kernel' must be in [0, {len(projections)})"
                              f", got {kernel}")
-        if x.dim() == 2:
-            _, projections = source(x, batch=batch, ptr=ptr,
-                                    return_projection=True)
-        else:  # a grid unit
-            _, projections = source(x, return_projection=True)
         graphs = projections[kernel].latent_graph  # [S, d, d]
         if not 0 <= sample < graphs.size(0):
             raise ValueError(f"'sample' must be in [0, {graphs.size(0)}), "
                              f"got {sample}")
         matrix = graphs[sample]
     else:
-        raise TypeError(f"'source' must be a GloReConv, a LatentGNNConv or "
-                        f"a [d, d] tensor, got {type(source).__name__}")
+        raise TypeError(f"'source' must be a unit (GloReConv, LatentGNNConv, "
+                        f"NonLocalConv, ...) or a [d, d] tensor, got "
+                        f"{type(source).__name__}")
     if matrix.dim() != 2 or matrix.size(0) != matrix.size(1):
         raise ValueError(f"The latent graph must be a square matrix, got "
                          f"{tuple(matrix.shape)}")

@@ -252,10 +252,45 @@ def test_from_batch_errors(x, kwargs, match):
         Segments.from_batch(x, **kwargs)
 
 
-def test_ptr_takes_precedence_and_batch_size_agreeing_with_ptr():
+def test_batch_size_agreeing_with_ptr():
     x = torch.randn(4, C)
     seg = Segments.from_batch(x, ptr=torch.tensor([0, 1, 4]), batch_size=2)
     assert seg.sizes == [1, 3]
+
+
+def test_batch_and_ptr_must_agree():
+    x = torch.randn(4, C)
+    seg = Segments.from_batch(x, batch=torch.tensor([0, 1, 1, 1]),
+                              ptr=torch.tensor([0, 1, 4]))
+    assert seg.sizes == [1, 3]
+    # a trailing empty sample in ptr agrees with a batch that never names it
+    seg = Segments.from_batch(x, batch=torch.tensor([0, 1, 1, 1]),
+                              ptr=torch.tensor([0, 1, 4, 4]))
+    assert seg.sizes == [1, 3, 0]
+    with pytest.raises(ValueError, match=r"'batch' and 'ptr' describe "
+                       r"different samples \(sizes \[2, 2\] from 'batch', "
+                       r"\[1, 3\] from 'ptr'\)"):
+        Segments.from_batch(x, batch=torch.tensor([0, 0, 1, 1]),
+                            ptr=torch.tensor([0, 1, 4]))
+
+
+def test_sample_sizes_are_read_in_one_transfer(monkeypatch):
+    # the one host synchronisation of a forward: every checked number in
+    # a single .tolist()
+    calls = []
+    real = torch.Tensor.tolist
+
+    def counting(self):
+        calls.append(self.shape)
+        return real(self)
+    monkeypatch.setattr(torch.Tensor, 'tolist', counting)
+    x = torch.randn(6, C)
+    Segments.from_batch(x, batch=torch.tensor([0, 0, 1, 1, 1, 2]),
+                        ptr=torch.tensor([0, 2, 5, 6]))
+    assert len(calls) == 1
+    calls.clear()
+    Segments.from_batch(x, batch_size=3)
+    assert calls == []
 
 
 def test_sum_of_squares(layout):
@@ -277,70 +312,6 @@ def test_sum_of_squares_double_backward(sizes):
     assert torch.autograd.gradgradcheck(seg.sum_of_squares, (w, ))
 
 
-# -- the channels-first layout [S, C, n] ---------------------------------------
-S, N_PER = 3, 5
-
-
-def rows_and_channels_first(channels):
-    """The same node features as rows [S*n, F] and channels-first
-    [S, F, n]."""
-    rows = torch.randn(S * N_PER, channels, dtype=DT)
-    cf = rows.view(S, N_PER, channels).transpose(1, 2).contiguous()
-    return rows.requires_grad_(), cf.requires_grad_()
-
-
-def to_rows(t):
-    return t.transpose(1, 2).reshape(-1, t.size(1))
-
-
-def test_channels_first_equals_rows():
-    x_rows, x_cf = rows_and_channels_first(C)
-    w_rows, w_cf = rows_and_channels_first(D)
-    rows = Segments.from_batch(x_rows, batch_size=S)
-    cf = Segments.grid(x_cf)
-    assert cf.channels_first and not rows.channels_first
-    assert (cf.num_nodes, cf.num_samples, cf.size) == (S * N_PER, S, N_PER)
-    assert torch.equal(cf.batch(), rows.batch())
-    assert torch.equal(cf.counts(), rows.counts())
-    assert cf.matches(x_cf) and not cf.matches(x_rows)
-    assert rows.matches(x_rows) and not rows.matches(x_cf)
-    assert cf.shape('C') == f'[{S}, C, {N_PER}]'
-    assert rows.shape('d') == f'[{S * N_PER}, d]'
-    assert torch.equal(cf.rows(x_cf), x_rows)
-    assert repr(cf) == (f'Segments(num_samples={S}, size={N_PER} each, '
-                        f'channels_first=True)')
-
-    close = torch.testing.assert_close
-    close(cf.sum(x_cf), rows.sum(x_rows))
-    close(cf.sum_of_squares(w_cf), rows.sum_of_squares(w_rows))
-    close(cf.pool(w_cf, x_cf), rows.pool(w_rows, x_rows))
-    per_sample = torch.randn(S, D, dtype=DT)
-    close(to_rows(cf.expand(per_sample)), rows.expand(per_sample))
-    z = torch.randn(S, D, C, dtype=DT)
-    out_cf, out_rows = cf.spread(w_cf, z), rows.spread(w_rows, z)
-    assert out_cf.shape == (S, C, N_PER)
-    close(to_rows(out_cf), out_rows)
-    close(to_rows(cf.per_sample(_attention, w_cf, x_cf)),
-          rows.per_sample(_attention, w_rows, x_rows))
-    lin = torch.nn.Linear(C, D, dtype=DT)
-    close(to_rows(cf.linear(x_cf, lin.weight, lin.bias)),
-          rows.linear(x_rows, lin.weight, lin.bias))
-    # gradients flow to the same values
-    g = torch.randn(S, D, C, dtype=DT)
-    ga = torch.autograd.grad(cf.pool(w_cf, x_cf), (w_cf, x_cf), g)
-    gb = torch.autograd.grad(rows.pool(w_rows, x_rows), (w_rows, x_rows), g)
-    for a, b in zip(ga, gb):
-        close(to_rows(a), b)
-
-
-def test_channels_first_errors():
-    with pytest.raises(ValueError, match=r"channels-first node tensor is "
-                       r"\[S, C, n\], got shape \(4, 3\)"):
-        Segments.grid(torch.randn(4, 3))
-    with pytest.raises(ValueError, match="equal size"):
-        Segments(5, 2, [2, 3], torch.device('cpu'), channels_first=True)
-
-
 @pytest.mark.parametrize('sizes', [[3, 1, 4], [2, 0, 3], [3, 3, 3]])
 def test_pool_and_spread_double_backward(sizes):
     n = sum(sizes)
@@ -357,134 +328,3 @@ def test_pool_and_spread_double_backward(sizes):
     assert torch.autograd.gradgradcheck(seg.spread, (w, z))
 
 
-@pytest.mark.parametrize('shape, dim', [((1000, 7), 0), ((3, 500, 5), 1),
-                                        ((3, 5, 500), 2), ((40, 3, 2), 0),
-                                        ((0, 4), 0)])
-@pytest.mark.parametrize('block', [None, 64, 1])
-def test_square_sum(monkeypatch, shape, dim, block):
-    # blocked accumulation over an outer dimension (many blocks, one, and
-    # the fallback to torch's norm when there would be too many)
-    import glore_pyg.functional.segments as segments
-    if block is not None:
-        monkeypatch.setattr(segments, '_BLOCK_ELEMENTS', block)
-    a = torch.randn(*shape, dtype=torch.float64)
-    torch.testing.assert_close(segments.square_sum(a, dim), (a * a).sum(dim),
-                               rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize('sizes', [[3, 0, 5, 2], [4, 4], [9]])
-def test_pool_and_sum_of_squares(sizes):
-    # one node for both (different sizes): the same values and gradients
-    # as pool and sum_of_squares apart, and double backward
-    batch = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
-    w = torch.randn(batch.numel(), 3, dtype=torch.float64,
-                    requires_grad=True)
-    x = torch.randn(batch.numel(), 4, dtype=torch.float64,
-                    requires_grad=True)
-    seg = Segments.from_batch(x, batch, batch_size=len(sizes))
-    assert (seg.sizes is None) == (len(set(sizes)) == 1)  # both kinds
-    pooled, sq = seg.pool_and_sum_of_squares(w, x)
-    parts = list(bounds(sizes))  # an independent per-sample reference
-    ref_pooled = torch.stack([w[a:b].t() @ x[a:b] for a, b in parts])
-    ref_sq = torch.stack([(w[a:b] ** 2).sum(0) for a, b in parts])
-    torch.testing.assert_close(pooled, ref_pooled)
-    torch.testing.assert_close(sq, ref_sq)
-    gp, gs = torch.randn_like(pooled), torch.randn_like(sq)
-    torch.testing.assert_close(
-        torch.autograd.grad((pooled, sq), (w, x), (gp, gs)),
-        torch.autograd.grad((ref_pooled, ref_sq), (w, x), (gp, gs),
-                            retain_graph=True))
-    # only one of the two outputs used
-    torch.testing.assert_close(
-        torch.autograd.grad(seg.pool_and_sum_of_squares(w, x)[1].sum(), w),
-        torch.autograd.grad(ref_sq.sum(), w))
-    assert torch.autograd.gradgradcheck(
-        lambda a, b: seg.pool_and_sum_of_squares(a, b), (w, x))
-
-
-@pytest.mark.parametrize('bias', [True, False])
-@pytest.mark.parametrize('relu', [True, False])
-@pytest.mark.parametrize('channels_first', [False, True])
-def test_linear_against_functional_linear(bias, relu, channels_first):
-    # Segments.linear (rows: _RowLinear, its own backward into buffers)
-    # against F.linear (+ relu): values, every gradient, double backward,
-    # and the no-grad path
-    x = torch.randn(7, 4, dtype=DT)
-    w = torch.randn(5, 4, dtype=DT, requires_grad=True)
-    b = torch.randn(5, dtype=DT, requires_grad=True) if bias else None
-    seg = Segments.from_batch(x)
-    if channels_first:
-        seg = Segments.grid(x.t().unsqueeze(0))
-
-    def ours(x, w, *b):
-        inp = x.t().unsqueeze(0) if channels_first else x
-        out = seg.linear(inp, w, b[0] if b else None, relu=relu)
-        return out[0].t() if channels_first else out
-
-    def ref(x, w, *b):
-        out = torch.nn.functional.linear(x, w, b[0] if b else None)
-        return torch.relu(out) if relu else out
-
-    x.requires_grad_()
-    args = (x, w) + ((b, ) if bias else ())
-    out, expected = ours(*args), ref(*args)
-    torch.testing.assert_close(out, expected)
-    g = torch.randn_like(out)
-    torch.testing.assert_close(torch.autograd.grad(out, args, g),
-                               torch.autograd.grad(expected, args, g))
-    assert torch.autograd.gradgradcheck(ours, args)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(*args), expected)
-    # only the weight needs a gradient
-    torch.testing.assert_close(
-        torch.autograd.grad(ours(x.detach(), w, *args[2:]), w, g),
-        torch.autograd.grad(ref(x.detach(), w, *args[2:]), w, g))
-
-
-CHANNEL_BOUNDS = [
-    [(0, 2), (0, 2), (2, 5)],  # LatentGNN's x_v2l twice, then x_l2v
-    [(0, 3), (0, 3), (0, 3)],  # one range used three times
-    [(1, 3), (4, 6)],  # channels 0 and 3 reach no view
-    [(0, 6)],
-]
-
-
-@pytest.mark.parametrize('ranges', CHANNEL_BOUNDS)
-@pytest.mark.parametrize('channels_first', [False, True])
-def test_channel_views_against_slicing(ranges, channels_first):
-    # values and gradients as slicing x and using each slice (autograd's
-    # sum of repeated uses and of the slices), double backward; a view
-    # whose gradient is None (unused) counts as zero
-    from glore_pyg.functional.segments import channel_views
-    shape = (2, 6, 5) if channels_first else (7, 6)
-    x = torch.randn(*shape, dtype=DT, requires_grad=True)
-    weights = [torch.randn(*shape[:1], b - a, *shape[2:], dtype=DT)
-               for a, b in ranges]
-
-    def loss(views, skip=None):
-        return sum((v * w).sin().sum() for i, (v, w) in
-                   enumerate(zip(views, weights)) if i != skip)
-
-    ours = channel_views(x, ranges)
-    ref = [x[:, a:b] for a, b in ranges]
-    for v, r in zip(ours, ref):
-        torch.testing.assert_close(v, r)
-        assert v.data_ptr() == r.data_ptr()  # views, no copy
-    for skip in (None, 0, len(ranges) - 1) if len(ranges) > 1 else [None]:
-        got, = torch.autograd.grad(loss(channel_views(x, ranges), skip), x)
-        expected, = torch.autograd.grad(loss(ref, skip), x)
-        torch.testing.assert_close(got, expected)
-    assert torch.autograd.gradgradcheck(
-        lambda x: loss(channel_views(x, ranges)), (x, ))
-
-
-def test_channel_views_errors():
-    from glore_pyg.functional.segments import channel_views
-    x = torch.randn(4, 6)
-    with pytest.raises(ValueError, match=r"within \[0, 6\], got \(4, 7\)"):
-        channel_views(x, [(4, 7)])
-    with pytest.raises(ValueError, match=r"within \[0, 6\], got \(3, 3\)"):
-        channel_views(x, [(3, 3)])
-    with pytest.raises(ValueError, match=r"equal or disjoint, got \(0, 3\) "
-                       r"and \(2, 4\)"):
-        channel_views(x, [(0, 3), (2, 4)])

@@ -5,6 +5,8 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
+from .checks import check_edge_index
+
 
 class AttentionConv(MessagePassing):
     r"""Softmax dot-product message passing, the relation shared by the
@@ -57,6 +59,8 @@ class AttentionConv(MessagePassing):
             if edge_index.dim() != 2 or edge_index.size(0) != 2:
                 raise ValueError(f"'edge_index' must be [2, E], got "
                                  f"{tuple(edge_index.shape)}")
+            check_edge_index(edge_index, v.size(0), q.size(0), 'latent',
+                             'latent')
             out = self.propagate(edge_index, q=q, k=k, v=v,
                                  size=(v.size(0), q.size(0)))
             alpha = self._alpha

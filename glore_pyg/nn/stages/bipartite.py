@@ -15,6 +15,7 @@ from torch_geometric.typing import Adj, SparseTensor
 from torch_geometric.utils import is_sparse, spmm, to_edge_index
 
 from ...functional.normalize import normalize_projection
+from .checks import check_edge_index
 
 
 def with_values(adj: Union[Tensor, SparseTensor], value: Tensor):
@@ -116,6 +117,8 @@ class BipartiteConv(MessagePassing):
             raise ValueError(f"'weight' must hold one value per edge "
                              f"[{num_edges}], got {shape}")
         source, target = edge_index[0], edge_index[1]
+        check_edge_index(edge_index, num_sources, num_targets,
+                         *self._split('visible', 'latent'))
         if num_targets is None:
             num_targets = int(target.max()) + 1 if num_edges > 0 else 0
         weight = self._normalize_edges(weight, source, target, num_sources,

@@ -6,6 +6,8 @@ from torch import Tensor
 from torch.nn import Linear, Parameter
 from torch_geometric.nn import MessagePassing
 
+from .checks import check_edge_index
+
 
 class GloReGraphConv(MessagePassing):
     r"""Graph convolution over the fully connected latent graph of GloRe
@@ -84,6 +86,8 @@ class GloReGraphConv(MessagePassing):
             if edge_index.dim() != 2 or edge_index.size(0) != 2:
                 raise ValueError(f"'edge_index' must be [2, E], got "
                                  f"{tuple(edge_index.shape)}")
+            check_edge_index(edge_index, v.size(0), v.size(0), 'latent',
+                             'latent')
             src, dst = edge_index[0], edge_index[1]
             weight = self.node_mixing()[dst % d, src % d]
             h = self.propagate(edge_index, x=v, edge_weight=weight,

@@ -90,9 +90,7 @@ class LatentToVisible(BipartiteConv):
         if z.dim() != 3:
             raise ValueError(f"'z' must be [S, d, C] on the fused path, got "
                              f"{tuple(z.shape)}")
-        rank = 3 if segments is not None and segments.channels_first else 2
-        if weight is None or weight.dim() != rank or weight.size(1) != z.size(
-                1):
+        if weight is None or weight.dim() != 2 or weight.size(1) != z.size(1):
             shape = None if weight is None else tuple(weight.shape)
             raise ValueError(f"'weight' must be [N, d] with d = {z.size(1)} "
                              f"on the fused path, got {shape}")
@@ -100,9 +98,9 @@ class LatentToVisible(BipartiteConv):
             if ptr is None and batch_size is None:
                 batch_size = z.size(0)
             segments = Segments.from_batch(weight, batch, ptr, batch_size)
-        elif not segments.matches(weight):
-            raise ValueError(f"'weight' must be {segments.shape(z.size(1))} "
-                             f"for the given 'segments', got "
+        elif weight.size(0) != segments.num_nodes:
+            raise ValueError(f"'weight' must be [{segments.num_nodes}, "
+                             f"{z.size(1)}] for the given 'segments', got "
                              f"{tuple(weight.shape)}")
         if segments.num_samples != z.size(0):
             raise ValueError(f"'z' holds {z.size(0)} samples but the visible "

@@ -4,7 +4,7 @@ from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ...functional.normalize import (check_projection_norm, inverse_norm,
-                                     normalize_projection)
+                                     normalize_projection, scale_rows)
 from ...functional.segments import Segments
 from .bipartite import BipartiteConv
 
@@ -100,14 +100,15 @@ class VisibleToLatent(BipartiteConv):
 
         if segments is None:
             segments = Segments.from_batch(x, batch, ptr, batch_size)
-        elif not segments.matches(x):
-            raise ValueError(f"'x' must be {segments.shape('C')} for the "
+        elif x.dim() != 2 or x.size(0) != segments.num_nodes:
+            raise ValueError(f"'x' must be [{segments.num_nodes}, C] for the "
                              f"given 'segments', got {tuple(x.shape)}")
-        if weight is None or not segments.matches(weight):
+        if weight is None or weight.dim() != 2 or weight.size(
+                0) != segments.num_nodes:
             shape = None if weight is None else tuple(weight.shape)
             raise ValueError(f"'weight' must be [N, d] = "
-                             f"{segments.shape('d')} on the fused path, got "
-                             f"{shape}")
+                             f"[{segments.num_nodes}, d] on the fused path, "
+                             f"got {shape}")
         pooled, sum_sq = self.accumulate(x, weight, segments)
         return self.finish(pooled, sum_sq, segments.counts())
 
@@ -120,15 +121,17 @@ class VisibleToLatent(BipartiteConv):
         if self.normalize == 'l2_latent':  # per visible node: row-local
             weight = normalize_projection(weight, self.normalize,
                                           eps=self.eps)
-        if self.normalize == 'l2_visible':  # [S, d, C], [S, d]
-            return segments.pool_and_sum_of_squares(weight, x)
-        return segments.pool(weight, x), None  # [S, d, C]
+        sum_sq = None
+        if self.normalize == 'l2_visible':  # [S, d]
+            sum_sq = segments.sum_of_squares(weight)
+        return segments.pool(weight, x), sum_sq  # [S, d, C]
 
     def finish(self, pooled: Tensor, sum_sq: Optional[Tensor],
                counts: Tensor) -> Tensor:
         """Applies :math:`1/m_k` to the sums of :meth:`accumulate`."""
         if sum_sq is not None:  # 'l2_visible': divide by ||w_{:,k}||
-            pooled = pooled * inverse_norm(sum_sq, self.eps).unsqueeze(-1)
+            pooled = scale_rows(pooled,
+                                inverse_norm(sum_sq, self.eps).unsqueeze(-1))
         if self.mean:
             pooled = pooled / counts.clamp(min=1).view(-1, 1, 1).to(
                 pooled.dtype)

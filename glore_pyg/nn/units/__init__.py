@@ -1,7 +1,9 @@
-"""Units composed of the stages: node-level PyG layers."""
-from .base import Projection
+"""Units composed of the stages: node-level PyG layers sharing one
+protocol (:class:`GlobalReasoningUnit`)."""
+from .base import GlobalReasoningUnit, Projection
 from .glore import GloReConv
 from .latentgnn import LatentGNNConv
 from .non_local import NonLocalConv
 
-__all__ = ['GloReConv', 'LatentGNNConv', 'NonLocalConv', 'Projection']
+__all__ = ['GlobalReasoningUnit', 'GloReConv', 'LatentGNNConv',
+           'NonLocalConv', 'Projection']

@@ -1,16 +1,158 @@
-"""Pieces shared by the units: projection heads and the inspection record."""
-from typing import Callable, List, NamedTuple, Optional, Sequence
+"""The one unit protocol shared by GloRe, LatentGNN and the non-local block.
+
+A unit is an ordinary :class:`torch.nn.Module` that owns its ``Linear`` /
+``BatchNorm`` / activation modules and calls them, so forward hooks,
+:meth:`torch.nn.SyncBatchNorm.convert_sync_batchnorm`, dynamic quantization,
+parametrizations, :func:`torch.autocast` and :func:`torch.compile` apply to it
+without the unit knowing.  :class:`GlobalReasoningUnit` holds what every unit
+shares (input checks, the sample layout, empty inputs, the residual sum, the
+:class:`Projection` record); a unit only writes :meth:`~GlobalReasoningUnit
+.reason`, the branch of ``x + branch(x)``.  The grid adapters
+(:mod:`glore_pyg.nn.grid`) and :func:`glore_pyg.utils.to_networkx` use this
+protocol and nothing unit-specific, so a new unit is one new file.
+"""
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ReLU, Sequential
 
-from ...functional.batch_norm import (batch_norm_side_by_side, cat,
-                                      linear_batch_norm, side_by_side,
-                                      uses_batch_stats)
 from ...functional.segments import Segments
 
 
+class Projection(NamedTuple):
+    r"""What a unit did with one input, for plots and inspection.  Every
+    unit returns a list of them with ``return_projection=True``: one per
+    kernel (LatentGNN) or a single one (GloRe, non-local).
+
+    Attributes:
+        visible_to_latent (Tensor): weights of the visible-to-latent edges
+            ``[N, d]``: LatentGNN's :math:`\Psi_{v2l}` after its L2
+            normalisation, as used; GloRe's :math:`B` (before the
+            :math:`1/L` of ``normalize=True``); the non-local block has no
+            latent nodes (each visible node is its own):
+            :obj:`None`.
+        latent_to_visible (Tensor): weights of the latent-to-visible edges
+            ``[N, d]`` (LatentGNN: normalised, as used; GloRe: :math:`B`;
+            non-local: :obj:`None`).
+        latent_graph (Tensor): the weighted graph between latent nodes of
+            each sample, ``[S, d, d]``; entry ``[s, k, j]`` weighs the
+            message ``j -> k`` of sample ``s``.  GloRe: the learned
+            :math:`I - A_g` (the same for every sample, an expanded view);
+            LatentGNN: the data-dependent :math:`F_X`; non-local: the
+            attention over visible nodes, ``[S, n, n]`` (samples of
+            different sizes zero-padded to the largest).
+        batch (Tensor): sample index of each visible node ``[N]``.
+    """
+    visible_to_latent: Optional[Tensor]
+    latent_to_visible: Optional[Tensor]
+    latent_graph: Tensor
+    batch: Tensor
+
+
+class GlobalReasoningUnit(Module):
+    r"""Base class of the units: :math:`\mathbf{X}' = \mathbf{X} +
+    \mathrm{branch}(\mathbf{X})` per sample, on node features ``x [N, C]``
+    with PyG's ``batch`` / ``ptr`` or ``batch_size`` equal samples.
+
+    Subclasses set :attr:`in_channels` and implement :meth:`reason`.  An
+    empty input (``N = 0``) returns an empty output ``[0, C]`` (and no
+    projections) without running any submodule.
+
+    Raises (from :meth:`forward`, before any computation):
+        ValueError: ``x`` not ``[N, in_channels]``, a malformed or
+            inconsistent ``batch`` / ``ptr`` / ``batch_size``.
+        TypeError: ``x`` not a floating-point tensor, or of another dtype
+            than the unit's parameters outside :func:`torch.autocast`, or on
+            another device.
+    """
+    in_channels: int
+
+    def reason(self, x: Tensor, segments: Segments,
+               return_projection: bool = False
+               ) -> Tuple[Tensor, List[Projection]]:
+        """The residual branch for node rows ``x [N, C]`` with ``N > 0``:
+        ``(branch [N, C], projections)``, the projections only when asked
+        for (else an empty list)."""
+        raise NotImplementedError
+
+    def add_residual(self, x: Tensor, branch: Tensor) -> Tensor:
+        """``x + branch``, in ``x``'s dtype and memory layout (``branch``
+        may come in a lower precision under autocast)."""
+        out = x + branch
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    # -- the protocol ----------------------------------------------------
+    def forward(
+        self,
+        x: Tensor,
+        batch: Optional[Tensor] = None,
+        ptr: Optional[Tensor] = None,
+        batch_size: Optional[int] = None,
+        return_projection: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
+        r"""
+        Args:
+            x (Tensor): node features :math:`(N, C)`.
+            batch (LongTensor, optional): sorted sample index of each node
+                :math:`(N)`.
+            ptr (LongTensor, optional): sample boundaries :math:`(S + 1)`
+                (with ``batch``, both must agree).
+            batch_size (int, optional): :math:`S` samples of equal size
+                stored one after the other (no host synchronisation), or the
+                number of samples of ``batch`` (trailing ones may be empty).
+            return_projection (bool, optional): also return a list of
+                :class:`Projection`. (default: :obj:`False`)
+
+        Returns:
+            :math:`(N, C)` in ``x``'s dtype, and the list of projections
+            with ``return_projection=True``.
+        """
+        self.check_input(x, 2)
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ValueError(f"'x' must be [N, {self.in_channels}], got "
+                             f"{tuple(x.shape)}")
+        seg = Segments.from_batch(x, batch, ptr, batch_size)
+        branch, projections = self.branch(x, seg, return_projection)
+        out = self.add_residual(x, branch)
+        return (out, projections) if return_projection else out
+
+    def branch(self, x: Tensor, segments: Segments,
+               return_projection: bool = False
+               ) -> Tuple[Tensor, List[Projection]]:
+        """:meth:`reason`, or an empty branch for an empty input."""
+        if segments.num_nodes == 0:
+            return x.new_zeros(0, self.in_channels), []
+        return self.reason(x, segments, return_projection)
+
+    def check_input(self, x: Tensor, dims: int, name: str = 'x'):
+        """Type, dtype and device checks of the input, before any work."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"'{name}' must be a tensor, got "
+                            f"{type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"'{name}' must be a floating-point tensor, got "
+                            f"{x.dtype}")
+        if x.dim() != dims:
+            return  # the caller names the expected shape
+        param = next((p for p in self.parameters()
+                      if p.is_floating_point()), None)
+        if param is None:
+            return
+        if x.device != param.device:
+            raise TypeError(f"'{name}' is on {x.device} but "
+                            f"{self.__class__.__name__}'s parameters are on "
+                            f"{param.device}")
+        if x.dtype != param.dtype and not torch.is_autocast_enabled(
+                x.device.type):
+            raise TypeError(
+                f"'{name}' is {x.dtype} but {self.__class__.__name__}'s "
+                f"parameters are {param.dtype}: convert one of them (e.g. "
+                f"unit.to({x.dtype}) or x.to({param.dtype})), or run under "
+                f"torch.autocast")
+
+
+# -- building blocks shared by the units ----------------------------------
 def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
               bias: bool = False, eps: float = 1e-5) -> Sequential:
     """A 1x1 convolution of the papers on node matrices: ``Linear`` then
@@ -23,100 +165,16 @@ def linear_bn(in_channels: int, out_channels: int, relu: bool = False,
     return Sequential(*layers)
 
 
-def apply_heads(seg: Segments, x: Tensor, heads: Sequence[Sequence[Module]],
-                scale: Optional[Tensor] = None,
-                product: Optional[Callable[..., Tensor]] = None) -> Tensor:
-    """``scale * head(x)`` for the heads ``heads`` (``Linear``,
-    ``BatchNorm1d`` and optionally ``ReLU``, as built by :func:`linear_bn`),
-    all on the same input, outputs concatenated along the channel axis
-    (axis 1).
-
-    The fewest passes over ``N x F`` memory that give the modules' exact
-    values, gradients and BatchNorm updates: several heads share one matrix
-    product and one BatchNorm pass (so ``x`` is read once forward and its
-    gradient is one product backward, without a sum of several); a single
-    head that widens its input enough (:func:`fold_pays`), or any single
-    head in evaluation, never materialises its linear output
-    (:func:`~glore_pyg.functional.batch_norm.linear_batch_norm`).  ReLU,
-    where the heads have it, runs in place.
-    ``product(weight, bias)``, if given, computes ``x``'s linear map in
-    place of ``seg.linear`` (:meth:`~glore_pyg.functional.residual.Residual
-    .linear`)."""
-    lins: List[Linear] = [h[0] for h in heads]
-    bns: List[BatchNorm1d] = [h[1] for h in heads]
-    relu = {len(h) == 3 for h in heads}
-    if len(relu) != 1:
-        raise ValueError("Heads applied together must all end in ReLU or "
-                         "none")
-    lin, bn = lins[0], bns[0]
-    relu = relu.pop()
-    if len(heads) == 1 and (fold_pays(lin.in_features, lin.out_features)
-                            or not uses_batch_stats(bn)):
-        return linear_batch_norm(seg, x, lin.weight, lin.bias, bn, scale,
-                                 relu)
-    if not side_by_side(bns):  # e.g. a different momentum set on one
-        return torch.cat([apply_heads(seg, x, [h], scale) for h in heads], 1)
-    bias = None
-    if any(m.bias is not None for m in lins):
-        bias = cat([m.weight.new_zeros(m.out_features) if m.bias is None
-                    else m.bias for m in lins])
-    weight = cat([m.weight for m in lins])
-    lin = seg.linear(x, weight, bias) if product is None else product(
-        weight, bias)
-    return batch_norm_side_by_side(lin, bns, scale, relu)
-
-
-def fold_pays(in_features: int, out_features: int) -> bool:
-    """Whether folding a training-mode BatchNorm into its ``Linear``
-    (:func:`~glore_pyg.functional.batch_norm.linear_batch_norm`) saves time:
-    it trades BatchNorm's passes over the ``N x O`` output (forward and
-    backward) for about as many over the ``N x I`` input (centring, the
-    covariance and its gradient).  Measured on CPU: faster at ``I = 32,
-    O = 64`` and ``O = 128``, slower at ``I = O = 64``."""
-    return 2 * in_features <= out_features
-
-
-def node_layout(x: Tensor, in_channels: int, batch: Optional[Tensor],
-                ptr: Optional[Tensor], batch_size: Optional[int]) -> Segments:
-    """Checks a unit's input ``x [N, in_channels]`` and reads its sample
-    layout."""
-    if x.dim() != 2 or x.size(1) != in_channels:
-        raise ValueError(f"'x' must be [N, {in_channels}], got "
-                         f"{tuple(x.shape)}")
-    return Segments.from_batch(x, batch, ptr, batch_size)
-
-
-def reset_module(module: torch.nn.Module):
+def reset_module(module: Module):
+    """``reset_parameters()`` of every submodule that has one."""
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'):
             m.reset_parameters()
 
 
 def check_positive_int(value, name: str) -> int:
+    """``value`` if it is a positive ``int``, else a ``ValueError`` naming
+    ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"'{name}' must be a positive int, got {value!r}")
     return value
-
-
-class Projection(NamedTuple):
-    r"""What a unit did with one input, for plots and inspection.
-
-    Attributes:
-        visible_to_latent (Tensor): weights of the visible-to-latent edges
-            ``[N, d]``: LatentGNN's :math:`\Psi_{v2l}` after its L2
-            normalisation, as used; GloRe's :math:`B` (before the
-            :math:`1/L` of ``normalize=True``).
-        latent_to_visible (Tensor): weights of the latent-to-visible edges
-            ``[N, d]`` (LatentGNN: normalised, as used; GloRe: :math:`B`).
-        latent_graph (Tensor): the weighted latent graph: ``[d, d]`` when it
-            is shared by all samples (GloRe's :math:`I - A_g`), ``[S, d, d]``
-            when it depends on the sample (LatentGNN's :math:`F_X`); entry
-            ``[k, j]`` weighs the message ``j -> k``.
-        batch (Tensor): sample index of each visible node ``[N]``.
-    """
-    visible_to_latent: Tensor
-    latent_to_visible: Tensor
-    latent_graph: Tensor
-    batch: Tensor
-
-

@@ -1,16 +1,14 @@
-from typing import Optional, Tuple, Union
+from typing import List, Tuple
 
-import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, Module
+from torch.nn import BatchNorm1d, Linear
 
-from ...functional.residual import Residual
 from ...functional.segments import Segments
 from ..stages import GloReGraphConv, LatentToVisible, VisibleToLatent
-from .base import Projection, apply_heads, check_positive_int, node_layout
+from .base import GlobalReasoningUnit, Projection, check_positive_int
 
 
-class GloReConv(Module):
+class GloReConv(GlobalReasoningUnit):
     r"""The Global Reasoning unit from `"Graph-Based Global Reasoning
     Networks" <https://arxiv.org/abs/1811.12814>`_ (CVPR 2019) as a node-level
     PyG layer: every visible node (point or grid position) of a sample
@@ -52,7 +50,12 @@ class GloReConv(Module):
           :math:`(N)` (sorted) or ``ptr`` :math:`(S + 1)`, or ``batch_size``
           for :math:`S` equal consecutive samples
         - **output:** :math:`(N, C)`; with ``return_projection=True`` also a
-          :class:`~glore_pyg.nn.Projection`
+          list with one :class:`~glore_pyg.nn.Projection`
+
+    Raises:
+        ValueError: invalid constructor arguments or input layout (see
+            :class:`~glore_pyg.nn.GlobalReasoningUnit`).
+        TypeError: an input of the wrong dtype or device.
     """
     def __init__(self, in_channels: int, num_mid: int,
                  normalize: bool = False, bn_eps: float = 1e-4):
@@ -73,9 +76,6 @@ class GloReConv(Module):
         self.norm = BatchNorm1d(in_channels, eps=bn_eps)
         self.reset_parameters()
 
-    #: :meth:`forward_segments` takes channels-first node tensors too.
-    supports_channels_first = True
-
     def reset_parameters(self):
         for m in (self.state, self.proj, self.latent_graph, self.extend,
                   self.norm):
@@ -83,42 +83,22 @@ class GloReConv(Module):
         # Zero-initialised residual branch: a fresh unit is the identity.
         self.norm.weight.data.zero_()
 
-    def forward(
-        self,
-        x: Tensor,
-        batch: Optional[Tensor] = None,
-        ptr: Optional[Tensor] = None,
-        batch_size: Optional[int] = None,
-        return_projection: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, Projection]]:
-        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
-        return self.forward_segments(x, seg, return_projection)
-
-    def forward_segments(
-        self,
-        x: Tensor,
-        seg: Segments,
-        return_projection: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, Projection]]:
-        """:meth:`forward` on node features in the layout ``seg``: rows
-        ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters)."""
-        # phi and theta in one product: x is read once, and its gradient
-        # is one product instead of a sum of two
-        res = Residual(x, seg)  # x's gradient: one buffer for both uses
-        state, b = res.linear(
-            torch.cat([self.state.weight, self.proj.weight]),
-            torch.cat([self.state.bias, self.proj.bias])).split(
-                [self.num_state, self.num_node], dim=1)  # [N, 2d], [N, d]
-        v = self.visible_to_latent(state, b, segments=seg)
+    def reason(self, x: Tensor, segments: Segments,
+               return_projection: bool = False
+               ) -> Tuple[Tensor, List[Projection]]:
+        state = self.state(x)  # phi: [N, 2d]
+        b = self.proj(x)  # theta, B: [N, d]
+        v = self.visible_to_latent(state, b, segments=segments)  # [S, d, 2d]
         z = self.latent_graph(v)  # [S, d, 2d]
-        y = self.latent_to_visible(z, b, segments=seg)  # [N, 2d]
-        # BN(y W^T), folded into the product where that pays
-        out = res.add(apply_heads(seg, y, [(self.extend, self.norm)]))
+        y = self.latent_to_visible(z, b, segments=segments)  # [N, 2d]
+        branch = self.norm(self.extend(y))  # [N, C]
+        projections: List[Projection] = []
         if return_projection:
-            b = seg.rows(b)
-            return out, Projection(b, b, self.latent_graph.node_mixing(),
-                                   seg.batch())
-        return out
+            graph = self.latent_graph.node_mixing()
+            projections.append(Projection(
+                b, b, graph.expand(segments.num_samples, *graph.shape),
+                segments.batch()))
+        return branch, projections
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '

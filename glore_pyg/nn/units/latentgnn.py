@@ -1,29 +1,20 @@
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torch.nn import Module, ModuleList, Parameter, Sequential
+from torch.nn import BatchNorm1d, ModuleList, Parameter, Sequential
 
-from ...functional.batch_norm import (batch_norm_rows, cat,
-                                      batch_statistics, moments,
-                                      uses_batch_stats)
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
-from ...functional.residual import Residual, add_residual
-from ...functional.segments import Segments, channel_views
+from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
-from .base import (Projection, apply_heads, check_positive_int, linear_bn,
-                   node_layout, reset_module)
+from .base import (GlobalReasoningUnit, Projection, check_positive_int,
+                   linear_bn, reset_module)
 
 MODES = ('asymmetric', 'symmetric')
 
 
-class _NextLevel(Exception):
-    """A head whose BatchNorm statistics are not known yet: the pass has
-    gathered what it needs."""
-
-
-class LatentGNNConv(Module):
+class LatentGNNConv(GlobalReasoningUnit):
     r"""The LatentGNN unit from `"Learning Efficient Non-local Relations for
     Visual Recognition" <https://arxiv.org/abs/1905.11634>`_ (ICML 2019) as a
     node-level PyG layer: a non-local (fully connected) graph over the
@@ -87,6 +78,14 @@ class LatentGNNConv(Module):
           for :math:`S` equal consecutive samples
         - **output:** :math:`(N, C)`; with ``return_projection=True`` also a
           list with one :class:`~glore_pyg.nn.Projection` per kernel
+
+    Raises:
+        ValueError: invalid constructor arguments or input layout (see
+            :class:`~glore_pyg.nn.GlobalReasoningUnit`);
+            ``return_projection`` with ``chunk_size``.
+        TypeError: an input of the wrong dtype or device; a
+            ``SyncBatchNorm`` (or other non-``BatchNorm1d`` norm) in the
+            chunked mode.
     """
     def __init__(self, in_channels: int, latent_dims: Sequence[int],
                  channel_stride: int = 4, mode: str = 'asymmetric',
@@ -134,12 +133,6 @@ class LatentGNNConv(Module):
         self.reset_parameters()
 
     @property
-    def supports_channels_first(self) -> bool:
-        """Whether :meth:`forward_segments` takes channels-first node
-        tensors (not in the chunked mode, which works on rows)."""
-        return self.chunk_size is None
-
-    @property
     def num_kernels(self) -> int:
         return len(self.latent_dims)
 
@@ -151,199 +144,152 @@ class LatentGNNConv(Module):
         # Zero-initialised residual branch: a fresh unit is the identity.
         self.gamma.data.zero_()
 
-    def forward(
-        self,
-        x: Tensor,
-        batch: Optional[Tensor] = None,
-        ptr: Optional[Tensor] = None,
-        batch_size: Optional[int] = None,
-        return_projection: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
-        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
-        return self.forward_segments(x, seg, return_projection)
+    def add_residual(self, x: Tensor, branch: Tensor) -> Tensor:
+        if self.without_residual:
+            return branch.to(x.dtype)
+        return super().add_residual(x, branch)
 
-    def forward_segments(
-        self,
-        x: Tensor,
-        seg: Segments,
-        return_projection: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
-        """:meth:`forward` on node features in the layout ``seg``: rows
-        ``[N, C]`` or channels-first ``[S, C, n]`` (the grid adapters; not
-        with ``chunk_size``)."""
-        if self.chunk_size is not None and seg.num_nodes > 0:
-            if seg.channels_first:
-                raise ValueError("'chunk_size' works on the rows layout "
-                                 "[N, C] only")
+    def reason(self, x: Tensor, segments: Segments,
+               return_projection: bool = False
+               ) -> Tuple[Tensor, List[Projection]]:
+        if self.chunk_size is not None:
             if return_projection:
                 raise ValueError("'return_projection' is not available with "
                                  "'chunk_size' (it would store the N x d "
                                  "projections the chunked path avoids)")
-            return self._forward_chunked(x, seg)
+            return self._reason_chunked(x, segments), []
 
-        # x's first product and the residual sum share x's gradient buffer
-        res = None if self.without_residual else Residual(x, seg)
-
-        def heads(seqs: List[Sequential], inp: Tensor,
-                  scale: Optional[Tensor] = None) -> Tensor:
-            product = res.linear if res is not None and inp is x else None
-            return apply_heads(seg, inp, seqs, scale, product)
-
-        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, heads)
+        x_v2l, psi_v2l, psi_l2v = self._visible_features(x, _call)
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
-            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=seg)
+            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=segments)
             z, affinity = self.latent_graph(z, return_affinity=True)
-            outs.append(self.latent_to_visible(z, psi_l2v[i], segments=seg))
+            outs.append(self.latent_to_visible(z, psi_l2v[i],
+                                               segments=segments))
             if return_projection:
                 v2l, l2v = self.visible_to_latent, self.latent_to_visible
                 projections.append(Projection(
-                    seg.rows(normalize_projection(psi_v2l[i], v2l.normalize,
-                                                  seg, eps=v2l.eps)),
-                    seg.rows(normalize_projection(psi_l2v[i], l2v.normalize,
-                                                  seg, eps=l2v.eps)),
-                    affinity, seg.batch()))
-        out = self._visible_output(x, outs, heads, self.gamma,
-                                   None if res is None else res.add)
-        if return_projection:
-            return out, projections
-        return out
+                    normalize_projection(psi_v2l[i], v2l.normalize,
+                                         segments, eps=v2l.eps),
+                    normalize_projection(psi_l2v[i], l2v.normalize,
+                                         segments, eps=l2v.eps),
+                    affinity, segments.batch()))
+        return self._visible_output(outs, _call), projections
 
     # The row-wise parts of the unit, shared by the plain and the chunked
-    # path.  ``heads(seqs, inp, scale=None)`` applies ``Linear + BN
-    # (+ ReLU)`` heads that share their input, times ``scale``, outputs
-    # concatenated on the channel axis, and returns a tensor that nothing
-    # has saved for backward (the code below works in place on it).
-    def _visible_features(self, x: Tensor, heads: Callable,
-                          merge: bool = True):
-        downs = [self.down_v2l] + ([] if self.down_l2v is None else
-                                   [self.down_l2v])
-        # L2-normalised in place (BatchNorm's backward needs its input, not
-        # its output); with `merge`, both down projections in one product.
-        # (The chunked path does not merge: a [chunk, 2c] temporary would
-        # pass glibc's 32 MB mmap threshold at chunk_size=65536, c=64, and
-        # then fault its pages in on every use.)
-        if merge or len(downs) == 1:
-            x_vis = l2_normalize(heads(downs, x), dim=1, inplace=True,
-                                 groups=len(downs))
-            # [N, c] each: x_v2l twice (the ψ heads' and the pooling's
-            # input), so that their gradients and x_l2v's sum into one
-            # buffer (channel_views)
-            c = self.inter_channels
-            l2v = (0, c) if len(downs) == 1 else (c, 2 * c)
-            x_v2l, x_psi, x_l2v = channel_views(x_vis, [(0, c), (0, c), l2v])
-        else:
-            x_v2l, x_l2v = [l2_normalize(heads([m], x), dim=1, inplace=True)
-                            for m in downs]
-            x_psi = x_v2l
-        psi_v2l = [heads([m], x_psi) for m in self.psi_v2l]  # [N, d_i]
+    # path.  ``head(seq, inp)`` applies a ``Linear + BN (+ ReLU)`` head:
+    # the modules themselves on the plain path.
+    def _visible_features(self, x: Tensor, head: Callable):
+        x_v2l = l2_normalize(head(self.down_v2l, x), dim=1)  # [N, c]
+        x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
+            head(self.down_l2v, x), dim=1)
+        psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
-            heads([m], x_l2v) for m in self.psi_l2v
+            head(m, x_l2v) for m in self.psi_l2v
         ]
         return x_v2l, psi_v2l, psi_l2v
 
-    def _visible_output(self, x: Tensor, outs: List[Tensor], heads: Callable,
-                        gamma: Tensor,
-                        add: Optional[Callable[[Tensor], Tensor]] = None
-                        ) -> Tensor:
+    def _visible_output(self, outs: List[Tensor], head: Callable) -> Tensor:
         if self.graph_weight is not None:
-            outs = [heads([m], o) for m, o in zip(self.graph_weight, outs)]
-        joined = cat(outs, dim=1)  # [N, K * c]
-        if self.without_residual:
-            return heads([self.up], joined)
-        branch = heads([self.up], joined, scale=gamma)
-        return add_residual(x, branch) if add is None else add(branch)
+            outs = [head(m, o) for m, o in zip(self.graph_weight, outs)]
+        joined = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+        out = head(self.up, joined)  # [N, C]
+        return out if self.without_residual else self.gamma * out
 
-    def _forward_chunked(self, x: Tensor, seg: Segments) -> Tensor:
+    # -- the memory-lean chunked path (chunk_size) -------------------------
+    def _reason_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:
         BatchNorm moments level by level, the per-sample latent sums, then
-        the output rows; each pass stores only ``x`` and small tensors."""
-        chunks = plan_chunks(seg, self.chunk_size)
-        heads = {id(m): name for name, m in self.named_modules()
+        the output rows; each pass keeps only its chunks' inputs."""
+        chunks = plan_chunks(x, seg, self.chunk_size)
+        named = {name: m for name, m in self.named_modules()
                  if isinstance(m, Sequential)}
-        by_name = {name: m for name, m in self.named_modules()
-                   if isinstance(m, Sequential)}
-        known = dict(self.named_parameters())  # name -> tensor (globals)
-        for name, seq in by_name.items():
-            if not uses_batch_stats(seq[1]):
-                known[name + '.mean'] = seq[1].running_mean
-                known[name + '.var'] = seq[1].running_var
+        names = {id(m): name for name, m in named.items()}
+        for name, seq in named.items():
+            if type(seq[1]) is not BatchNorm1d:
+                raise TypeError(
+                    f"'chunk_size' needs plain BatchNorm1d modules (it "
+                    f"normalises with statistics summed over chunks), but "
+                    f"'{name}.1' is {type(seq[1]).__name__}")
+        stat_dtype = torch.promote_types(x.dtype, torch.float32)
+        stats: Dict[str, Tuple[Tensor, Tensor]] = {
+            name: (seq[1].running_mean, seq[1].running_var)
+            for name, seq in named.items() if not _batch_stats(seq[1])
+        }
+        latent: List[Tensor] = []
 
         def run(targets: List[str], mode: str):
-            keys = list(known)
+            keys = list(stats)
+            tensors = [t for k in keys for t in stats[k]] + latent
 
-            def fn(xc: Tensor, sample: int, *tensors: Tensor):
-                T = dict(zip(keys, tensors))
+            def fn(xc: Tensor, sample: int, *ts: Tensor):
+                known = {k: (ts[2 * i], ts[2 * i + 1])
+                         for i, k in enumerate(keys)}
+                zs = ts[2 * len(keys):]
                 recorded: Dict[str, Tensor] = {}
 
-                def head(seqs: List[Sequential], inp: Tensor,
-                         scale: Optional[Tensor] = None) -> Tensor:
-                    seq, = seqs  # one head at a time (merge=False)
-                    name = heads[id(seq)]
-                    lin = inp @ T[name + '.0.weight'].t()
+                def head(seq: Sequential, inp: Tensor) -> Tensor:
+                    name = names[id(seq)]
+                    lin = seq[0](inp)
                     if name in targets:  # only its moments are wanted
-                        recorded[name] = moments(lin)
-                        # a copy: what follows may work in place on it
-                        return lin.clone()
-                    if name + '.mean' not in T:
+                        a = lin.double()
+                        recorded[name] = torch.stack([a.sum(0),
+                                                      (a * a).sum(0)])
+                        return lin
+                    if name not in known:
                         raise _NextLevel
-                    weight, bias = T[name + '.1.weight'], T[name + '.1.bias']
-                    if scale is not None:
-                        weight, bias = scale * weight, scale * bias
-                    out = batch_norm_rows(lin, T[name + '.mean'],
-                                          T[name + '.var'], seq[1], weight,
-                                          bias)
-                    return torch.relu(out) if len(seq) == 3 else out
+                    mean, var = known[name]
+                    bn = seq[1]
+                    scale = torch.rsqrt(var + bn.eps)
+                    if bn.affine:
+                        out = (lin - mean) * (scale * bn.weight) + bn.bias
+                    else:
+                        out = (lin - mean) * scale
+                    return seq[2](out) if len(seq) == 3 else out
 
                 try:
-                    x_v2l, psi_v2l, psi_l2v = self._visible_features(
-                        xc, head, merge=False)
+                    x_v2l, psi_v2l, psi_l2v = self._visible_features(xc,
+                                                                     head)
                     if mode == 'latent':
-                        seg_c = Segments.from_batch(xc)
-                        sums = [t[0] for psi in psi_v2l for t in
-                                self.visible_to_latent.accumulate(
-                                    x_v2l, psi, seg_c) if t is not None]
-                        return tuple(sums)
-                    if 'latent.0' not in T:
+                        one = Segments.from_batch(xc)
+                        return tuple(
+                            t[0] for psi in psi_v2l for t in
+                            self.visible_to_latent.accumulate(x_v2l, psi, one)
+                            if t is not None)
+                    if not zs:
                         raise _NextLevel
-                    # .forward: module hooks (e.g. FlopCounterMode's module
-                    # tracker) must not fire inside an autograd.Function.
-                    l2v = self.latent_to_visible.forward
-                    outs = [
-                        l2v(T[f'latent.{i}'][sample:sample + 1], psi,
-                            batch_size=1) for i, psi in enumerate(psi_l2v)
-                    ]
-                    rows = self._visible_output(xc, outs, head, T['gamma'])
+                    outs = [self.latent_to_visible(z[sample:sample + 1], psi,
+                                                   batch_size=1)
+                            for z, psi in zip(zs, psi_l2v)]
+                    rows = self._visible_output(outs, head)
                 except _NextLevel:
                     rows = None
                 if mode == 'moments':
                     return tuple(recorded[name] for name in targets)
                 return rows
 
-            tensors = list(known.values())
             if mode == 'moments':
-                sums = chunked_reduce(fn, x, chunks, tensors)
+                sums = chunked_reduce(fn, chunks, tensors)
                 for name, total in zip(targets, sums):
-                    mean, var = batch_statistics(by_name[name][1], total,
-                                                 x.size(0), x.dtype)
-                    known[name + '.mean'], known[name + '.var'] = mean, var
+                    stats[name] = _batch_statistics(named[name][1], total,
+                                                    x.size(0), stat_dtype)
             elif mode == 'latent':
-                sums = iter(chunked_reduce(fn, x, chunks, tensors,
+                sums = iter(chunked_reduce(fn, chunks, tensors,
                                            num_samples=seg.num_samples))
                 v2l = self.visible_to_latent
-                for i in range(self.num_kernels):
+                for _ in range(self.num_kernels):
                     pooled = next(sums)
                     sum_sq = next(sums) if v2l.normalize == 'l2_visible' \
                         else None
                     z = v2l.finish(pooled, sum_sq, seg.counts())
-                    known[f'latent.{i}'] = self.latent_graph(z)
+                    latent.append(self.latent_graph(z))
             else:
-                return chunked_map(fn, x, chunks, tensors)
+                return chunked_map(fn, chunks, tensors)
 
         def level(*modules) -> None:
-            targets = [heads[id(m)] for m in modules if m is not None]
-            targets = [t for t in targets if t + '.mean' not in known]
+            targets = [names[id(m)] for m in modules if m is not None]
+            targets = [t for t in targets if t not in stats]
             if targets:
                 run(targets, 'moments')
 
@@ -361,3 +307,38 @@ class LatentGNNConv(Module):
                 f'graph_conv={self.graph_conv}' +
                 (f', chunk_size={self.chunk_size})' if self.chunk_size
                  else ')'))
+
+
+def _call(seq: Sequential, inp: Tensor) -> Tensor:
+    return seq(inp)
+
+
+class _NextLevel(Exception):
+    """A head whose BatchNorm statistics are not known yet: the pass has
+    gathered what it needs."""
+
+
+def _batch_stats(bn: BatchNorm1d) -> bool:
+    return bn.training or not bn.track_running_stats
+
+
+def _batch_statistics(bn: BatchNorm1d, sums: Tensor, n: int,
+                      dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """(mean, biased variance) from the summed float64 moments ``[2, F]``
+    of ``n`` rows; updates ``bn``'s running statistics as
+    ``BatchNorm1d.forward`` does in training."""
+    if n < 2:
+        raise ValueError(f"BatchNorm in training mode needs more than one "
+                         f"visible node, got {n}")
+    mean = sums[0] / n
+    var = (sums[1] / n - mean * mean).clamp_min(0)
+    if bn.training and bn.track_running_stats:
+        bn.num_batches_tracked.add_(1)
+        factor = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                  else bn.momentum)
+        with torch.no_grad():
+            dtype_ = bn.running_mean.dtype
+            bn.running_mean.mul_(1 - factor).add_(factor * mean.to(dtype_))
+            bn.running_var.mul_(1 - factor).add_(
+                factor * (var * n / (n - 1)).to(dtype_))
+    return mean.to(dtype), var.to(dtype)

@@ -1,13 +1,15 @@
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
+import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, Module
+from torch.nn import BatchNorm1d, Linear
 
+from ...functional.segments import Segments
 from ..stages import AttentionConv
-from .base import check_positive_int, node_layout
+from .base import GlobalReasoningUnit, Projection, check_positive_int
 
 
-class NonLocalConv(Module):
+class NonLocalConv(GlobalReasoningUnit):
     r"""The non-local block from `"Non-local Neural Networks"
     <https://arxiv.org/abs/1711.07971>`_ (embedded Gaussian) as a node-level
     PyG layer: the full :math:`N \times N` graph over the visible nodes of
@@ -36,8 +38,14 @@ class NonLocalConv(Module):
           :math:`(N)` (sorted) or ``ptr`` :math:`(S + 1)`, or ``batch_size``
           for :math:`S` equal consecutive samples
         - **output:** :math:`(N, C)`; with ``return_projection=True`` also
-          the attention matrix of each sample, a list of
-          :math:`(N_s, N_s)` tensors
+          a list with one :class:`~glore_pyg.nn.Projection` whose
+          ``latent_graph`` is the attention of each sample,
+          :math:`(S, n, n)` (zero-padded to the largest sample)
+
+    Raises:
+        ValueError: invalid constructor arguments or input layout (see
+            :class:`~glore_pyg.nn.GlobalReasoningUnit`).
+        TypeError: an input of the wrong dtype or device.
     """
     def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
                  bn_eps: float = 1e-5):
@@ -60,15 +68,9 @@ class NonLocalConv(Module):
             m.reset_parameters()
         self.norm.weight.data.zero_()
 
-    def forward(
-        self,
-        x: Tensor,
-        batch: Optional[Tensor] = None,
-        ptr: Optional[Tensor] = None,
-        batch_size: Optional[int] = None,
-        return_projection: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
-        seg = node_layout(x, self.in_channels, batch, ptr, batch_size)
+    def reason(self, x: Tensor, segments: Segments,
+               return_projection: bool = False
+               ) -> Tuple[Tensor, List[Projection]]:
         attentions: List[Tensor] = []
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -78,11 +80,17 @@ class NonLocalConv(Module):
             attentions.extend(alpha.unbind(0))
             return y
 
-        y = seg.per_sample(attend, self.theta(x), self.phi(x), self.g(x))
-        out = x + self.norm(self.out(y))
+        y = segments.per_sample(attend, self.theta(x), self.phi(x), self.g(x))
+        branch = self.norm(self.out(y))
+        projections: List[Projection] = []
         if return_projection:
-            return out, attentions
-        return out
+            n = max(a.size(0) for a in attentions)
+            graph = torch.stack([
+                torch.nn.functional.pad(a, (0, n - a.size(1), 0, n - a.size(0)))
+                for a in attentions])  # [S, n, n]
+            projections.append(Projection(None, None, graph,
+                                          segments.batch()))
+        return branch, projections
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '

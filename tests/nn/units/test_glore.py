@@ -262,12 +262,14 @@ def test_return_projection(h, training):
     sizes = [12, 10, 7]
     batch = h.batch_of(sizes)
     x = h.samples_to_nodes(xs)
-    out, proj = unit(x, batch=batch, return_projection=True)
+    out, projs = unit(x, batch=batch, return_projection=True)
+    assert isinstance(projs, list) and len(projs) == 1
+    proj, = projs
     assert isinstance(proj, Projection)
     h.assert_close(out, unit(x, batch=batch))
     assert proj.visible_to_latent.shape == (29, M)
     assert proj.latent_to_visible.shape == (29, M)
-    assert proj.latent_graph.shape == (M, M)
+    assert proj.latent_graph.shape == (3, M, M)  # shared: an expanded view
     assert torch.equal(proj.batch, batch)
     # B (the visible-to-latent weights) and D = B^T (latent-to-visible)
     _, ps = ref_glore(h, unit, xs, training)
@@ -276,15 +278,16 @@ def test_return_projection(h, training):
     h.assert_close(proj.latent_to_visible, want)
     # I - A_g, entry [k, j] weighs j -> k
     eye = torch.eye(M, dtype=h.DTYPE)
-    h.assert_close(proj.latent_graph, eye - unit.latent_graph.adjacency)
+    for graph in proj.latent_graph:
+        h.assert_close(graph, eye - unit.latent_graph.adjacency)
 
 
 def test_return_projection_without_batch(h):
     unit = make(h, seed=13).eval()
     x = h.randn(20, C, seed=13)
-    _, proj = unit(x, batch_size=2, return_projection=True)
+    _, (proj, ) = unit(x, batch_size=2, return_projection=True)
     assert torch.equal(proj.batch, h.batch_of([10, 10]))
-    _, proj = unit(x, return_projection=True)
+    _, (proj, ) = unit(x, return_projection=True)
     assert torch.equal(proj.batch, torch.zeros(20, dtype=torch.long))
 
 

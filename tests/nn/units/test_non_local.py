@@ -152,14 +152,20 @@ def test_return_projection(h, sizes):
     xs = h.random_grids([shapes[n] for n in sizes], C, seed=7)
     x = h.samples_to_nodes(xs)
     batch = h.batch_of(sizes)
-    out, att = unit(x, batch=batch, return_projection=True)
+    out, projs = unit(x, batch=batch, return_projection=True)
     h.assert_close(out, unit(x, batch=batch))
-    assert isinstance(att, list) and len(att) == len(sizes)
+    assert isinstance(projs, list) and len(projs) == 1
+    proj, = projs
+    assert proj.visible_to_latent is None and proj.latent_to_visible is None
+    assert torch.equal(proj.batch, batch)
+    n_max = max(sizes)
+    att = proj.latent_graph  # [S, n_max, n_max], zero-padded
+    assert att.shape == (len(sizes), n_max, n_max)
     _, fs = ref_non_local(h, unit, xs, True)
     for a, n, f in zip(att, sizes, fs):
-        assert a.shape == (n, n)
-        h.assert_close(a.sum(-1), torch.ones(n, dtype=h.DTYPE))
-        h.assert_close(a, f[0])
+        h.assert_close(a[:n, :n].sum(-1), torch.ones(n, dtype=h.DTYPE))
+        h.assert_close(a[:n, :n], f[0])
+        assert not a[n:].any() and not a[:, n:].any()
 
 
 def test_errors_and_repr():

@@ -105,74 +105,7 @@ class Segments:
                 "sample).  Export the layer for one sample (no 'batch') or "
                 "for equal samples ('batch_size'), with a dynamic number of "
                 "nodes, and call it per sample")
-        if ptr is not None and (not isinstance(ptr, Tensor) or ptr.dim() != 1
-                                or ptr.numel() < 2
-                                or ptr.is_floating_point()):
-            raise ValueError(f"'ptr' must be an integer tensor [S + 1] with "
-                             f"S >= 1, got {_describe(ptr)}")
-        if batch is not None:
-            if not isinstance(batch, Tensor) or batch.dim() != 1 \
-                    or batch.numel() != num_nodes:
-                raise ValueError(f"'batch' must have shape [{num_nodes}] "
-                                 f"(one entry per node of 'x'), got "
-                                 f"{_describe(batch)}")
-            if batch.is_floating_point():
-                raise ValueError("'batch' must be an integer tensor")
-
-        # Every number checked below, fetched in one transfer.
-        parts: List[Tensor] = []
-        if ptr is not None:
-            parts.append(ptr.long())
-        if batch is not None and num_nodes > 0:
-            batch = batch.long()
-            unsorted = (batch[1:] < batch[:-1]).any().long().view(1)
-            counts = torch.bincount(batch.clamp_min(0),
-                                    minlength=batch_size or 0)
-            parts += [unsorted, batch[:1], batch[-1:], counts]
-        values = torch.cat([p.to(device) for p in parts]).tolist() \
-            if parts else []
-
-        sizes: List[int]
-        if ptr is not None:
-            bounds, values = values[:ptr.numel()], values[ptr.numel():]
-            if bounds[0] != 0 or bounds[-1] != num_nodes:
-                raise ValueError(f"'ptr' must start at 0 and end at the "
-                                 f"number of nodes ({num_nodes}), got "
-                                 f"{bounds[0]} ... {bounds[-1]}")
-            sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
-            if min(sizes) < 0:
-                raise ValueError("'ptr' must be non-decreasing")
-            if batch_size is not None and batch_size != len(sizes):
-                raise ValueError(f"'batch_size' ({batch_size}) disagrees "
-                                 f"with 'ptr' ({len(sizes)} samples)")
-        if batch is not None:
-            if num_nodes == 0:
-                batch_sizes = [0] * (len(sizes) if ptr is not None else
-                                     batch_size or 1)
-            else:
-                unsorted, first, last, *batch_sizes = values
-                if unsorted:
-                    raise ValueError(
-                        "'batch' must be sorted (nodes of one sample stored "
-                        "consecutively, as in torch_geometric.data.Batch)")
-                if first < 0:
-                    raise ValueError("'batch' must be non-negative")
-                if batch_size is not None and last >= batch_size:
-                    raise ValueError(f"'batch' holds sample index {last}, "
-                                     f"but 'batch_size' is {batch_size}")
-            if ptr is not None:
-                mine = batch_sizes + [0] * (len(sizes) - len(batch_sizes))
-                if mine != sizes:
-                    raise ValueError(
-                        f"'batch' and 'ptr' describe different samples "
-                        f"(sizes {batch_sizes} from 'batch', {sizes} from "
-                        f"'ptr'): pass one of them")
-            else:
-                sizes = batch_sizes
-        if all(s == sizes[0] for s in sizes):
-            return cls(num_nodes, len(sizes), None, device)
-        return cls(num_nodes, len(sizes), sizes, device,
-                   batch if batch is not None and ptr is None else None)
+        return _read_sizes(cls, num_nodes, device, batch, ptr, batch_size)
 
     # ------------------------------------------------------------------
     @property
@@ -254,6 +187,84 @@ class Segments:
         parts = zip(*[self.split(x) for x in xs])
         return torch.cat([fn(*[p.unsqueeze(0) for p in ps])[0]
                           for ps in parts])
+
+
+# Reading the sizes is the forward's one host synchronisation: under
+# torch.compile it is one graph break, the function running eagerly as a
+# whole (its data-dependent ``bincount`` and ``tolist`` would otherwise each
+# break the graph).
+@torch.compiler.disable
+def _read_sizes(cls, num_nodes: int, device: torch.device,
+                batch: Optional[Tensor], ptr: Optional[Tensor],
+                batch_size: Optional[int]) -> 'Segments':
+    if ptr is not None and (not isinstance(ptr, Tensor) or ptr.dim() != 1
+                            or ptr.numel() < 2
+                            or ptr.is_floating_point()):
+        raise ValueError(f"'ptr' must be an integer tensor [S + 1] with "
+                         f"S >= 1, got {_describe(ptr)}")
+    if batch is not None:
+        if not isinstance(batch, Tensor) or batch.dim() != 1 \
+                or batch.numel() != num_nodes:
+            raise ValueError(f"'batch' must have shape [{num_nodes}] "
+                             f"(one entry per node of 'x'), got "
+                             f"{_describe(batch)}")
+        if batch.is_floating_point():
+            raise ValueError("'batch' must be an integer tensor")
+
+    # Every number checked below, fetched in one transfer.
+    parts: List[Tensor] = []
+    if ptr is not None:
+        parts.append(ptr.long())
+    if batch is not None and num_nodes > 0:
+        batch = batch.long()
+        unsorted = (batch[1:] < batch[:-1]).any().long().view(1)
+        counts = torch.bincount(batch.clamp_min(0),
+                                minlength=batch_size or 0)
+        parts += [unsorted, batch[:1], batch[-1:], counts]
+    values = torch.cat([p.to(device) for p in parts]).tolist() \
+        if parts else []
+
+    sizes: List[int]
+    if ptr is not None:
+        bounds, values = values[:ptr.numel()], values[ptr.numel():]
+        if bounds[0] != 0 or bounds[-1] != num_nodes:
+            raise ValueError(f"'ptr' must start at 0 and end at the "
+                             f"number of nodes ({num_nodes}), got "
+                             f"{bounds[0]} ... {bounds[-1]}")
+        sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+        if min(sizes) < 0:
+            raise ValueError("'ptr' must be non-decreasing")
+        if batch_size is not None and batch_size != len(sizes):
+            raise ValueError(f"'batch_size' ({batch_size}) disagrees "
+                             f"with 'ptr' ({len(sizes)} samples)")
+    if batch is not None:
+        if num_nodes == 0:
+            batch_sizes = [0] * (len(sizes) if ptr is not None else
+                                 batch_size or 1)
+        else:
+            unsorted, first, last, *batch_sizes = values
+            if unsorted:
+                raise ValueError(
+                    "'batch' must be sorted (nodes of one sample stored "
+                    "consecutively, as in torch_geometric.data.Batch)")
+            if first < 0:
+                raise ValueError("'batch' must be non-negative")
+            if batch_size is not None and last >= batch_size:
+                raise ValueError(f"'batch' holds sample index {last}, "
+                                 f"but 'batch_size' is {batch_size}")
+        if ptr is not None:
+            mine = batch_sizes + [0] * (len(sizes) - len(batch_sizes))
+            if mine != sizes:
+                raise ValueError(
+                    f"'batch' and 'ptr' describe different samples "
+                    f"(sizes {batch_sizes} from 'batch', {sizes} from "
+                    f"'ptr'): pass one of them")
+        else:
+            sizes = batch_sizes
+    if all(s == sizes[0] for s in sizes):
+        return cls(num_nodes, len(sizes), None, device)
+    return cls(num_nodes, len(sizes), sizes, device,
+               batch if batch is not None and ptr is None else None)
 
 
 def _describe(t) -> str:

@@ -12,9 +12,6 @@
   baseline) includes the input tensor and the gradients; it is what the
   comparisons use.  An address-space limit (``RLIMIT_AS``) turns running
   out of memory into a reported failure instead of an OOM-killed machine.
-* :func:`count_flops`, :func:`profile_matmuls`, :func:`replay`: FLOPs of a
-  forward + backward, and the same matrix products replayed with
-  ``torch.mm`` / ``torch.bmm`` on random tensors (the compute limit).
 """
 import gc
 import importlib.util
@@ -26,8 +23,6 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 GiB = 1 << 30
 
@@ -162,86 +157,3 @@ def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int,
     child.join()
     return result or dict(ok=False, oom=child.exitcode == -9,
                           error=f'child exited with {child.exitcode}')
-
-
-# -- FLOPs and the matmul replay ----------------------------------------------
-def _addmm_inplace_flops(self_shape, a_shape, b_shape, *args, out_shape=None,
-                        **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1] * b_shape[1]  # as torch's addmm
-
-
-def _baddbmm_inplace_flops(self_shape, a_shape, b_shape, *args,
-                           out_shape=None, **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
-
-
-def flop_counter() -> FlopCounterMode:
-    """``FlopCounterMode`` that also counts the in-place products
-    ``addmm_`` / ``baddbmm_`` (the units accumulate a gradient with them;
-    torch's table has only the out-of-place ones)."""
-    return FlopCounterMode(display=False, custom_mapping={
-        torch.ops.aten.addmm_: _addmm_inplace_flops,
-        torch.ops.aten.baddbmm_: _baddbmm_inplace_flops})
-
-
-def count_flops(fn: Callable[[], None]) -> int:
-    with flop_counter() as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-MATMULS = {  # op -> (replay function, positions of its two operands)
-    torch.ops.aten.mm.default: (torch.mm, 0),
-    torch.ops.aten.mm.out: (torch.mm, 0),
-    torch.ops.aten.bmm.default: (torch.bmm, 0),
-    torch.ops.aten.bmm.out: (torch.bmm, 0),
-    torch.ops.aten.addmm.default: (torch.mm, 1),
-    torch.ops.aten.addmm_.default: (torch.mm, 1),
-    torch.ops.aten.baddbmm.default: (torch.bmm, 1),
-    torch.ops.aten.baddbmm_.default: (torch.bmm, 1),
-}
-
-
-class MatmulLog(TorchDispatchMode):
-    """Logs ``(replay function, operand layouts)`` of every matrix product
-    run under it."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in MATMULS:
-            mm, i = MATMULS[func]
-            self.calls.append((mm, [(tuple(t.shape), t.stride(), t.dtype)
-                                    for t in args[i:i + 2]]))
-        return func(*args, **(kwargs or {}))
-
-
-def profile_matmuls(fn: Callable[[], None]) -> Tuple[int, list]:
-    """FLOPs of one run of ``fn`` and the matrix products it ran."""
-    with flop_counter() as counter, MatmulLog() as log:
-        fn()
-    return counter.get_total_flops(), log.calls
-
-
-def replay(calls: list) -> Callable[[], None]:
-    """A closure running the logged products on random tensors of the same
-    shapes and strides (one tensor per distinct layout, kept by the
-    closure)."""
-    pool = {}
-
-    def tensor(layout):
-        if layout not in pool:
-            shape, stride, dtype = layout
-            numel = 1 + sum((n - 1) * s for n, s in zip(shape, stride))
-            pool[layout] = torch.randn(numel, dtype=dtype).as_strided(
-                shape, stride)
-        return pool[layout]
-
-    ops = [(mm, tensor(a), tensor(b)) for mm, (a, b) in calls]
-
-    def run():
-        for mm, a, b in ops:
-            mm(a, b)
-    return run

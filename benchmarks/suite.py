@@ -1,6 +1,7 @@
-"""The benchmark suite: our units against the published dense formulation,
-naive per-edge message passing, padded dense batches, the dense non-local
-block and ``torch.mm``, forward + backward on CPU (float32).
+"""The benchmark suite: our units against the published dense formulation
+(eager and compiled), padded dense batches, a latent cross-attention block
+on ``scaled_dot_product_attention``, naive per-edge message passing and the
+dense non-local block, forward + backward on CPU (float32).
 
     python benchmarks/suite.py            # print the table
     python benchmarks/suite.py --write    # and regenerate docs/benchmarks.md
@@ -29,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from dense_reference import DenseGloRe, DenseLatentGNN, Padded  # noqa: E402
-from measure import (GiB, count_flops, fwd_bwd, memory_limit,  # noqa: E402
-                     peak_rss, profile_matmuls, replay, time_side_by_side)
+from latent_attention import LatentCrossAttention  # noqa: E402
+from measure import (GiB, fwd_bwd, memory_limit, peak_rss,  # noqa: E402
+                     time_side_by_side)
 from naive import naive  # noqa: E402
 
 from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN2d,  # noqa: E402
@@ -42,18 +44,16 @@ FULL = dict(
     grid=dict(B=4, C=256, H=64, W=64, d=64),
     clouds=dict(sizes=[2000 * (i + 1) for i in range(8)], C=128, d=64),
     points=dict(C=64, d=64, channel_stride=1),
-    scale_n=4_000_000, dense_n=1_000_000, compute_n=1_000_000,
+    scale_n=4_000_000, dense_n=1_000_000,
     nonlocal_=dict(C=64, d=64, start=4096, memory=20 * GiB, seconds=300),
-    repeat=7, naive_repeat=5, compute_repeat=3, memory_steps=5,
-    scale_memory_steps=2)
+    repeat=7, naive_repeat=3, memory_steps=5, scale_memory_steps=2)
 QUICK = dict(
     grid=dict(B=2, C=16, H=6, W=5, d=4),
     clouds=dict(sizes=[20, 40, 60], C=16, d=4),
     points=dict(C=8, d=4, channel_stride=1),
-    scale_n=4000, dense_n=1000, compute_n=1000,
+    scale_n=4000, dense_n=1000,
     nonlocal_=dict(C=8, d=4, start=256, memory=int(1.2 * GiB), seconds=60),
-    repeat=2, naive_repeat=1, compute_repeat=1, memory_steps=2,
-    scale_memory_steps=2)
+    repeat=2, naive_repeat=1, memory_steps=2, scale_memory_steps=2)
 
 
 # -- cases: build(**kwargs) -> (module, make_inputs(tiny)) --------------------
@@ -82,7 +82,14 @@ def cloud_inputs(sizes, C):
     return randn(batch.numel(), C), batch
 
 
-def build(case, impl, unit='latentgnn', seed=0, **kw):
+def build(case, impl, unit='latentgnn', seed=0, compiled=False, **kw):
+    """``(module, make_inputs(tiny))`` of one case; ``compiled`` wraps the
+    module in ``torch.compile`` (its compilation is part of the warm-up)."""
+    module, make = _build(case, impl, unit, seed, **kw)
+    return (torch.compile(module) if compiled else module), make
+
+
+def _build(case, impl, unit, seed, **kw):
     torch.manual_seed(seed)
     C, d = kw['C'], kw['d']
     dense = {'latentgnn': DenseLatentGNN, 'glore': DenseGloRe}[unit]
@@ -97,7 +104,8 @@ def build(case, impl, unit='latentgnn', seed=0, **kw):
         u = randomize(LatentGNNConv(C, [d]) if unit == 'latentgnn' else
                       GloReConv(C, d, normalize=True), seed)
         module = {'ours': lambda: u, 'naive': lambda: naive(u),
-                  'padded': lambda: Padded(dense(u))}[impl]()
+                  'padded': lambda: Padded(dense(u)),
+                  'attention': lambda: LatentCrossAttention(C, d)}[impl]()
         return module, lambda tiny: cloud_inputs(
             [2, 3] if tiny else kw['sizes'], C)
     if case == 'points':  # one sample of N points
@@ -199,16 +207,28 @@ def grid_section(cfg, rows, limit):
         t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
                                'dense': fwd_bwd(dense, inputs)},
                               cfg['repeat'])
-        del ours, dense, inputs
+        log(f'grid {name}, compiled')
+        ours_c, dense_c = torch.compile(ours), torch.compile(dense)
+        diff_c = max_diff(ours_c, dense_c, inputs)
+        tc = time_side_by_side({'ours': fwd_bwd(ours_c, inputs),
+                                'dense': fwd_bwd(dense_c, inputs)},
+                               cfg['repeat'])
+        del ours, dense, ours_c, dense_c, inputs
         gc.collect()
+        torch.compiler.reset()
         m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
              for impl in ('ours', 'dense')}
         what = (f"{name}, B={g['B']}, C={g['C']}, {g['H']}x{g['W']}, "
                 f"d={g['d']}")
         ratio = t['ours'] / t['dense']
-        row(rows, f'grid-{unit}-time', f'{what}: time', fmt_time(t['ours']),
-            f"dense published {fmt_time(t['dense'])}", ratio, '<= 1.15x',
-            ratio <= 1.15, diff)
+        row(rows, f'grid-{unit}-time', f'{what}: time (eager)',
+            fmt_time(t['ours']), f"dense published {fmt_time(t['dense'])}",
+            ratio, '<= 1.0x', ratio <= 1.0, diff)
+        ratio = tc['ours'] / tc['dense']
+        row(rows, f'grid-{unit}-compiled', f'{what}: time, both '
+            '`torch.compile`d', fmt_time(tc['ours']),
+            f"dense published compiled {fmt_time(tc['dense'])}", ratio,
+            '<= 1.0x', ratio <= 1.0, diff_c)
         ratio = memory_ratio(m['ours'], m['dense'])
         row(rows, f'grid-{unit}-memory', f'{what}: peak memory',
             fmt_mem(m['ours']), f"dense published {fmt_mem(m['dense'])}",
@@ -228,24 +248,6 @@ def cloud_case(c, unit):
             f"{c['sizes'][-1]} points, {cloud_unit_name(c, unit)}")
 
 
-def naive_times(cfg, ours, nv, inputs, warmup=0):
-    """Median seconds of ours, the naive version and the replay of our
-    matrix products alone, which bounds any speed-up over the naive
-    version (it runs the same row-wise projections)."""
-    calls = profile_matmuls(fwd_bwd(ours, inputs))[1]
-    return time_side_by_side({'ours': fwd_bwd(ours, inputs),
-                              'naive': fwd_bwd(nv, inputs),
-                              'products': lambda: replay(calls)},
-                             cfg['naive_repeat'], warmup=warmup,
-                             build=['products'])
-
-
-def naive_row(rows, key, what, tn, ours, ref, diff=None):
-    speedup = tn['naive'] / tn['ours']
-    row(rows, key, f'{what}: speed-up over naive per-edge MessagePassing',
-        ours, ref, speedup, '>= 20x', speedup >= 20, diff)
-
-
 def clouds_section(cfg, rows, limit):
     c = cfg['clouds']
     for unit in CLOUD_UNITS:
@@ -260,30 +262,60 @@ def clouds_section(cfg, rows, limit):
         t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
                                'padded': fwd_bwd(padded, inputs)},
                               cfg['repeat'])
-        tn = naive_times(cfg, ours, nv, inputs)  # all warm by now
-        del ours, padded, nv, inputs
+        tn = time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                                'naive': fwd_bwd(nv, inputs)},
+                               cfg['naive_repeat'], warmup=0)
+        log(f'clouds {cloud_unit_name(c, unit)}, compiled')
+        ours_c = torch.compile(ours)
+        diff_c = max_diff(ours_c, ours, inputs)
+        tc = time_side_by_side({'compiled': fwd_bwd(ours_c, inputs),
+                                'ours': fwd_bwd(ours, inputs)},
+                               cfg['repeat'])
+        ta = None
+        if unit == 'latentgnn':
+            att = build(impl='attention', **kw)[0]
+            ta = time_side_by_side({'ours': fwd_bwd(ours, inputs),
+                                    'attention': fwd_bwd(att, inputs)},
+                                   cfg['repeat'])
+            del att
+        del ours, ours_c, padded, nv, inputs
         gc.collect()
+        torch.compiler.reset()
+        impls = ('ours', 'padded', 'naive') + (
+            ('attention', ) if unit == 'latentgnn' else ())
         m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
-             for impl in ('ours', 'padded', 'naive')}
+             for impl in impls}
         what = cloud_case(c, unit)
-        naive_row(rows, f'clouds-{unit}-naive', what, tn,
-                  f"{fmt_time(tn['ours'])} (memory {fmt_mem(m['ours'])})",
-                  f"naive {fmt_time(tn['naive'])} (memory "
-                  f"{fmt_mem(m['naive'])})", diff_n)
-        row(rows, f'clouds-{unit}-bound', f'{what}: speed-up over naive '
-            'if the unit took no more than its own matrix products (their '
-            '`torch.mm` replay; for comparison)',
-            f"{fmt_time(tn['products'])} ({fmt_time(tn['ours'])} for the "
-            f"whole unit)", f"naive {fmt_time(tn['naive'])}",
-            tn['naive'] / tn['products'])
         ratio = t['ours'] / t['padded']
-        row(rows, f'clouds-{unit}-time', f'{what}: time',
+        row(rows, f'clouds-{unit}-time', f'{what}: time (eager)',
             fmt_time(t['ours']), f"padded dense bmm {fmt_time(t['padded'])}",
-            ratio, '<= 1.3x', ratio <= 1.3, diff_p)
+            ratio, '<= 0.5x', ratio <= 0.5, diff_p)
         ratio = memory_ratio(m['ours'], m['padded'])
         row(rows, f'clouds-{unit}-memory', f'{what}: peak memory',
             fmt_mem(m['ours']), f"padded dense bmm {fmt_mem(m['padded'])}",
             ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
+        row(rows, f'clouds-{unit}-compiled', f'{what}: time, '
+            '`torch.compile`d (one graph break: the sample sizes)',
+            fmt_time(tc['compiled']), f"eager {fmt_time(tc['ours'])}",
+            tc['compiled'] / tc['ours'], diff=diff_c)
+        if ta is not None:
+            row(rows, f'clouds-{unit}-attention', f'{what}: time, against '
+                'latent cross-attention on `scaled_dot_product_attention` '
+                f"(ISAB / Perceiver, {c['d']} latents, {c['C'] // 4} "
+                'channels)', fmt_time(ta['ours']),
+                f"latent attention {fmt_time(ta['attention'])}",
+                ta['ours'] / ta['attention'])
+            row(rows, f'clouds-{unit}-attention-memory', f'{what}: peak '
+                'memory, against the latent cross-attention block',
+                fmt_mem(m['ours']),
+                f"latent attention {fmt_mem(m['attention'])}",
+                memory_ratio(m['ours'], m['attention']))
+        speedup = tn['naive'] / tn['ours']
+        row(rows, f'clouds-{unit}-naive', f'{what}: speed-up over naive '
+            'per-edge MessagePassing (informative)',
+            f"{fmt_time(tn['ours'])} (memory {fmt_mem(m['ours'])})",
+            f"naive {fmt_time(tn['naive'])} (memory "
+            f"{fmt_mem(m['naive'])})", speedup, diff=diff_n)
 
 
 def scale_section(cfg, rows, limit, chunk_size):
@@ -313,74 +345,6 @@ def scale_section(cfg, rows, limit, chunk_size):
         else:
             row(rows, key, f'{name} on {n:,} points: peak memory / input '
                 '(for comparison)', detail, f'input {input_bytes}', ratio)
-
-
-# glibc returns every block over 32 MB to the kernel when it is freed, so each
-# new large tensor is fresh memory whose pages fault in one by one (about
-# 70 ms per 256 MB here).  This setting keeps freed memory in the process,
-# as jemalloc / tcmalloc (PyTorch's CPU tuning advice) or a GPU caching
-# allocator do.
-MALLOC_REUSE = ('glibc.malloc.mmap_max=0:'
-                'glibc.malloc.trim_threshold=68719476736')
-
-
-def malloc_reuse_rows(cfg, rows):
-    """The rows measured again under MALLOC_REUSE (in a child process):
-    the plain path's FLOP rate, and LatentGNNConv against the naive version
-    on the clouds (whose per-edge tensors fault in hundreds of MB of fresh
-    memory per step under glibc's defaults)."""
-    compute_rows(cfg, rows, [None])
-    c = cfg['clouds']
-    log('clouds ' + cloud_unit_name(c, 'latentgnn'))
-    kw = dict(case='clouds', unit='latentgnn', **c)
-    ours, make = build(impl='ours', **kw)
-    tn = naive_times(cfg, ours, build(impl='naive', **kw)[0], make(False),
-                     warmup=1)
-    naive_row(rows, 'clouds-latentgnn-naive', cloud_case(c, 'latentgnn'),
-              tn, fmt_time(tn['ours']), f"naive {fmt_time(tn['naive'])}")
-
-
-def compute_section(cfg, rows, chunk_size, quick=False):
-    compute_rows(cfg, rows, [None, chunk_size])
-    # Again in a child process whose allocator keeps freed memory (it must
-    # be set before the process starts).
-    log('compute and clouds, GLIBC_TUNABLES=' + MALLOC_REUSE)
-    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_REUSE)
-    out = subprocess.run(
-        [sys.executable, __file__, '--malloc-reuse-child'] +
-        (['--quick'] if quick else []), env=env, check=True,
-        stdout=subprocess.PIPE, text=True).stdout
-    for r in json.loads(out.splitlines()[-1]):
-        r['key'] += '-malloc-reuse'
-        r['comparison'] += (' (allocator keeping freed memory: '
-                            f'`GLIBC_TUNABLES={MALLOC_REUSE}`)')
-        rows.append(r)
-
-
-def compute_rows(cfg, rows, chunks):
-    p, n = cfg['points'], cfg['compute_n']
-    for chunk in chunks:
-        log(f'compute chunk_size={chunk}')
-        unit, make = build('points', 'ours', N=n, chunk_size=chunk, **p)
-        run = fwd_bwd(unit, make(False))
-        flops, calls = profile_matmuls(run)  # also the warm-up
-        mm_flops = count_flops(replay(calls))
-        t = time_side_by_side({'unit': run, 'mm': lambda: replay(calls)},
-                              cfg['compute_repeat'], warmup=0, build=['mm'])
-        rate, rate_mm = flops / t['unit'], mm_flops / t['mm']
-        ratio = rate / rate_mm
-        what = (f"LatentGNNConv({p['C']}, [{p['d']}], channel_stride="
-                f"{p['channel_stride']}" + (f', chunk_size={chunk}' if chunk
-                                            else '') + f") on {n:,} points")
-        row(rows, 'compute-lean' if chunk else 'compute-plain',
-            f'{what}: FLOP rate vs torch.mm on the same shapes' +
-            (' (the FLOPs include the recomputation)' if chunk else ''),
-            f'{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP in '
-            f"{fmt_time(t['unit'])})",
-            f'torch.mm {rate_mm / 1e9:.1f} GFLOP/s ({mm_flops / 1e9:.1f} '
-            f"GFLOP in {fmt_time(t['mm'])})", ratio, '>= 0.5x', ratio >= 0.5)
-        del unit, run
-        gc.collect()
 
 
 def nonlocal_section(cfg, rows, limit):
@@ -443,21 +407,20 @@ def write_doc(path, command, rows, seconds):
 {table(rows)}
 
 Ratios are ours / reference, except the speed-up over naive message passing
-(naive / ours) and the FLOP-rate ratio (ours / `torch.mm`).  The last column
-is the largest absolute difference between the outputs of our unit and of
-the reference on the benchmark input (same weights).
+(naive / ours).  The last column is the largest absolute difference between
+the outputs of our unit and of the reference on the benchmark input (same
+weights; for the compiled point-cloud row, between compiled and eager).
+Rows without a target are informative.
 
 ## Method
 
 * **Time**: the cases of one comparison run in one process, alternately,
-  the order rotating from round to round (ours, reference; reference,
-  ours; ...: what ran just before a case changes its time by several
-  percent here), after a warm-up run; each figure is the
-  median of {FULL['repeat']} rounds
-  ({FULL['naive_repeat']} against the naive version,
-  {FULL['compute_repeat']} against the matmul replay).  The machine is
-  shared and noisy: compare the ratios, which are measured side by side,
-  rather than the absolute times.
+  the order rotating from round to round (what ran just before a case
+  changes its time by several percent here), after a warm-up run (for
+  `torch.compile`d modules the warm-up includes compilation); each figure
+  is the median of {FULL['repeat']} rounds ({FULL['naive_repeat']} against
+  the naive version).  The machine is shared and noisy: compare the ratios,
+  which are measured side by side, rather than the absolute times.
 * **Memory**: each case runs in a fresh process (forked from a server that
   has only imported the libraries) under an address-space limit, so that
   running out of memory is reported instead of taking the machine down.
@@ -471,49 +434,25 @@ the reference on the benchmark input (same weights).
   gradients, but not the interpreter and the libraries.  Where the first
   pass peaked lower, its figure follows in parentheses: freed blocks of one
   step do not always fit the next step's requests, so an allocator's
-  footprint can grow over the first few steps (glibc's, for every
-  implementation here).  "Peak memory / input" divides that increment by
-  the bytes of the input tensor.
+  footprint can grow over the first few steps.  "Peak memory / input"
+  divides that increment by the bytes of the input tensor.  The process
+  runs with glibc's default allocator; what other allocators change is in
+  `docs/performance.md`.
 * **References** (`benchmarks/`): `dense_reference.py` holds the published
   formulations (1x1 convolutions + `bmm`, written from the equations) built
   from our unit's weights, and their padded-dense variant for point clouds
-  (`to_dense_batch`); `naive.py` swaps the unit's two bipartite stages for
-  PyG `MessagePassing` over an explicit complete bipartite `edge_index`
-  (built once, outside the timing).
-* **Compute**: FLOPs of one forward + backward are counted with
-  `torch.utils.flop_counter.FlopCounterMode` (plus the in-place
-  `addmm_`/`baddbmm_`, missing from its table); every `mm`/`bmm`/`addmm`/
-  `baddbmm` (in place or not) the unit runs is logged (shapes and strides)
-  and replayed with
-  `torch.mm`/`torch.bmm` on random tensors, timed side by side with the
-  unit.  The replay's operands are built before each of its rounds and
-  freed after it (untimed), so that they are not resident while the unit
-  runs: on this machine a few GB of extra resident memory make every page
-  fault, and so every new large tensor, markedly slower.  The ratio of the
-  two FLOP rates says how close the unit runs to the machine's matmul
-  speed on its own matrix shapes.
-* **Allocator**: glibc returns every freed block over 32 MB to the kernel,
-  so each new large tensor faults its pages in again (about 70 ms per
-  256 MB here), in the `torch.mm` replay, in the naive version and in
-  autograd's own tensors inside the unit; the unit's own buffers over
-  8 MB come from its buffer cache (`glore_pyg.functional.memory`), which
-  hands them out again without new faults.  The two rows marked
-  "allocator keeping freed memory" repeat the plain path's FLOP rate and
-  the speed-up over the naive version in a child process started with
-  `GLIBC_TUNABLES={MALLOC_REUSE}`, which keeps freed memory in the process
-  (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, do).  Much of
-  the naive version's time under glibc's defaults is its per-edge tensors
-  (one row per edge, `E = N * d`: hundreds of MB each) faulting in fresh
-  memory; with an allocator that keeps freed memory it runs several times
-  faster, and the speed-up over it is correspondingly smaller (compare the
-  two rows).
+  (`to_dense_batch`); `latent_attention.py` a latent cross-attention block
+  (ISAB / Perceiver) on `torch.nn.functional.scaled_dot_product_attention`
+  with the same number of latents and inner channels; `naive.py` swaps the
+  unit's two bipartite stages for PyG `MessagePassing` over an explicit
+  complete bipartite `edge_index` (built once, outside the timing).
 * **Non-local**: the largest `N` is searched by doubling, then bisection to
   about 10%, each trial in a fresh process under the address-space limit.
 """
     Path(path).write_text(doc)
 
 
-SECTIONS = ('grid', 'clouds', 'scale', 'compute', 'nonlocal')
+SECTIONS = ('grid', 'clouds', 'scale', 'nonlocal')
 
 
 def main(argv=None):
@@ -528,17 +467,8 @@ def main(argv=None):
     p.add_argument('--only', default=','.join(SECTIONS),
                    help='comma-separated sections to run (default: all: '
                    f'{",".join(SECTIONS)}); --write needs all of them')
-    p.add_argument('--malloc-reuse-child', action='store_true',
-                   help=argparse.SUPPRESS)  # see compute_section
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    if args.malloc_reuse_child:
-        if args.quick:
-            torch.set_num_threads(1)
-        rows = []
-        malloc_reuse_rows(cfg, rows)
-        print(json.dumps(rows))
-        return rows
     only = args.only.split(',')
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
@@ -556,7 +486,6 @@ def main(argv=None):
             'grid': lambda: grid_section(cfg, rows, limit),
             'clouds': lambda: clouds_section(cfg, rows, limit),
             'scale': lambda: scale_section(cfg, rows, limit, chunk),
-            'compute': lambda: compute_section(cfg, rows, chunk, args.quick),
             'nonlocal': lambda: nonlocal_section(cfg, rows, limit),
         }
         for name in SECTIONS:

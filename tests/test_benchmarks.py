@@ -8,13 +8,12 @@ from tests.scripts import load
 suite = load('benchmarks/suite.py')
 
 ROWS = [f'grid-{u}-{m}' for u in ('latentgnn', 'glore')
-        for m in ('time', 'memory')]
+        for m in ('time', 'compiled', 'memory')]
 ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
-         for m in ('naive', 'bound', 'time', 'memory')]
-ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'compute-plain',
+         for m in ('naive', 'compiled', 'time', 'memory')]
+ROWS += ['clouds-latentgnn-attention', 'clouds-latentgnn-attention-memory']
+ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'scale-lean-1m',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
-ROWS += ['scale-lean-1m', 'compute-lean', 'compute-plain-malloc-reuse',
-         'clouds-latentgnn-naive-malloc-reuse']
 
 
 def test_quick_suite_has_every_row(capsys):
@@ -24,9 +23,10 @@ def test_quick_suite_has_every_row(capsys):
     for r in rows:
         assert r['comparison'] in out
         assert (r['target'] is None) == (r['met'] is None)
-    # float32 outputs of ours vs dense, padded and naive references
+    # float32 outputs of ours vs dense (eager and compiled), padded and
+    # naive references, and of the compiled units vs eager
     diffs = [r['diff'] for r in rows if r['diff'] is not None]
-    assert len(diffs) == 6 and max(diffs) < 1e-4
+    assert len(diffs) == 10 and max(diffs) < 1e-4
 
 
 def test_only_runs_the_chosen_sections():
@@ -60,13 +60,6 @@ def test_reference_matches_unit_float64(case, unit, ref):
         grads.append((out.detach(), x.grad))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
-
-
-def test_normalize_benchmark_runs():
-    times = load('benchmarks/normalize.py').main(
-        ['--rows', '50', '--channels', '4', '--repeat', '1'])
-    assert set(times) == {'F.normalize', 'l2_normalize',
-                          'l2_normalize(inplace=True)', 'x * 1 alone'}
 
 
 LEAKY = '''

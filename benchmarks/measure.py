@@ -1,6 +1,6 @@
 """Measurement helpers of the benchmarks.
 
-* :func:`time_side_by_side`: forward + backward (``loss = out.sum()``) of
+* :func:`time_side_by_side`: forward + backward (:func:`fwd_bwd`) of
   several cases in one process, alternating case after case each round,
   after warm-up; the median of each.  Ratios of medians taken this way are
   robust to a noisy machine, absolute times much less so.
@@ -27,15 +27,31 @@ import torch
 GiB = 1 << 30
 
 
-def fwd_bwd(module: Callable, inputs: Sequence) -> Callable[[], None]:
-    """One forward + backward of ``module(*inputs)``, as a closure."""
+def fwd_bwd(module: Callable, inputs: Sequence,
+            dense_grad: bool = True) -> Callable[[], None]:
+    """One forward + backward of ``module(*inputs)``, as a closure.
+
+    ``dense_grad``: the output's gradient is a fixed random tensor (made at
+    the first call, seeded, not timed), as a downstream layer and a real
+    loss send it; else ``out.sum()``, whose gradient is an expanded
+    (stride-0) tensor that no extra memory holds, which the memory
+    measurements use (several CPU kernels, BatchNorm's backward among
+    them, run an expanded gradient much more slowly than a dense one)."""
     params = [p for p in getattr(module, 'parameters', list)()]
+    grad = []
 
     def run():
         for t in list(inputs) + params:
             if isinstance(t, torch.Tensor):
                 t.grad = None
-        module(*inputs).sum().backward()
+        out = module(*inputs)
+        if not dense_grad:
+            out.sum().backward()
+            return
+        if not grad:
+            g = torch.Generator().manual_seed(2)
+            grad.append(torch.randn(out.shape, generator=g, dtype=out.dtype))
+        out.backward(grad[0])
     return run
 
 
@@ -106,11 +122,11 @@ def _child(conn, builder: Tuple[str, str], kwargs: dict, limit: int,
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         torch.set_num_threads(threads)
         module, make_inputs = load_builder(*builder)(**kwargs)
-        fwd_bwd(module, make_inputs(tiny=True))()
+        fwd_bwd(module, make_inputs(tiny=True), dense_grad=False)()
         gc.collect()
         base = rss_bytes()
         inputs = make_inputs(tiny=False)
-        step = fwd_bwd(module, inputs)
+        step = fwd_bwd(module, inputs, dense_grad=False)
         peaks, t = [], time.perf_counter()
         for i in range(steps):
             step()

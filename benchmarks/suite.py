@@ -401,8 +401,9 @@ def write_doc(path, command, rows, seconds):
 * machine: {os.cpu_count()} CPU cores ({cpu_name()}),
   {torch.get_num_threads()} torch threads
 * torch {torch.__version__}, torch_geometric {torch_geometric.__version__}
-* float32, forward + backward (`loss = out.sum()`), BatchNorm in training
-  mode
+* float32, forward + backward, BatchNorm in training mode; times with a
+  dense random gradient into the output (as from a real loss), memory with
+  `loss = out.sum()` (no gradient tensor)
 
 {table(rows)}
 

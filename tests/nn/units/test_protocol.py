@@ -41,15 +41,15 @@ PLAIN = [name for name in UNITS if name != 'latentgnn_chunked']
 
 # grid adapter -> (constructor, input shape)
 GRIDS = {
-    'GloRe1d': (lambda: GloRe1d(C, 4), (2, C, 12)),
+    'GloRe1d': (lambda: GloRe1d(C, 4), (2, C, 10)),
     'GloRe2d': (lambda: GloRe2d(C, 4), (2, C, 3, 4)),
-    'GloRe3d': (lambda: GloRe3d(C, 4), (2, C, 2, 2, 3)),
-    'LatentGNN1d': (lambda: LatentGNN1d(C, [4]), (2, C, 12)),
+    'GloRe3d': (lambda: GloRe3d(C, 4), (2, C, 2, 2, 2)),
+    'LatentGNN1d': (lambda: LatentGNN1d(C, [4]), (2, C, 10)),
     'LatentGNN2d': (lambda: LatentGNN2d(C, [4]), (2, C, 3, 4)),
-    'LatentGNN3d': (lambda: LatentGNN3d(C, [4]), (2, C, 2, 2, 3)),
-    'NonLocal1d': (lambda: NonLocal1d(C), (2, C, 12)),
+    'LatentGNN3d': (lambda: LatentGNN3d(C, [4]), (2, C, 2, 2, 2)),
+    'NonLocal1d': (lambda: NonLocal1d(C), (2, C, 10)),
     'NonLocal2d': (lambda: NonLocal2d(C), (2, C, 3, 4)),
-    'NonLocal3d': (lambda: NonLocal3d(C), (2, C, 2, 2, 3)),
+    'NonLocal3d': (lambda: NonLocal3d(C), (2, C, 2, 2, 2)),
 }
 EVERYTHING = list(UNITS) + list(GRIDS)
 PLAIN_EVERYTHING = PLAIN + list(GRIDS)
@@ -214,10 +214,12 @@ def test_convert_sync_batchnorm_chunked_raises():
 
 
 # -- 3. dynamic quantization ---------------------------------------------------
-# Measured relative branch error ||out_q - out|| / ||out - x|| (Frobenius)
-# with randomize32 over seeds 0-5: at most 0.038 (GloRe1d); at most 0.026
-# for the node-level units; the max-abs version at most 0.047 (GloRe2d).
-QUANT_TOL = 0.08
+# Relative branch error ||out_q - out|| / ||out - x|| (Frobenius), measured
+# with randomize32 over seeds 0-7: at most 0.037 (GloRe1d), 0.027 for the
+# node-level units, 0.016 for LatentGNN, 0.011 for the non-local block; at
+# seed 0 (used here) at most 0.033.  The tolerance leaves room for rounding
+# differences between quantization engines (fbgemm / x86 / onednn).
+QUANT_TOL = 0.06
 
 
 @pytest.mark.filterwarnings('ignore:torch.ao.quantization is deprecated')
@@ -237,7 +239,7 @@ def test_quantize_dynamic(name):
     assert sum(type(m) is dynamic for m in qunit.modules()) == num_linear
     out = qunit(x, **kwargs)
     assert out.shape == ref.shape and out.dtype == torch.float32
-    err = float((out - ref).norm() / (ref - x).norm().detach())
+    err = float(((out - ref).norm() / (ref - x).norm()).detach())
     assert 0 < err < QUANT_TOL, err  # > 0: int8 weights did take effect
 
 
@@ -245,12 +247,13 @@ def test_quantize_dynamic(name):
 # relative_branch_error (max abs error / max abs branch) of autocast vs
 # float32, randomize32, measured over seeds 0-7 for every unit and adapter:
 #   float16:  eval <= 0.002, train <= 0.006
-#   bfloat16: eval <= 0.011, train <= 0.098 (seed 0, used here: 0.091 for
-#             LatentGNN1d/2d/3d, <= 0.019 for the others)
+#   bfloat16: eval <= 0.012, train <= 0.098 (seed 0, used here: 0.091 for
+#             LatentGNN2d, <= 0.041 for the others)
 # Training mode is worse: the output BatchNorm normalises with the batch
-# statistics of 23-24 nodes, and for LatentGNN its input varies little
-# across nodes (std 0.03 for values ~1), which amplifies bfloat16 rounding
-# (about 0.4 %) of the latent-to-visible step some 30 times.
+# statistics of 16-24 nodes, and for LatentGNN its input varies little
+# across nodes (std 0.03 for values ~1 in LatentGNN2d), which amplifies the
+# bfloat16 rounding (about 0.4 %) of the latent-to-visible step some 30
+# times.
 AUTOCAST_TOL = {
     (torch.float16, False): 0.01, (torch.float16, True): 0.02,
     (torch.bfloat16, False): 0.03, (torch.bfloat16, True): 0.15,

@@ -9,14 +9,14 @@ serves both storage layouts of the graph: a dense ``[N, d]`` matrix per
 sample (fused path) and a list of weighted edges (explicit path).
 
 Half precision: the usual ``eps = 1e-12`` rounds to zero in float16, which
-turns an all-zero row into ``0 / 0``.  Every normalisation here bounds the
-norm by at least the smallest normal number of the tensor's dtype
-(:func:`safe_eps`), so an all-zero row or column stays zero in every dtype.
+turns an all-zero row into ``0 / 0``.  Every normalisation here sums the
+squares in at least float32 and clamps that sum by ``eps ** 2`` before the
+square root, so an all-zero row or column stays zero in every dtype, and
+its derivatives of every order stay finite.
 """
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
@@ -38,19 +38,16 @@ def check_projection_norm(normalize: Optional[str], allowed=PROJECTION_NORMS,
     return normalize
 
 
-def safe_eps(eps: float, dtype: torch.dtype) -> float:
-    """``eps``, raised to the smallest normal number of ``dtype`` where it
-    would round to zero (float16: ``6.1e-5``)."""
-    if not dtype.is_floating_point:
-        return eps
-    return max(eps, torch.finfo(dtype).tiny)
-
-
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
     r""":math:`\mathbf{x} / \max(\lVert \mathbf{x} \rVert_2, \epsilon)`
-    along ``dim``: :func:`torch.nn.functional.normalize` with an ``eps``
-    that is safe in half precision (:func:`safe_eps`)."""
-    return F.normalize(x, p=2.0, dim=dim, eps=safe_eps(eps, x.dtype))
+    along ``dim``: the values of :func:`torch.nn.functional.normalize`, with
+    the norm taken in at least float32 and clamped before the square root,
+    so that an all-zero row stays zero in half precision and stays finite
+    to every order of differentiation (``F.normalize``'s second derivative
+    at a zero row is ``0 / 0``)."""
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    sum_sq = x.to(dtype).square().sum(dim, keepdim=True)
+    return scale_rows(x, inverse_norm(sum_sq, eps))
 
 
 def inverse_norm(sum_of_squares: Tensor, eps: float = 1e-12) -> Tensor:

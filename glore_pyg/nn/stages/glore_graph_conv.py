@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.nn import Linear, Parameter
 from torch_geometric.nn import MessagePassing
 
-from .checks import check_edge_index
+from .checks import HINT, check_edge_index
 
 
 class GloReGraphConv(MessagePassing):
@@ -80,7 +80,7 @@ class GloReGraphConv(MessagePassing):
             bias = None if self.node_bias is None else self.node_bias.view(
                 1, d, 1)
         else:
-            if v.dim() != 2 or v.size(0) % d != 0:
+            if v.dim() != 2:
                 raise ValueError(f"With 'edge_index', 'v' must be [S * {d}, "
                                  f"C], got {tuple(v.shape)}")
             if edge_index.dim() != 2 or edge_index.size(0) != 2:
@@ -88,6 +88,9 @@ class GloReGraphConv(MessagePassing):
                                  f"{tuple(edge_index.shape)}")
             check_edge_index(edge_index, v.size(0), v.size(0), 'latent',
                              'latent')
+            if v.size(0) % d != 0:
+                raise ValueError(f"With 'edge_index', 'v' must be [S * {d}, "
+                                 f"C], got {tuple(v.shape)}. " + HINT)
             src, dst = edge_index[0], edge_index[1]
             weight = self.node_mixing()[dst % d, src % d]
             h = self.propagate(edge_index, x=v, edge_weight=weight,

@@ -63,8 +63,9 @@ class GlobalReasoningUnit(Module):
         ValueError: ``x`` not ``[N, in_channels]``, a malformed or
             inconsistent ``batch`` / ``ptr`` / ``batch_size``.
         TypeError: ``x`` not a floating-point tensor, or of another dtype
-            than the unit's parameters outside :func:`torch.autocast`, or on
-            another device.
+            than the unit's parameters (under :func:`torch.autocast`,
+            float32 and the half-precision dtypes are accepted; autocast
+            does not cast float64), or on another device.
     """
     in_channels: int
 
@@ -143,13 +144,18 @@ class GlobalReasoningUnit(Module):
             raise TypeError(f"'{name}' is on {x.device} but "
                             f"{self.__class__.__name__}'s parameters are on "
                             f"{param.device}")
-        if x.dtype != param.dtype and not torch.is_autocast_enabled(
-                x.device.type):
-            raise TypeError(
-                f"'{name}' is {x.dtype} but {self.__class__.__name__}'s "
-                f"parameters are {param.dtype}: convert one of them (e.g. "
-                f"unit.to({x.dtype}) or x.to({param.dtype})), or run under "
-                f"torch.autocast")
+        if x.dtype == param.dtype:
+            return
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if autocast and x.dtype in (torch.float16, torch.bfloat16,
+                                    torch.float32):
+            return  # autocast casts the products' operands
+        raise TypeError(
+            f"'{name}' is {x.dtype} but {self.__class__.__name__}'s "
+            f"parameters are {param.dtype}: convert one of them (e.g. "
+            f"unit.to({x.dtype}) or x.to({param.dtype}))" +
+            (" (torch.autocast does not cast float64)" if autocast else
+             ", or run under torch.autocast"))
 
 
 # -- building blocks shared by the units ----------------------------------

@@ -519,15 +519,16 @@ def test_glore2d_float64_input_is_type_error():
 
 
 @pytest.mark.parametrize('name', list(UNITS) + ['GloRe2d'])
-def test_autocast_accepts_float64_input(name):
-    """The dtype check is lifted under autocast: a float64 input into a
-    float32 unit is accepted (no TypeError) and runs."""
+def test_autocast_refuses_float64_input(name):
+    """autocast casts float32 (and half) operands, never float64: a float64
+    input into a float32 unit under autocast is a clear TypeError before any
+    work, not torch's dtype mismatch inside a product."""
     unit = make(name).eval()
     x, kwargs = make_input(name, dtype=torch.float64)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = unit(x, **kwargs)
-    assert out.dtype == torch.float64 and out.shape == x.shape
-    assert torch.equal(out, x)  # a fresh unit: the identity
+        with pytest.raises(TypeError, match=r"'x' is torch.float64 .*"
+                           r"autocast does not cast float64"):
+            unit(x, **kwargs)
 
 
 # -- 8. float16 all-zero projection rows ---------------------------------------

@@ -100,3 +100,17 @@ def test_peak_rss_counts_every_step(tmp_path):
     assert 120 * mb < three['increment'] - three['first_increment'] < 140 * mb
     with pytest.raises(ValueError, match="'steps' must be an int >= 1"):
         peak_rss((str(path), 'build'), {}, 4 << 30, steps=0)
+
+
+def test_allocator_script_runs_every_setting():
+    """benchmarks/allocators.py on tiny sizes: a row per case and allocator
+    setting (skipped where the library is not installed)."""
+    allocators = load('benchmarks/allocators.py')
+    results = allocators.main(['--quick', '--steps', '1'])
+    assert set(results) == {(case, name) for case in allocators.CASES
+                            for name in allocators.SETTINGS}
+    for (case, name), r in results.items():
+        if r is None:  # LD_PRELOAD library missing on this machine
+            assert 'LD_PRELOAD' in allocators.SETTINGS[name]
+            continue
+        assert r['seconds'] > 0 and r['peak'] > 0

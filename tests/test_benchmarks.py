@@ -113,4 +113,4 @@ def test_allocator_script_runs_every_setting():
         if r is None:  # LD_PRELOAD library missing on this machine
             assert 'LD_PRELOAD' in allocators.SETTINGS[name]
             continue
-        assert r['seconds'] > 0 and r['peak'] > 0
+        assert r['seconds'] > 0 and r['peak'] >= 0

@@ -463,7 +463,7 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true',
                    help='tiny sizes: check that every path runs')
     p.add_argument('--chunk-size', type=int, default=None,
-                   help='chunk_size of the lean path (default: 65536; '
+                   help='chunk_size of the lean path (default: 262144; '
                    '1024 with --quick)')
     p.add_argument('--only', default=','.join(SECTIONS),
                    help='comma-separated sections to run (default: all: '
@@ -476,7 +476,7 @@ def main(argv=None):
         p.error(f'unknown section(s) {unknown}; choose from {SECTIONS}')
     if args.write and set(only) != set(SECTIONS):
         p.error('--write regenerates the whole table: run every section')
-    chunk = args.chunk_size or (1024 if args.quick else 65536)
+    chunk = args.chunk_size or (1024 if args.quick else 262144)
     limit = memory_limit()
     start, rows = time.time(), []
     threads = torch.get_num_threads()

@@ -19,7 +19,7 @@ Times use a dense random gradient into the output (``fwd_bwd``); the peak is
 the resident-memory increment over the process's state before the input
 was made (the input, activations and gradients).
 
-    python benchmarks/allocators.py            # the table (about 5 minutes)
+    python benchmarks/allocators.py            # the table (about 10 minutes)
     python benchmarks/allocators.py --quick    # tiny sizes, every path
 """
 import argparse
@@ -52,7 +52,12 @@ CASES = {  # name -> suite.build arguments (full, quick)
     'points': (dict(case='points', N=1_000_000, C=64, d=64,
                     channel_stride=1),
                dict(case='points', N=1000, C=8, d=4, channel_stride=1)),
+    'chunked': (dict(case='points', N=1_000_000, C=64, d=64,
+                     channel_stride=1, chunk_size=65536),
+                dict(case='points', N=1000, C=8, d=4, channel_stride=1,
+                     chunk_size=256)),
 }
+STEPS = {'clouds': 7, 'points': 3, 'chunked': 2}  # timed, after a warm-up
 
 
 def describe(case, quick=False):
@@ -61,7 +66,9 @@ def describe(case, quick=False):
     return {'clouds': '8 clouds of 2,000-16,000 points, '
                       'LatentGNNConv(128, [64])',
             'points': '1,000,000 points, LatentGNNConv(64, [64], '
-                      'channel_stride=1)'}[case]
+                      'channel_stride=1)',
+            'chunked': '1,000,000 points, LatentGNNConv(64, [64], '
+                       'channel_stride=1, chunk_size=65536)'}[case]
 
 
 def child(case, quick, steps):
@@ -91,9 +98,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=None)
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    steps = args.steps or (2 if args.quick else 7)
     if args.child:
-        return child(args.child, args.quick, steps)
+        return child(args.child, args.quick, args.steps)
     results = {}
     for case in CASES:
         for name, env in SETTINGS.items():
@@ -101,6 +107,7 @@ def main(argv=None):
             if preload and not Path(preload).exists():
                 results[case, name] = None
                 continue
+            steps = args.steps or (2 if args.quick else STEPS[case])
             out = subprocess.run(
                 [sys.executable, __file__, '--child', case, '--steps',
                  str(steps)] + (['--quick'] if args.quick else []),

@@ -1,0 +1,2 @@
+"""Point-cloud segmentation data sets (PyG ``Dataset`` / ``Data``
+conventions)."""

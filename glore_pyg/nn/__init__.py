@@ -4,6 +4,7 @@ from .units import (GlobalReasoningUnit, GloReConv, LatentGNNConv,
                     NonLocalConv, Projection)
 from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
                    LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
+from .factory import create_unit, parse_unit_spec
 
 __all__ = [
     'GloReConv', 'LatentGNNConv', 'NonLocalConv',
@@ -12,4 +13,5 @@ __all__ = [
     'NonLocal1d', 'NonLocal2d', 'NonLocal3d',
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
     'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
+    'create_unit', 'parse_unit_spec',
 ]

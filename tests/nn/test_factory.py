@@ -1,0 +1,47 @@
+"""create_unit: spec strings to units."""
+import pytest
+import torch
+
+from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN1d, LatentGNNConv,
+                          NonLocal3d, NonLocalConv, create_unit,
+                          parse_unit_spec)
+
+
+def test_kinds_options_and_dims():
+    u = create_unit('latentgnn', 32)
+    assert type(u) is LatentGNNConv and u.latent_dims == [64]
+    u = create_unit('LatentGNN:kernels=3,d=8,mode=symmetric', 32)
+    assert u.latent_dims == [8, 8, 8] and u.mode == 'symmetric'
+    u = create_unit('latentgnn:channel_stride=2,graph_conv=true', 32, dims=1)
+    assert type(u) is LatentGNN1d and u.inter_channels == 16 and u.graph_conv
+    u = create_unit('glore', 32)
+    assert type(u) is GloReConv and u.num_mid == 8 and u.normalize
+    u = create_unit('glore:num_mid=4', 32, dims=2)
+    assert type(u) is GloRe2d and u.num_mid == 4 and not u.normalize
+    assert type(create_unit('non_local', 32)) is NonLocalConv
+    u = create_unit('nonlocal:inter_channels=5', 32, dims=3)
+    assert type(u) is NonLocal3d and u.inter_channels == 5
+    x = torch.randn(10, 32)
+    assert torch.equal(create_unit('latentgnn:d=4', 32)(x), x)  # identity
+
+
+def test_parse():
+    assert parse_unit_spec(' glore : num_mid=3 , normalize=0') == (
+        'glore', {'num_mid': 3, 'normalize': False})
+
+
+@pytest.mark.parametrize('spec, dims, match', [
+    ('transformer', 0, r"Unknown unit 'transformer'.*\['glore', "
+     r"'latentgnn', 'nonlocal'\]"),
+    ('glore:d=3', 0, r"Unknown option 'd=3' for unit 'glore'"),
+    ('latentgnn:d', 0, r"Unknown option 'd'"),
+    ('latentgnn:d=x', 0, r"Option 'd' of 'latentgnn:d=x' must be int"),
+    ('glore:normalize=maybe', 0, r"must be bool"),
+    ('latentgnn:kernels=0', 0, r"'kernels' must be >= 1"),
+    ('', 0, r"A unit spec is a string"),
+    ('glore', 4, r"'dims' must be 0"),
+    ('latentgnn:d=0', 0, r"'latent_dims' must be"),
+])
+def test_errors(spec, dims, match):
+    with pytest.raises(ValueError, match=match):
+        create_unit(spec, 32, dims=dims)

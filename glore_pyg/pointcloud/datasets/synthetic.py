@@ -56,7 +56,7 @@ shape vocabulary, the limiting factor.
 
 **Splits and seeds.** Room :math:`i` of split :math:`s` (``train`` 0,
 ``val`` 1, ``test`` 2) is generated from
-``numpy.random.SeedSequence([seed, s, i])``. The brief's ``seed + s + i``
+``numpy.random.SeedSequence([seed, s, i])``. A plain ``seed + s + i``
 would make room 1 of ``train`` equal room 0 of ``val``; the entropy *tuple*
 keeps the three splits disjoint for every seed.
 """

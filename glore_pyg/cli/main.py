@@ -1,0 +1,265 @@
+"""``glore-pyg``: the console script.
+
+    glore-pyg segment train   --units sa3=latentgnn --epochs 20 --out runs/latent
+    glore-pyg segment evaluate --out runs/latent
+    glore-pyg segment compare  --epochs 20 --seeds 0,1,2 --out runs/compare
+
+``segment compare`` trains PointNet++ without a unit, with a non-local
+block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level,
+each configuration and seed in its own process (so that its peak memory is
+its own), and prints the paper-style table.  Every run writes its folder:
+checkpoints (resumed when present), ``metrics.csv`` per epoch and
+``result.json``.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+#: name -> unit spec at the insertion level (None: the baseline)
+CONFIGURATIONS = {
+    'baseline': None,
+    '+non-local': 'nonlocal',
+    '+LatentGNN (1 kernel)': 'latentgnn:d=32',
+    '+LatentGNN (3 kernels)': 'latentgnn:d=32,kernels=3',
+    '+GloRe': 'glore',
+}
+
+
+def _units(values: Optional[List[str]]) -> Dict[str, str]:
+    units = {}
+    for item in values or []:
+        level, eq, spec = item.partition('=')
+        if not eq or not level or not spec:
+            raise argparse.ArgumentTypeError(
+                f"--units takes LEVEL=SPEC (e.g. sa3=latentgnn:kernels=3), "
+                f"got {item!r}")
+        units[level.strip()] = spec.strip()
+    return units
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group('data and model')
+    g.add_argument('--data', default='synthetic',
+                   choices=['synthetic', 'frog', 'scannet'],
+                   help='data set (default: the embedded synthetic scenes)')
+    g.add_argument('--root', default=None,
+                   help='folder of scannet_train.pickle / scannet_test.pickle')
+    g.add_argument('--points', type=int, default=2048,
+                   help='points per sample (default: 2048)')
+    g.add_argument('--train-size', type=int, default=None,
+                   help='training samples (rooms or crops)')
+    g.add_argument('--val-size', type=int, default=None,
+                   help='validation samples')
+    g.add_argument('--preset', default='small', choices=['small', 'scannet'],
+                   help='network size (default: small)')
+    t = p.add_argument_group('training')
+    t.add_argument('--epochs', type=int, default=20)
+    t.add_argument('--batch-size', type=int, default=8)
+    t.add_argument('--lr', type=float, default=1e-3)
+    t.add_argument('--precision', default=None,
+                   help="Lightning precision, e.g. bf16-mixed "
+                        "(default: float32)")
+    t.add_argument('--accelerator', default='auto',
+                   help='cpu, cuda or auto (default)')
+    t.add_argument('--no-progress', action='store_true',
+                   help='no progress bar')
+    t.add_argument('--config', default=None,
+                   help='a JSON file of these options (flags override it)')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog='glore-pyg', description='Global reasoning units for PyTorch '
+        'Geometric: applications.')
+    sub = p.add_subparsers(dest='command', required=True)
+    seg = sub.add_parser('segment', help='point-cloud semantic segmentation '
+                         '(PointNet++ with global-reasoning units)')
+    jobs = seg.add_subparsers(dest='job', required=True)
+
+    train = jobs.add_parser('train', help='train one configuration (resumes '
+                            'from the output folder)')
+    _common(train)
+    train.add_argument('--units', nargs='*', default=[], metavar='LEVEL=SPEC',
+                       help='units to insert, e.g. sa3=latentgnn:kernels=3 '
+                       '(levels sa1.. and fp1..; kinds glore, latentgnn, '
+                       'nonlocal)')
+    train.add_argument('--seed', type=int, default=0)
+    train.add_argument('--out', required=True, help='run folder')
+    train.add_argument('--no-resume', action='store_true',
+                       help='start afresh even if a checkpoint exists')
+
+    ev = jobs.add_parser('evaluate', help='print the metrics of a trained '
+                         'run folder')
+    ev.add_argument('--out', required=True, help='run folder')
+
+    cmp_ = jobs.add_parser('compare', help='train baseline, +non-local, '
+                           '+LatentGNN (1 and 3 kernels) and +GloRe and '
+                           'print the table')
+    _common(cmp_)
+    cmp_.add_argument('--level', default='sa3',
+                      help='where the units go (default: sa3, the coarsest '
+                      'level of the small network)')
+    cmp_.add_argument('--seeds', default='0',
+                      help='comma-separated seeds (default: 0)')
+    cmp_.add_argument('--only', default=None,
+                      help='comma-separated configuration names')
+    cmp_.add_argument('--out', required=True, help='folder of the runs')
+    cmp_.add_argument('--json', default=None,
+                      help='also write the table as JSON here')
+    return p
+
+
+def _apply_config(args, parser) -> None:
+    if not args.config:
+        return
+    try:
+        values = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as e:
+        parser.error(f"--config {args.config}: {e}")
+    defaults = parser.parse_args(['segment', args.job, '--out', 'x'])
+    for key, value in values.items():
+        key = key.replace('-', '_')
+        if not hasattr(args, key):
+            parser.error(f"--config {args.config}: unknown option {key!r}")
+        if getattr(args, key) == getattr(defaults, key, None):
+            setattr(args, key, value)  # flags given explicitly win
+
+
+def _train(args) -> Dict:
+    from ..pointcloud.training import fit
+    return fit(args.out, data=args.data, units=_units(args.units),
+               preset=args.preset, epochs=args.epochs,
+               batch_size=args.batch_size, num_points=args.points,
+               train_size=args.train_size, val_size=args.val_size,
+               lr=args.lr, seed=args.seed, root=args.root,
+               precision=args.precision, resume=not args.no_resume,
+               progress=not args.no_progress, accelerator=args.accelerator)
+
+
+def _evaluate(args) -> Dict:
+    path = Path(args.out) / 'result.json'
+    if not path.exists():
+        raise SystemExit(f"{path} not found: train the run first "
+                         f"(glore-pyg segment train --out {args.out})")
+    result = json.loads(path.read_text())
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def _compare(args) -> List[Dict]:
+    names = list(CONFIGURATIONS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(',')]
+        unknown = [n for n in names if n not in CONFIGURATIONS]
+        if unknown:
+            raise SystemExit(f"--only: unknown configuration(s) {unknown}; "
+                             f"choose from {list(CONFIGURATIONS)}")
+    seeds = [int(s) for s in args.seeds.split(',')]
+    rows = []
+    for name in names:
+        spec = CONFIGURATIONS[name]
+        results = []
+        for seed in seeds:
+            folder = Path(args.out) / _slug(name) / f'seed{seed}'
+            cmd = [sys.executable, '-m', 'glore_pyg.cli', 'segment', 'train',
+                   '--out', str(folder), '--seed', str(seed),
+                   '--data', args.data, '--points', str(args.points),
+                   '--preset', args.preset, '--epochs', str(args.epochs),
+                   '--batch-size', str(args.batch_size), '--lr',
+                   str(args.lr), '--accelerator', args.accelerator,
+                   '--no-progress']
+            for flag, value in (('--root', args.root),
+                                ('--train-size', args.train_size),
+                                ('--val-size', args.val_size),
+                                ('--precision', args.precision)):
+                if value is not None:
+                    cmd += [flag, str(value)]
+            if spec:
+                cmd += ['--units', f'{args.level}={spec}']
+            print(f'[compare] {name}, seed {seed}', file=sys.stderr,
+                  flush=True)
+            subprocess.run(cmd, check=True, env=dict(os.environ))
+            results.append(json.loads((folder / 'result.json').read_text()))
+        rows.append(_row(name, results))
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def _slug(name: str) -> str:
+    return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
+
+
+METRICS = [('val_point_acc', 'point acc'), ('val_voxel_acc', 'voxel acc'),
+           ('val_class_point_acc', 'class-avg acc'), ('val_miou', 'mIoU')]
+
+
+def _row(name: str, results: List[Dict]) -> Dict:
+    def stat(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return None, None
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return statistics.mean(values), sd
+    row = dict(name=name, seeds=len(results),
+               params=results[0]['params'], flops=results[0]['flops'])
+    for key, _ in METRICS:
+        row[key] = stat([r['metrics'].get(key) for r in results])
+    row['seconds_per_epoch'] = stat([r['seconds_per_epoch']
+                                     for r in results])
+    row['peak_rss_bytes'] = stat([r['peak_rss_bytes'] for r in results])
+    return row
+
+
+def table(rows: List[Dict]) -> str:
+    """The paper-style table: params, FLOPs, accuracies (mean ± std over
+    seeds, in %), time per epoch, peak memory."""
+    base = rows[0]
+    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in METRICS] + [
+        's / epoch', 'peak RSS']
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+
+    def pm(v, scale=100.0, digits=1):
+        mean, sd = v
+        if mean is None:
+            return '-'
+        return f'{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}'
+
+    for r in rows:
+        extra_p = r['params'] - base['params']
+        extra_f = r['flops'] - base['flops']
+        params = f"{r['params'] / 1e6:.3f}M" + (
+            f' (+{extra_p / 1e6:.3f}M)' if r is not base else '')
+        flops = f"{r['flops'] / 1e6:.0f}M" + (
+            f' (+{extra_f / 1e6:.0f}M)' if r is not base else '')
+        cells = [r['name'], params, flops] + [pm(r[k]) for k, _ in METRICS]
+        cells += [pm(r['seconds_per_epoch'], 1.0, 2),
+                  pm(r['peak_rss_bytes'], 1e-9, 2) + ' GB']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == 'segment':
+        if args.job in ('train', 'compare'):
+            _apply_config(args, parser)
+        if args.job == 'train':
+            try:
+                _units(args.units)
+            except argparse.ArgumentTypeError as e:
+                parser.error(str(e))
+            result = _train(args)
+            print(json.dumps(result['metrics'], indent=2))
+        elif args.job == 'evaluate':
+            _evaluate(args)
+        else:
+            _compare(args)
+    return 0

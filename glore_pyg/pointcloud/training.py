@@ -1,0 +1,306 @@
+"""Training PointNet++ segmentation with Lightning (``pip install
+"glore-pyg[train]"``).
+
+:class:`SegmentationTask` is a :class:`lightning.LightningModule` around
+:class:`~glore_pyg.pointcloud.pointnet2.PointNet2Segmentation`: weighted
+cross entropy (the data set's class weights, or ScanNet's per-point
+weights), Adam, and the metrics of :mod:`glore_pyg.pointcloud.metrics`
+logged per epoch.  :func:`fit` runs it with Lightning's ``Trainer``:
+progress bar, CSV log, a checkpoint after every epoch, resume from the last
+one, seeding, and bf16 mixed precision on request.
+
+Reproducible across interruptions: the order of the training samples of
+epoch ``e`` and the random draws of step ``s`` (farthest-point-sampling
+starts, dropout) are seeded from ``(seed, e)`` and ``(seed, s)``, so a run
+interrupted between epochs and resumed from its last checkpoint ends with
+the same weights as an uninterrupted one.
+"""
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+try:
+    import lightning as L
+except ImportError as e:  # pragma: no cover - exercised without the extra
+    raise ImportError("Training needs Lightning: pip install "
+                      "\"glore-pyg[train]\"") from e
+from torch_geometric.loader import DataLoader
+
+from .metrics import SegmentationMetrics
+from .pointnet2 import PointNet2Segmentation, complexity
+
+DATASETS = ('synthetic', 'frog', 'scannet')
+
+
+def make_datasets(name: str, root: Optional[str] = None,
+                  num_points: int = 2048, train_size: Optional[int] = None,
+                  val_size: Optional[int] = None, seed: int = 0):
+    """``(train, val)`` data sets by name: ``'synthetic'`` (the embedded
+    indoor scenes; sizes in rooms), ``'frog'`` (pyvista's frog scan; sizes
+    in sampled crops) or ``'scannet'`` (PointNet++ pickles in ``root``;
+    ``val`` is the test split's training-style columns).
+
+    Raises:
+        ValueError: an unknown name, or ``'scannet'`` without ``root``.
+        FileNotFoundError / ImportError: from the data set (missing files,
+            pyvista not installed).
+    """
+    from .datasets import FrogTissues, ScanNetPickle, SyntheticIndoorScenes
+    if name == 'synthetic':
+        return (SyntheticIndoorScenes('train', train_size, num_points, seed),
+                SyntheticIndoorScenes('val', val_size, num_points, seed))
+    if name == 'frog':
+        return (FrogTissues('train', num_points, train_size or 100,
+                            seed=seed),
+                FrogTissues('test', num_points, val_size or 20, seed=seed))
+    if name == 'scannet':
+        if root is None:
+            raise ValueError("'scannet' needs 'root': the folder holding "
+                             "scannet_train.pickle and scannet_test.pickle")
+        return (ScanNetPickle(root, 'train', num_points, seed=seed),
+                ScanNetPickle(root, 'test', num_points, seed=seed))
+    raise ValueError(f"Unknown data set {name!r}: choose one of "
+                     f"{list(DATASETS)}")
+
+
+class SegmentationTask(L.LightningModule):
+    r"""PointNet++ segmentation as a Lightning module.
+
+    Args:
+        in_channels (int): point features besides the position.
+        num_classes (int): classes.
+        units (dict, optional): level -> unit spec
+            (:class:`~glore_pyg.pointcloud.pointnet2.PointNet2Segmentation`).
+        preset (str, optional): network size. (default: ``'small'``)
+        lr (float, optional): Adam's learning rate. (default: ``1e-3``)
+        weight_decay (float, optional): (default: ``1e-4``)
+        class_weights (list of float, optional): cross-entropy weights.
+        ignore_index (int, optional): a label left out of loss and metrics.
+        seed (int, optional): the seed of the per-step random draws.
+        voxel_size (float, optional): of the voxel metrics, in the
+            positions' unit. (default: ``0.02``)
+        data (str, optional): the data set's name, kept in checkpoints so
+            that a checkpoint of another configuration is refused.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int,
+                 units: Optional[Mapping[str, str]] = None,
+                 preset: str = 'small', lr: float = 1e-3,
+                 weight_decay: float = 1e-4,
+                 class_weights: Optional[list] = None,
+                 ignore_index: Optional[int] = None, seed: int = 0,
+                 voxel_size: float = 0.02, data: str = 'custom'):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = PointNet2Segmentation(in_channels, num_classes,
+                                           units=dict(units or {}),
+                                           preset=preset)
+        weights = None if class_weights is None else torch.tensor(
+            class_weights, dtype=torch.float)
+        self.register_buffer('class_weights', weights, persistent=False)
+        self.val_metrics = SegmentationMetrics(num_classes, ignore_index,
+                                               voxel_size)
+
+    def forward(self, data) -> Tensor:
+        return self.model(data.pos, data.x, data.batch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # fps starts and dropout: a function of the step, not of the RNG's
+        # history, so that a resumed run draws what an uninterrupted one
+        # would
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+
+    def loss(self, logits: Tensor, data) -> Tensor:
+        ignore = self.hparams.ignore_index
+        if 'weight' in data:  # ScanNet: per-point weights (0 in margins)
+            per_point = F.cross_entropy(logits, data.y, reduction='none')
+            w = data.weight.to(per_point.dtype)
+            return (per_point * w).sum() / w.sum().clamp_min(1e-12)
+        return F.cross_entropy(logits, data.y, weight=self.class_weights,
+                               ignore_index=-100 if ignore is None
+                               else ignore)
+
+    def training_step(self, data, batch_idx: int) -> Tensor:
+        loss = self.loss(self(data), data)
+        self.log('train_loss', loss, on_step=False, on_epoch=True,
+                 prog_bar=True, batch_size=data.num_graphs)
+        return loss
+
+    def validation_step(self, data, batch_idx: int) -> None:
+        logits = self(data)
+        self.log('val_loss', self.loss(logits, data), on_epoch=True,
+                 batch_size=data.num_graphs)
+        self.val_metrics.update(data.pos, logits.argmax(1), data.y,
+                                data.batch)
+
+    def on_validation_epoch_end(self) -> None:
+        m = self.val_metrics.compute()
+        self.log_dict({f'val_{k}': float(v) for k, v in m.items()
+                       if k != 'iou_per_class'}, prog_bar=False)
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """A random order of ``n`` samples drawn, when iterated, from
+    ``(seed, the trainer's current epoch)``: the same order for an epoch
+    whether the run was resumed or not."""
+
+    def __init__(self, n: int, seed: int, trainer):
+        self.n, self.seed, self.trainer = n, seed, trainer
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch = self.trainer.current_epoch if self.trainer else 0
+        g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class _Data(L.LightningDataModule):
+    """Train / val loaders; the training order of epoch ``e`` is seeded from
+    ``(seed, e)``."""
+
+    def __init__(self, train, val, batch_size: int, seed: int,
+                 num_workers: int = 0):
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.batch_size, self.seed = batch_size, seed
+        self.num_workers = num_workers
+
+    def train_dataloader(self):
+        order = _EpochOrder(len(self.train_set), self.seed, self.trainer)
+        return DataLoader(self.train_set, self.batch_size, sampler=order,
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, self.batch_size,
+                          num_workers=self.num_workers)
+
+
+def fit(out_dir: str, data: str = 'synthetic', units=None,
+        preset: str = 'small', epochs: int = 5, batch_size: int = 8,
+        num_points: int = 2048, train_size: Optional[int] = None,
+        val_size: Optional[int] = None, lr: float = 1e-3, seed: int = 0,
+        root: Optional[str] = None, precision: Optional[str] = None,
+        resume: bool = True, progress: bool = True,
+        accelerator: str = 'auto', callbacks=None) -> Dict:
+    """Trains (or resumes) one configuration and writes ``out_dir``:
+    ``checkpoints/last.ckpt`` (after every epoch), ``metrics.csv`` (per
+    epoch, Lightning's CSV logger) and ``result.json`` (the final
+    validation metrics, params, FLOPs, seconds per epoch, peak resident
+    memory of the process).
+
+    ``resume=True`` continues from ``checkpoints/last.ckpt`` when it exists
+    (a checkpoint of another configuration is refused with a
+    ``ValueError``).
+
+    Returns:
+        the ``result.json`` content.
+    """
+    out = Path(out_dir)
+    units = dict(units or {})
+    L.seed_everything(seed, workers=True, verbose=False)
+    train, val = make_datasets(data, root, num_points, train_size, val_size,
+                               seed)
+    sample = train[0]
+    in_channels = 0 if sample.x is None else sample.x.size(1)
+    weights = getattr(train, 'class_weights', None)
+    task = SegmentationTask(
+        in_channels, train.num_classes, units, preset, lr, seed=seed,
+        class_weights=None if weights is None else [float(w) for w in
+                                                    weights],
+        ignore_index=getattr(train, 'ignore_index', None), data=data)
+    ckpt = out / 'checkpoints' / 'last.ckpt'
+    if resume and ckpt.exists():
+        check_checkpoint(ckpt, task.hparams)
+    else:
+        ckpt = None
+    timer = _EpochTimer()
+    trainer = L.Trainer(
+        max_epochs=epochs, default_root_dir=str(out),
+        accelerator=accelerator, devices=1, precision=precision,
+        logger=L.pytorch.loggers.CSVLogger(str(out), name='',
+                                           version=''),
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=str(out / 'checkpoints'), filename='epoch{epoch}',
+            save_last=True, save_top_k=1, every_n_epochs=1),
+            timer] + list(callbacks or []),
+        enable_progress_bar=progress, enable_model_summary=False,
+        deterministic=False,
+        log_every_n_steps=1)
+    datamodule = _Data(train, val, batch_size, seed)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+    metrics = trainer.validate(task, datamodule=datamodule,
+                               verbose=False)[0]
+    size = complexity(task.model.cpu(), num_points)
+    config = dict(data=data, units=units, preset=preset, seed=seed,
+                  num_points=num_points)
+    result = dict(config=config, epochs=epochs, params=size['params'],
+                  flops=size['flops'],
+                  seconds_per_epoch=timer.seconds_per_epoch(),
+                  peak_rss_bytes=resource.getrusage(
+                      resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  metrics={k: float(v) for k, v in metrics.items()})
+    (out / 'result.json').write_text(json.dumps(result, indent=2))
+    return result
+
+
+CONFIG_KEYS = ('data', 'in_channels', 'num_classes', 'units', 'preset')
+
+
+def check_checkpoint(path, hparams: Mapping) -> None:
+    """Refuses a checkpoint written for another configuration (data set,
+    features, classes, units, network size), naming the differences.
+
+    Raises:
+        ValueError: the differences, or an unreadable checkpoint.
+    """
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+        saved = state['hyper_parameters']
+    except Exception as e:  # noqa: BLE001 - any unreadable file
+        raise ValueError(f"Cannot read checkpoint {path} as a segmentation "
+                         f"checkpoint: {e}") from e
+    diff = {k: (saved.get(k), hparams.get(k)) for k in CONFIG_KEYS
+            if _plain(saved.get(k)) != _plain(hparams.get(k))}
+    if diff:
+        raise ValueError(
+            f"Checkpoint {path} belongs to another configuration: "
+            + ', '.join(f'{k} is {a!r} there, {b!r} here'
+                        for k, (a, b) in diff.items())
+            + ". Use another output folder or resume=False")
+
+
+def _plain(v):
+    return dict(v) if isinstance(v, Mapping) else v
+
+
+class _EpochTimer(L.Callback):
+    def __init__(self):
+        self.times = []
+        self._start = None
+
+    def on_train_epoch_start(self, trainer, module):
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        if self._start is not None:
+            self.times.append(time.perf_counter() - self._start)
+
+    def seconds_per_epoch(self) -> Optional[float]:
+        return sum(self.times) / len(self.times) if self.times else None
+
+
+__all__ = ['SegmentationTask', 'fit', 'make_datasets', 'check_checkpoint',
+           'DATASETS']

@@ -1,0 +1,78 @@
+"""Lightning training of PointNet++ segmentation: resume, configuration
+checks, mixed precision (tiny runs)."""
+import json
+
+import pytest
+import torch
+
+L = pytest.importorskip('lightning')
+from glore_pyg.pointcloud.training import fit  # noqa: E402
+
+TINY = dict(units={'sa3': 'latentgnn:d=8'}, epochs=2, batch_size=4,
+            num_points=256, train_size=8, val_size=4, progress=False,
+            accelerator='cpu')
+
+
+class Interrupt(L.Callback):
+    """Stops the run at the start of the second epoch, after the first
+    epoch's checkpoint was written (as a killed process would)."""
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise RuntimeError('interrupted')
+
+
+def weights(folder):
+    state = torch.load(folder / 'checkpoints' / 'last.ckpt',
+                       map_location='cpu', weights_only=False)
+    return state['state_dict'], state['epoch'], state['global_step']
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    straight = fit(tmp_path / 'straight', **TINY)
+    with pytest.raises(RuntimeError, match='interrupted'):
+        fit(tmp_path / 'resumed', callbacks=[Interrupt()], **TINY)
+    assert weights(tmp_path / 'resumed')[1] == 0  # only epoch 0 saved
+    resumed = fit(tmp_path / 'resumed', **TINY)
+    a, b = weights(tmp_path / 'straight'), weights(tmp_path / 'resumed')
+    assert a[1:] == b[1:]
+    assert a[0].keys() == b[0].keys()
+    for key in a[0]:
+        torch.testing.assert_close(a[0][key], b[0][key], rtol=0, atol=0,
+                                   msg=key)
+    assert straight['metrics'] == resumed['metrics']
+    # per-epoch metrics on disk, and a fresh start differs from a resume
+    rows = (tmp_path / 'resumed' / 'metrics.csv').read_text().splitlines()
+    assert rows[0].count('val_miou') == 1 and len(rows) > 2
+    saved = json.loads((tmp_path / 'resumed' / 'result.json').read_text())
+    assert saved['metrics'] == resumed['metrics']
+    assert saved['params'] > 0 and saved['flops'] > 0
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    fit(tmp_path, **dict(TINY, epochs=1))
+    with pytest.raises(ValueError, match=r"belongs to another configuration"
+                       r": units is \{'sa3': 'latentgnn:d=8'\} there, "
+                       r"\{'sa3': 'glore'\} here"):
+        fit(tmp_path, **dict(TINY, units={'sa3': 'glore'}))
+    (tmp_path / 'checkpoints' / 'last.ckpt').write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match="Cannot read checkpoint"):
+        fit(tmp_path, **TINY)
+
+
+def test_bf16_mixed_precision(tmp_path):
+    r = fit(tmp_path, precision='bf16-mixed', **dict(TINY, epochs=1))
+    assert 0 <= r['metrics']['val_point_acc'] <= 1
+
+
+def test_bad_configuration_errors(tmp_path):
+    with pytest.raises(ValueError, match="Unknown data set 'kitti'"):
+        fit(tmp_path, data='kitti', **TINY)
+    with pytest.raises(ValueError, match="Unknown level 'sa7'"):
+        fit(tmp_path, **dict(TINY, units={'sa7': 'glore'}))
+    with pytest.raises(ValueError, match="Unknown unit 'transformer'"):
+        fit(tmp_path, **dict(TINY, units={'sa1': 'transformer'}))
+    with pytest.raises(ValueError, match="'scannet' needs 'root'"):
+        fit(tmp_path, data='scannet', **TINY)
+    with pytest.raises(FileNotFoundError, match='scannet_train.pickle'):
+        fit(tmp_path, data='scannet', root=str(tmp_path), **TINY)

@@ -200,6 +200,14 @@ METRICS = [('val_point_acc', 'point acc'), ('val_voxel_acc', 'voxel acc'),
            ('val_class_point_acc', 'class-avg acc'), ('val_miou', 'mIoU')]
 
 
+def _ambiguous_classes(result: Dict) -> List[str]:
+    """The synthetic scenes' classes that only context tells apart."""
+    if result['config']['data'] != 'synthetic':
+        return []
+    from ..pointcloud.datasets import AMBIGUOUS_PAIRS, CLASS_NAMES
+    return [CLASS_NAMES[c] for pair in AMBIGUOUS_PAIRS for c in pair]
+
+
 def _row(name: str, results: List[Dict]) -> Dict:
     def stat(values):
         values = [v for v in values if v is not None]
@@ -211,6 +219,10 @@ def _row(name: str, results: List[Dict]) -> Dict:
                params=results[0]['params'], flops=results[0]['flops'])
     for key, _ in METRICS:
         row[key] = stat([r['metrics'].get(key) for r in results])
+    ambiguous = _ambiguous_classes(results[0])
+    row['val_ambiguous_iou'] = stat([
+        statistics.mean(r['iou_per_class'][c] for c in ambiguous)
+        for r in results]) if ambiguous else (None, None)
     row['seconds_per_epoch'] = stat([r['seconds_per_epoch']
                                      for r in results])
     row['peak_rss_bytes'] = stat([r['peak_rss_bytes'] for r in results])
@@ -221,7 +233,10 @@ def table(rows: List[Dict]) -> str:
     """The paper-style table: params, FLOPs, accuracies (mean ± std over
     seeds, in %), time per epoch, peak memory."""
     base = rows[0]
-    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in METRICS] + [
+    ambiguous = any(r.get('val_ambiguous_iou', (None, ))[0] is not None
+                    for r in rows)
+    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in METRICS] + (
+        ['IoU, context-only classes'] if ambiguous else []) + [
         's / epoch', 'peak RSS']
     lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
 
@@ -239,6 +254,8 @@ def table(rows: List[Dict]) -> str:
         flops = f"{r['flops'] / 1e6:.0f}M" + (
             f' (+{extra_f / 1e6:.0f}M)' if r is not base else '')
         cells = [r['name'], params, flops] + [pm(r[k]) for k, _ in METRICS]
+        if ambiguous:
+            cells.append(pm(r['val_ambiguous_iou']))
         cells += [pm(r['seconds_per_epoch'], 1.0, 2),
                   pm(r['peak_rss_bytes'], 1e-9, 2) + ' GB']
         lines.append('| ' + ' | '.join(cells) + ' |')

@@ -43,7 +43,7 @@ def make_datasets(name: str, root: Optional[str] = None,
                   val_size: Optional[int] = None, seed: int = 0):
     """``(train, val)`` data sets by name: ``'synthetic'`` (the embedded
     indoor scenes; sizes in rooms), ``'frog'`` (pyvista's frog scan; sizes
-    in sampled crops) or ``'scannet'`` (PointNet++ pickles in ``root``;
+    in sampled crops, positions scaled so a crop spans 1.5 units) or ``'scannet'`` (PointNet++ pickles in ``root``;
     ``val`` is the test split's training-style columns).
 
     Raises:
@@ -56,9 +56,14 @@ def make_datasets(name: str, root: Optional[str] = None,
         return (SyntheticIndoorScenes('train', train_size, num_points, seed),
                 SyntheticIndoorScenes('val', val_size, num_points, seed))
     if name == 'frog':
+        # crops of 96 voxel units scaled to 1.5, the extent of a ScanNet
+        # column in metres, so the networks' radii (in metres) fit both
+        from torch_geometric.transforms import LinearTransformation
+        scale = LinearTransformation(torch.eye(3) * (1.5 / 96))
         return (FrogTissues('train', num_points, train_size or 100,
-                            seed=seed),
-                FrogTissues('test', num_points, val_size or 20, seed=seed))
+                            seed=seed, transform=scale),
+                FrogTissues('test', num_points, val_size or 20, seed=seed,
+                            transform=scale))
     if name == 'scannet':
         if root is None:
             raise ValueError("'scannet' needs 'root': the folder holding "
@@ -143,6 +148,8 @@ class SegmentationTask(L.LightningModule):
         m = self.val_metrics.compute()
         self.log_dict({f'val_{k}': float(v) for k, v in m.items()
                        if k != 'iou_per_class'}, prog_bar=False)
+        #: the last validation's IoU of each class (nan: not evaluated)
+        self.iou_per_class = [float(v) for v in m['iou_per_class']]
         self.val_metrics.reset()
 
     def configure_optimizers(self):
@@ -251,7 +258,10 @@ def fit(out_dir: str, data: str = 'synthetic', units=None,
                   seconds_per_epoch=timer.seconds_per_epoch(),
                   peak_rss_bytes=resource.getrusage(
                       resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  metrics={k: float(v) for k, v in metrics.items()})
+                  metrics={k: float(v) for k, v in metrics.items()},
+                  iou_per_class=dict(zip(
+                      getattr(train, 'class_names', range(train.num_classes)),
+                      task.iou_per_class)))
     (out / 'result.json').write_text(json.dumps(result, indent=2))
     return result
 

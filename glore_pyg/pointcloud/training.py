@@ -42,7 +42,7 @@ def make_datasets(name: str, root: Optional[str] = None,
                   num_points: int = 2048, train_size: Optional[int] = None,
                   val_size: Optional[int] = None, seed: int = 0):
     """``(train, val)`` data sets by name: ``'synthetic'`` (the embedded
-    indoor scenes; sizes in rooms), ``'frog'`` (pyvista's frog scan; sizes
+    indoor scenes; sizes in rooms, default 128 and 32), ``'frog'`` (pyvista's frog scan; sizes
     in sampled crops, positions scaled so a crop spans 1.5 units) or ``'scannet'`` (PointNet++ pickles in ``root``;
     ``val`` is the test split's training-style columns).
 
@@ -53,8 +53,10 @@ def make_datasets(name: str, root: Optional[str] = None,
     """
     from .datasets import FrogTissues, ScanNetPickle, SyntheticIndoorScenes
     if name == 'synthetic':
-        return (SyntheticIndoorScenes('train', train_size, num_points, seed),
-                SyntheticIndoorScenes('val', val_size, num_points, seed))
+        return (SyntheticIndoorScenes('train', train_size or 128, num_points,
+                                      seed),
+                SyntheticIndoorScenes('val', val_size or 32, num_points,
+                                      seed))
     if name == 'frog':
         # crops of 96 voxel units scaled to 1.5, the extent of a ScanNet
         # column in metres, so the networks' radii (in metres) fit both
@@ -196,7 +198,7 @@ class _Data(L.LightningDataModule):
 
 
 def fit(out_dir: str, data: str = 'synthetic', units=None,
-        preset: str = 'small', epochs: int = 5, batch_size: int = 8,
+        preset: str = 'small', epochs: int = 25, batch_size: int = 8,
         num_points: int = 2048, train_size: Optional[int] = None,
         val_size: Optional[int] = None, lr: float = 1e-3, seed: int = 0,
         root: Optional[str] = None, precision: Optional[str] = None,

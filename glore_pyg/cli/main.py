@@ -94,9 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--no-resume', action='store_true',
                        help='start afresh even if a checkpoint exists')
 
-    ev = jobs.add_parser('evaluate', help='print the metrics of a trained '
-                         'run folder')
+    ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
+                         'run folder on its validation split (or on whole '
+                         'ScanNet test scenes)')
     ev.add_argument('--out', required=True, help='run folder')
+    ev.add_argument('--root', default=None,
+                    help='ScanNet folder, if not the one used in training')
+    ev.add_argument('--whole-scene', action='store_true',
+                    help="ScanNet: every point of every test scene, in "
+                    "1.5 m columns (PointNet++'s protocol)")
 
     cmp_ = jobs.add_parser('compare', help='train baseline, +non-local, '
                            '+LatentGNN (1 and 3 kernels) and +GloRe and '
@@ -143,11 +149,12 @@ def _train(args) -> Dict:
 
 
 def _evaluate(args) -> Dict:
-    path = Path(args.out) / 'result.json'
-    if not path.exists():
-        raise SystemExit(f"{path} not found: train the run first "
-                         f"(glore-pyg segment train --out {args.out})")
-    result = json.loads(path.read_text())
+    from ..pointcloud.training import evaluate
+    try:
+        result = evaluate(args.out, root=args.root,
+                          whole_scene=args.whole_scene)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e))
     print(json.dumps(result, indent=2))
     return result
 

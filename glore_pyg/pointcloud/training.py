@@ -254,7 +254,8 @@ def fit(out_dir: str, data: str = 'synthetic', units=None,
                                verbose=False)[0]
     size = complexity(task.model.cpu(), num_points)
     config = dict(data=data, units=units, preset=preset, seed=seed,
-                  num_points=num_points)
+                  num_points=num_points, val_size=val_size,
+                  batch_size=batch_size, root=root)
     result = dict(config=config, epochs=epochs, params=size['params'],
                   flops=size['flops'],
                   seconds_per_epoch=timer.seconds_per_epoch(),
@@ -314,5 +315,67 @@ class _EpochTimer(L.Callback):
         return sum(self.times) / len(self.times) if self.times else None
 
 
-__all__ = ['SegmentationTask', 'fit', 'make_datasets', 'check_checkpoint',
-           'DATASETS']
+
+
+def evaluate(out_dir: str, root: Optional[str] = None,
+             whole_scene: bool = False, accelerator: str = 'cpu') -> Dict:
+    """Evaluates the last checkpoint of a run folder written by :func:`fit`
+    on its validation split (re-made from ``result.json``'s
+    configuration), or, for ScanNet with ``whole_scene=True``, on every
+    point of every test scene (1.5 m columns, each point predicted once,
+    metrics on the scenes' own positions).  Writes ``evaluation.json``.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
+        ValueError: ``whole_scene`` for a data set other than ScanNet.
+    """
+    out = Path(out_dir)
+    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
+    for path in (config_path, ckpt):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: train the run first "
+                                    f"(glore-pyg segment train --out {out})")
+    config = json.loads(config_path.read_text())['config']
+    task = SegmentationTask.load_from_checkpoint(str(ckpt),
+                                                 map_location='cpu')
+    task.eval()
+    if whole_scene:
+        if config['data'] != 'scannet':
+            raise ValueError("'whole_scene' evaluation is ScanNet's "
+                             "protocol; this run used "
+                             f"{config['data']!r}")
+        from .datasets import ScanNetPickle
+        scenes = ScanNetPickle(root or config.get('root'), 'test',
+                               config['num_points'], whole_scene=True)
+        metrics = SegmentationMetrics(task.hparams.num_classes,
+                                      task.hparams.ignore_index,
+                                      task.hparams.voxel_size)
+        with torch.no_grad():
+            for i in range(len(scenes)):
+                cells, scene = scenes[i], scenes.scene(i)
+                logits = task(cells)
+                pred = torch.empty_like(scene.y)
+                pred[cells.point_idx[cells.inner]] = logits.argmax(1)[
+                    cells.inner]
+                metrics.update(scene.pos, pred, scene.y)
+        m = metrics.compute()
+        result = {f'val_{k}': float(v) for k, v in m.items()
+                  if k != 'iou_per_class'}
+    else:
+        _, val = make_datasets(config['data'], root or config.get('root'),
+                               config['num_points'],
+                               val_size=config.get('val_size'),
+                               seed=config['seed'])
+        trainer = L.Trainer(accelerator=accelerator, devices=1,
+                            logger=False, enable_progress_bar=False,
+                            enable_model_summary=False)
+        result = trainer.validate(
+            task, DataLoader(val, config.get('batch_size', 8)),
+            verbose=False)[0]
+        result = {k: float(v) for k, v in result.items()}
+    (out / 'evaluation.json').write_text(json.dumps(result, indent=2))
+    return result
+
+
+__all__ = ['SegmentationTask', 'fit', 'evaluate', 'make_datasets',
+           'check_checkpoint', 'DATASETS']

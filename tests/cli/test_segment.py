@@ -18,8 +18,14 @@ def test_train_and_evaluate(tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert 0 <= metrics['val_miou'] <= 1
     main(['segment', 'evaluate', '--out', str(out)])
-    result = json.loads(capsys.readouterr().out)
+    evaluated = json.loads(capsys.readouterr().out)
+    # the checkpoint re-evaluated on the same validation split
+    assert evaluated['val_miou'] == pytest.approx(metrics['val_miou'])
+    result = json.loads((out / 'result.json').read_text())
     assert result['config']['units'] == {'sa2': 'latentgnn:d=4'}
+    with pytest.raises(SystemExit, match="'whole_scene' evaluation is "
+                       "ScanNet's protocol"):
+        main(['segment', 'evaluate', '--out', str(out), '--whole-scene'])
 
 
 def test_config_file_and_flags(tmp_path, capsys):

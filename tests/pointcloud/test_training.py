@@ -76,3 +76,27 @@ def test_bad_configuration_errors(tmp_path):
         fit(tmp_path, data='scannet', **TINY)
     with pytest.raises(FileNotFoundError, match='scannet_train.pickle'):
         fit(tmp_path, data='scannet', root=str(tmp_path), **TINY)
+
+
+def test_scannet_training_and_whole_scene_evaluation(tmp_path):
+    """PointNet++'s pickles: train on columns (per-point weights), then
+    evaluate every point of every test scene once."""
+    import pickle
+
+    import numpy as np
+
+    from glore_pyg.pointcloud.training import evaluate
+    rng = np.random.default_rng(0)
+    scenes = [((rng.random((n, 3)) * (2.0, 2.0, 1.5)).astype(np.float32),
+               rng.integers(0, 21, n).astype(np.int32)) for n in (900, 700)]
+    for split in ('train', 'test'):
+        with open(tmp_path / f'scannet_{split}.pickle', 'wb') as f:
+            pickle.dump([p for p, _ in scenes], f, protocol=2)
+            pickle.dump([y for _, y in scenes], f, protocol=2)
+    run = tmp_path / 'run'
+    r = fit(run, data='scannet', root=str(tmp_path),
+            **dict(TINY, epochs=1, train_size=None, val_size=None))
+    assert r['config']['data'] == 'scannet'
+    m = evaluate(run, whole_scene=True)
+    assert 0 <= m['val_point_acc'] <= 1 and 0 <= m['val_voxel_acc'] <= 1
+    assert json.loads((run / 'evaluation.json').read_text()) == m

@@ -14,10 +14,8 @@ side by side; memory is the peak RSS increment of a fresh process per case
 import argparse
 import datetime
 import gc
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path

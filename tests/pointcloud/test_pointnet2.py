@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from glore_pyg.nn import GloReConv, LatentGNNConv, NonLocalConv
+from glore_pyg.nn import GloReConv, LatentGNNConv
 from glore_pyg.pointcloud.pointnet2 import (PointNet2Segmentation,
                                             SetAbstractionSpec, complexity)
 

@@ -107,8 +107,9 @@ def normalize_projection(
     else:
         index, size = latent_index, num_latent
     if index is None:
+        end = 'visible' if normalize == 'l2_latent' else 'latent'
         raise ValueError(f"'{normalize}' on edges needs the index of each "
-                         f"edge's {'visible' if normalize == 'l2_latent' else 'latent'} node")
+                         f"edge's {end} node")
     dtype = torch.promote_types(weight.dtype, torch.float32)
     sq = weight.to(dtype).square()
     group = scatter(sq, index, dim=0, dim_size=size,

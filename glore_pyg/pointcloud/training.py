@@ -42,9 +42,10 @@ def make_datasets(name: str, root: Optional[str] = None,
                   num_points: int = 2048, train_size: Optional[int] = None,
                   val_size: Optional[int] = None, seed: int = 0):
     """``(train, val)`` data sets by name: ``'synthetic'`` (the embedded
-    indoor scenes; sizes in rooms, default 128 and 32), ``'frog'`` (pyvista's frog scan; sizes
-    in sampled crops, positions scaled so a crop spans 1.5 units) or ``'scannet'`` (PointNet++ pickles in ``root``;
-    ``val`` is the test split's training-style columns).
+    indoor scenes; sizes in rooms, default 128 and 32), ``'frog'``
+    (pyvista's frog scan; sizes in sampled crops, positions scaled so that
+    a crop spans 1.5 units) or ``'scannet'`` (PointNet++ pickles in
+    ``root``; ``val`` is the test split's training-style columns).
 
     Raises:
         ValueError: an unknown name, or ``'scannet'`` without ``root``.

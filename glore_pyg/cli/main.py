@@ -271,6 +271,16 @@ def table(rows: List[Dict]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Runs ``glore-pyg ARGS`` (the console script's entry point).
+
+    Args:
+        argv (list of str, optional): the arguments, without the program
+            name. (default: :obj:`None`: ``sys.argv[1:]``)
+
+    Returns:
+        0 on success; invalid arguments exit through
+        :meth:`argparse.ArgumentParser.error` (status 2).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == 'segment':

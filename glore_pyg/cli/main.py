@@ -1,8 +1,8 @@
 """``glore-pyg``: the console script.
 
-    glore-pyg segment train   --units sa3=latentgnn --epochs 20 --out runs/latent
-    glore-pyg segment evaluate --out runs/latent
-    glore-pyg segment compare  --epochs 20 --seeds 0,1,2 --out runs/compare
+    glore-pyg segment train --units sa3=latentgnn --epochs 20 --out runs/lat
+    glore-pyg segment evaluate --out runs/lat
+    glore-pyg segment compare --epochs 20 --seeds 0,1,2 --out runs/compare
 
 ``segment compare`` trains PointNet++ without a unit, with a non-local
 block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level,
@@ -280,6 +280,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         0 on success; invalid arguments exit through
         :meth:`argparse.ArgumentParser.error` (status 2).
+
+    Raises:
+        SystemExit: ``--help`` (status 0); invalid arguments, an unreadable
+            ``--config`` or an unknown option in it (status 2); from
+            ``segment evaluate``, a missing run folder or checkpoint or a
+            ``--whole-scene`` run that is not ScanNet, and from ``segment
+            compare`` an unknown ``--only`` name (status 1, the message
+            printed).
+        subprocess.CalledProcessError: a run of ``segment compare`` failed.
+        ValueError: from ``segment train``, what
+            :func:`glore_pyg.pointcloud.training.fit` raises (e.g. a
+            checkpoint of another configuration in ``--out``).
+        ImportError: Lightning (the ``train`` extra) not installed, for
+            ``segment train`` / ``evaluate``.
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -44,7 +44,30 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
     the norm taken in at least float32 and clamped before the square root,
     so that an all-zero row stays zero in half precision and stays finite
     to every order of differentiation (``F.normalize``'s second derivative
-    at a zero row is ``0 / 0``)."""
+    at a zero row is ``0 / 0``).
+
+    The L2 normalisation of LatentGNN's published code (its
+    ``F.normalize`` of the visible features and of the latent features of
+    the affinity :math:`\mathbf{F}_X`, `"Learning Efficient Non-local
+    Relations for Visual Recognition" <https://arxiv.org/abs/1905.11634>`_,
+    Eq. 6-8).
+
+    Args:
+        x (Tensor): any shape, floating point (the result has ``x``'s dtype
+            and shape).
+        dim (int, optional): the axis normalised. (default: :obj:`-1`)
+        eps (float, optional): lower bound :math:`\epsilon` of the norm,
+            as in :func:`torch.nn.functional.normalize`; the sum of
+            squares is clamped at :math:`\epsilon^2`.
+            (default: :obj:`1e-12`)
+
+    Returns:
+        Tensor: ``x`` with unit L2 norm along ``dim`` (zero where the norm
+        is zero).
+
+    Raises:
+        IndexError: ``dim`` out of range for ``x`` (from torch).
+    """
     dtype = torch.promote_types(x.dtype, torch.float32)
     sum_sq = x.to(dtype).square().sum(dim, keepdim=True)
     return scale_rows(x, inverse_norm(sum_sq, eps))
@@ -85,12 +108,45 @@ def normalize_projection(
     sample).  Edge layout: ``weight [E]`` with ``visible_index [E]`` and
     ``latent_index [E]``.
 
+    Used by LatentGNN's visible-to-latent step (the normalisation
+    :math:`m_k` of Eq. 3-4 of `"Learning Efficient Non-local Relations for
+    Visual Recognition" <https://arxiv.org/abs/1905.11634>`_) and its
+    latent-to-visible step (Eq. 9-10); the L2 form is the published
+    code's.
+
     Args:
+        weight (Tensor): projection weights, dense :math:`(N, d)` or one per
+            edge :math:`(E)`.
         normalize (str, optional): :obj:`None` (``weight`` as is),
             :obj:`"l2_visible"` (over the visible nodes of each latent node)
             or :obj:`"l2_latent"` (over the latent nodes of each visible
-            node).
+            node); anything else raises a ``ValueError``.
+        segments (Segments, optional): the sample layout of the rows of a
+            dense ``weight``; needed for :obj:`"l2_visible"` (the norm runs
+            over the visible nodes of each sample).
+        visible_index (Tensor, optional): visible node of each edge
+            :math:`(E)` (edge layout, needed for :obj:`"l2_latent"`).
+        latent_index (Tensor, optional): latent node of each edge
+            :math:`(E)` (edge layout, needed for :obj:`"l2_visible"`).
+        num_visible (int, optional): number of visible nodes (edge layout;
+            inferred from the index when omitted).
+        num_latent (int, optional): number of latent nodes (edge layout;
+            inferred from the index when omitted).
+        eps (float, optional): lower bound :math:`\epsilon` of the norms.
+            (default: :obj:`1e-12`)
+
+    Returns:
+        Tensor: the normalised weights, the shape and dtype of ``weight``
+        (``weight`` itself when ``normalize`` is :obj:`None`).
+
+    Raises:
+        ValueError: dense :obj:`"l2_visible"` without ``segments``; edge
+            weights without the index the chosen norm groups by.
+        RuntimeError: (from torch) a dense ``weight`` whose rows do not
+            match ``segments``, or indices of another length than
+            ``weight``.
     """
+    check_projection_norm(normalize)
     if normalize is None:
         return weight
     if visible_index is None and latent_index is None:  # dense [N, d]

@@ -40,6 +40,22 @@ class Segments:
             :math:`S` samples of :math:`N / S` nodes each.
         device (torch.device): where index tensors are made.
         batch (Tensor, optional): the sample index of each node, if known.
+
+    Per-sample processing is the papers' own: every image (GloRe, `"Graph-Based
+    Global Reasoning Networks" <https://arxiv.org/abs/1811.12814>`_;
+    LatentGNN, `"Learning Efficient Non-local Relations for Visual
+    Recognition" <https://arxiv.org/abs/1905.11634>`_) has its own latent
+    nodes; :meth:`pool` and :meth:`spread` are the per-sample products
+    :math:`\Psi_s^\top \mathbf{X}_s` and :math:`\Psi_s \mathbf{Z}_s` of
+    their projections.
+
+    Raises:
+        ValueError: from :meth:`from_batch`: a malformed or inconsistent
+            layout (the constructor itself checks nothing).
+        RuntimeError: (from torch) a tensor passed to the per-sample
+            products (:meth:`view`, :meth:`pool`, :meth:`spread`, ...)
+            whose number of rows is not :attr:`num_nodes`; the methods do
+            not check it themselves.
     """
 
     def __init__(self, num_nodes: int, num_samples: int,

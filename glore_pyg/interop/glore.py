@@ -36,7 +36,9 @@ def load_official_glore(state_dict: Source, dims: int = 2,
                         normalize: bool = False,
                         prefix: str = '') -> GloReConv:
     r"""A :class:`~glore_pyg.nn.GloRe1d` / ``2d`` / ``3d`` computing what the
-    published ``GloRe_Unit_{dims}D(num_in, num_mid, normalize)`` computes
+    published ``GloRe_Unit_{dims}D(num_in, num_mid, normalize)`` (the code of
+    `"Graph-Based Global Reasoning Networks"
+    <https://arxiv.org/abs/1811.12814>`_, facebookresearch/GloRe) computes
     with the weights of ``state_dict``.
 
     ``num_in`` and ``num_mid`` are read from the shapes; ``dims`` and
@@ -58,7 +60,10 @@ def load_official_glore(state_dict: Source, dims: int = 2,
 
     Raises:
         ValueError: naming every missing or unexpected key and every shape
-            that does not fit.
+            that does not fit; ``dims`` not 1, 2 or 3 or not the rank of the
+            checkpoint's kernels; no entry under ``prefix``; a file that
+            holds no state dict, or an entry that is not a tensor.
+        TypeError: ``state_dict`` neither a mapping nor a path.
     """
     if dims not in GRID:
         raise ValueError(f"'dims' must be 1, 2 or 3, got {dims!r}")
@@ -79,10 +84,34 @@ def load_official_glore(state_dict: Source, dims: int = 2,
 
 def export_official_glore(module: GloReConv,
                           dims: Optional[int] = None) -> Dict[str, Tensor]:
-    """The state dict of the published ``GloRe_Unit_{dims}D`` with the
-    weights of ``module`` (a :class:`~glore_pyg.nn.GloReConv` or one of its
-    grid wrappers, whose ``dims`` is the default); it loads with
-    ``strict=True``."""
+    """The state dict of the published ``GloRe_Unit_{dims}D`` (the code of
+    `"Graph-Based Global Reasoning Networks"
+    <https://arxiv.org/abs/1811.12814>`_, facebookresearch/GloRe) with the
+    weights of ``module``; it loads with ``strict=True``.
+
+    Args:
+        module (GloReConv): a :class:`~glore_pyg.nn.GloReConv` or one of its
+            grid adapters :class:`~glore_pyg.nn.GloRe1d` / ``2d`` / ``3d``,
+            built with the published BatchNorm eps (``bn_eps=1e-4``, the
+            default) and the node bias.
+        dims (int, optional): 1, 2 or 3: the rank of the published unit's
+            convolutions. (default: :obj:`None`: the grid adapter's own
+            ``dims``; required for a node-level
+            :class:`~glore_pyg.nn.GloReConv`)
+
+    Returns:
+        dict: the published keys (``conv_state``, ``conv_proj``,
+        ``gcn.conv1``, ``gcn.conv2``, ``conv_extend``, ``blocker``) in the
+        published order, tensors detached copies in the module's dtype and
+        device (1x1 kernels ``[O, I, 1, ...]``, ``gcn.conv1`` holding
+        :math:`-A_g`).
+
+    Raises:
+        TypeError: ``module`` not a :class:`~glore_pyg.nn.GloReConv`.
+        ValueError: ``dims`` not 1, 2 or 3 (or missing for a node-level
+            unit); a BatchNorm eps other than ``1e-4``; a latent graph
+            without node bias.
+    """
     if not isinstance(module, GloReConv):
         raise TypeError(f"'module' must be a GloReConv or GloRe1d/2d/3d, got "
                         f"{type(module).__name__}")

@@ -83,7 +83,10 @@ def load_official_latentgnn(state_dict: Source,
                             without_residual: bool = False,
                             prefix: str = '') -> LatentGNNConv:
     r"""A :class:`~glore_pyg.nn.LatentGNN2d` computing what the published
-    ``LatentGNNV1`` computes with the weights of ``state_dict``.
+    ``LatentGNNV1`` (the code of `"Learning Efficient Non-local Relations
+    for Visual Recognition" <https://arxiv.org/abs/1905.11634>`_,
+    latentgnn/LatentGNN-V1-PyTorch) computes with the weights of
+    ``state_dict``.
 
     Read from the keys and shapes: ``in_channels``, ``channel_stride``,
     ``latent_dims`` (one per ``LatentGNN_Kernel_{i}``), ``mode``
@@ -100,9 +103,16 @@ def load_official_latentgnn(state_dict: Source,
         prefix (str): take the entries under this prefix of a larger
             checkpoint. (default: :obj:`''`)
 
+    Returns:
+        the :class:`~glore_pyg.nn.LatentGNN2d`, in training mode like any
+        new module, with the checkpoint's dtype and device.
+
     Raises:
         ValueError: naming every missing or unexpected key and every shape
-            that does not fit.
+            that does not fit (also a reduced width that no
+            ``channel_stride`` gives); no entry under ``prefix``; a file
+            that holds no state dict, or an entry that is not a tensor.
+        TypeError: ``state_dict`` neither a mapping nor a path.
     """
     state = read_state_dict(state_dict, prefix)
     C, stride, latent_dims, mode, graph_conv = infer_latentgnn(state, prefix)
@@ -118,9 +128,28 @@ def load_official_latentgnn(state_dict: Source,
 
 
 def export_official_latentgnn(module: LatentGNNConv) -> Dict[str, Tensor]:
-    """The state dict of the published ``LatentGNNV1`` with the weights of
-    ``module`` (a :class:`~glore_pyg.nn.LatentGNNConv` or one of its grid
-    wrappers); it loads with ``strict=True``."""
+    """The state dict of the published ``LatentGNNV1`` (the code of
+    `"Learning Efficient Non-local Relations for Visual Recognition"
+    <https://arxiv.org/abs/1905.11634>`_, latentgnn/LatentGNN-V1-PyTorch)
+    with the weights of ``module``; it loads with ``strict=True`` into
+    ``LatentGNNV1`` built with the module's hyper-parameters.
+
+    Args:
+        module (LatentGNNConv): a :class:`~glore_pyg.nn.LatentGNNConv` or
+            one of its grid adapters :class:`~glore_pyg.nn.LatentGNN1d` /
+            ``2d`` / ``3d``.  ``without_residual`` is not stored; the
+            published module takes it as an argument.
+
+    Returns:
+        dict: the published keys (``gamma``, ``down_channel*``,
+        ``LatentGNN_Kernel_{i}.*``, ``up_channel``) in the published order,
+        tensors detached copies in the module's dtype and device, 1x1
+        kernels as ``Conv2d`` weights ``[O, I, 1, 1]`` whatever the
+        module's ``dims`` (the published module is 2D).
+
+    Raises:
+        TypeError: ``module`` not a :class:`~glore_pyg.nn.LatentGNNConv`.
+    """
     if not isinstance(module, LatentGNNConv):
         raise TypeError(f"'module' must be a LatentGNNConv or LatentGNN1d/2d/"
                         f"3d, got {type(module).__name__}")

@@ -2,10 +2,10 @@
 configuration language of the applications (segmentation levels, CNN
 insertion points).
 
-    create_unit('latentgnn', 128)                       # LatentGNNConv(128, [64])
-    create_unit('latentgnn:kernels=3,d=32', 128)        # three kernels of 32
-    create_unit('glore:num_mid=16', 256, dims=2)        # GloRe2d(256, 16)
-    create_unit('nonlocal', 64, dims=1)                 # NonLocal1d(64)
+    create_unit('latentgnn', 128)                 # LatentGNNConv(128, [64])
+    create_unit('latentgnn:kernels=3,d=32', 128)  # three kernels of 32
+    create_unit('glore:num_mid=16', 256, dims=2)  # GloRe2d(256, 16)
+    create_unit('nonlocal', 64, dims=1)           # NonLocal1d(64)
 """
 from typing import Any, Dict, Tuple
 
@@ -30,9 +30,22 @@ def parse_unit_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
     """``'kind:key=value,...'`` -> ``(kind, options)``, options converted to
     their types.
 
+    Args:
+        spec (str): ``kind`` or ``kind:key=value,...``; ``kind`` is
+            ``'glore'``, ``'latentgnn'`` or ``'nonlocal'`` (case, ``-`` and
+            ``_`` ignored: ``'Non-Local'`` is ``'nonlocal'``); the options
+            of each kind are listed in :func:`create_unit`.  Booleans are
+            written ``1``/``true``/``yes`` or ``0``/``false``/``no``.
+
+    Returns:
+        ``(kind, options)``: the normalised kind and a dict of the options
+        given, converted to ``int``, ``bool`` or ``str`` (defaults are not
+        filled in).
+
     Raises:
-        ValueError: an unknown kind or option, or a value of the wrong
-            type, naming the choices.
+        ValueError: an empty or non-string spec, an unknown kind or option,
+            an option without ``=``, or a value of the wrong type, naming
+            the choices.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"A unit spec is a string such as 'latentgnn' or "

@@ -80,6 +80,9 @@ def backend(op: str, device: Union[str, torch.device] = 'cpu',
 
     Raises:
         ValueError: an unknown ``op``.
+        RuntimeError: an invalid ``device`` string (from
+            :class:`torch.device`); the ``'scipy'`` path forced by the
+            tests' ``forced('scipy')`` for tensors that are not on the CPU.
     """
     if op not in OPS:
         raise ValueError(f"'op' must be one of {OPS}, got {op!r}")

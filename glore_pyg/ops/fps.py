@@ -18,7 +18,7 @@ def fps(
 ) -> Tensor:
     r"""Farthest point sampling from the `"PointNet++: Deep Hierarchical
     Feature Learning on Point Sets in a Metric Space"
-    <https://arxiv.org/abs/1706.02413>`_ paper;
+    <https://arxiv.org/abs/1706.02413>`_ paper (its sampling layer);
     :func:`torch_geometric.nn.fps` with a fallback.
 
     Per cloud of :math:`n` points it samples

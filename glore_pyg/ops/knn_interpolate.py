@@ -15,7 +15,7 @@ def knn_interpolate(x: Tensor, pos_x: Tensor, pos_y: Tensor,
                     num_workers: int = 1) -> Tensor:
     r"""The k-NN interpolation from the `"PointNet++: Deep Hierarchical
     Feature Learning on Point Sets in a Metric Space"
-    <https://arxiv.org/abs/1706.02413>`_ paper;
+    <https://arxiv.org/abs/1706.02413>`_ paper (Eq. 2, with :math:`p = 2`);
     :func:`torch_geometric.nn.knn_interpolate` on top of
     :func:`glore_pyg.ops.knn`.
 

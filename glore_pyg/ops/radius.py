@@ -21,7 +21,10 @@ def radius(
     batch_size: Optional[int] = None,
 ) -> Tensor:
     r"""For each row of :obj:`y`, the rows of :obj:`x` in the same cloud
-    closer than :obj:`r`; :func:`torch_geometric.nn.radius` with a fallback.
+    closer than :obj:`r`; :func:`torch_geometric.nn.radius` with a fallback
+    (the ball query of the grouping layer of `"PointNet++: Deep Hierarchical
+    Feature Learning on Point Sets in a Metric Space"
+    <https://arxiv.org/abs/1706.02413>`_).
 
     .. code-block:: python
 

@@ -29,10 +29,24 @@ from ..ops import fps, knn_interpolate, radius
 
 
 class SetAbstractionSpec(NamedTuple):
-    """One set abstraction level: keep ``ratio`` of the points (farthest
+    r"""One set abstraction level: keep ``ratio`` of the points (farthest
     point sampling), group the neighbours within ``radius`` (at most
     ``max_neighbors``), shared MLP of widths ``channels`` (input width
-    excluded)."""
+    excluded).  PointNet++'s sampling, grouping and PointNet layers
+    (`"PointNet++: Deep Hierarchical Feature Learning on Point Sets in a
+    Metric Space" <https://arxiv.org/abs/1706.02413>`_, Sec. 3.2).
+
+    Attributes:
+        ratio (float): fraction of each cloud's points kept as centroids,
+            in :math:`(0, 1]` (:math:`\lceil \mathrm{ratio} \cdot n
+            \rceil` of :math:`n` points).
+        radius (float): grouping radius, in the unit of the positions
+            (metres for ScanNet); neighbours are strictly closer.
+        channels (sequence of int): output widths of the shared MLP's
+            layers; the last is the level's feature width.
+        max_neighbors (int): the most neighbours grouped per centroid.
+            (default: :obj:`32`)
+    """
     ratio: float
     radius: float
     channels: Sequence[int]
@@ -41,7 +55,17 @@ class SetAbstractionSpec(NamedTuple):
 
 class FeaturePropagationSpec(NamedTuple):
     """One feature propagation level: interpolate from the ``k`` nearest
-    coarse points, shared MLP of widths ``channels``."""
+    coarse points, shared MLP of widths ``channels`` (PointNet++'s feature
+    propagation, `"PointNet++: Deep Hierarchical Feature Learning on Point
+    Sets in a Metric Space" <https://arxiv.org/abs/1706.02413>`_, Sec. 3.4,
+    Eq. 2).
+
+    Attributes:
+        k (int): coarse points interpolated from per fine point (the paper
+            uses 3).
+        channels (sequence of int): output widths of the shared MLP's
+            layers (the input width, coarse plus skip features, excluded).
+    """
     k: int
     channels: Sequence[int]
 
@@ -68,6 +92,8 @@ SMALL = dict(
         FeaturePropagationSpec(3, (128, 64)),
         FeaturePropagationSpec(3, (64, 64))],
 )
+#: The presets by name, ``{'scannet': SCANNET, 'small': SMALL}``: the
+#: ``preset`` argument of :class:`PointNet2Segmentation`.
 PRESETS = {'scannet': SCANNET, 'small': SMALL}
 
 
@@ -82,12 +108,26 @@ class SetAbstraction(Module):
     neighbours within ``radius`` (:class:`torch_geometric.nn.PointNetConv`
     with an :class:`~torch_geometric.nn.MLP` :math:`h_\Theta`).  Farthest
     point sampling starts at a random point in training and at each
-    cloud's first point in evaluation.
+    cloud's first point in evaluation.  The sampling, grouping and PointNet
+    layers of `"PointNet++: Deep Hierarchical Feature Learning on Point Sets
+    in a Metric Space" <https://arxiv.org/abs/1706.02413>`_ (Sec. 3.2: the
+    PointNet of Eq. 1 on each local region, in coordinates relative to its
+    centroid).
+
+    Args:
+        in_channels (int): point features :math:`F` besides the position
+            (0 when ``x`` is :obj:`None`).
+        spec (SetAbstractionSpec): ratio, radius, MLP widths and
+            neighbour cap of the level (a plain tuple in that order is
+            accepted).
 
     Shapes:
         - **input:** ``x`` :math:`(N, F)` or :obj:`None`, ``pos``
           :math:`(N, 3)`, ``batch`` :math:`(N)`
-        - **output:** ``(x', pos', batch')`` of the kept points
+        - **output:** ``(x', pos', batch')`` of the kept points:
+          :math:`(M, F')`, :math:`(M, 3)`, :math:`(M)` with
+          :math:`F'` = ``spec.channels[-1]`` and :math:`M = \sum_b \lceil
+          \mathrm{ratio} \cdot n_b \rceil`
     """
 
     def __init__(self, in_channels: int, spec: SetAbstractionSpec):
@@ -99,9 +139,32 @@ class SetAbstraction(Module):
 
     @property
     def out_channels(self) -> int:
+        """The level's output width, ``spec.channels[-1]``."""
         return self.spec.channels[-1]
 
     def forward(self, x: Optional[Tensor], pos: Tensor, batch: Tensor):
+        r"""
+        Args:
+            x (Tensor, optional): point features :math:`(N, F)`, or
+                :obj:`None` (positions only, ``in_channels = 0``).
+            pos (Tensor): positions :math:`(N, 3)`.
+            batch (LongTensor): sorted cloud index of each point
+                :math:`(N)`.
+
+        Returns:
+            ``(x', pos', batch')``: features :math:`(M, F')`, positions
+            :math:`(M, 3)` and cloud index :math:`(M)` of the centroids,
+            cloud after cloud in sampling order.
+
+        Raises:
+            ValueError: non-finite positions, or a ``batch`` of the wrong
+                length, unsorted or negative (from
+                :func:`glore_pyg.ops.fps` / :func:`glore_pyg.ops.radius`).
+            TypeError: non-floating positions or a non-integer ``batch``
+                (from the same).
+            RuntimeError: ``x`` of another width than ``in_channels``
+                (from torch).
+        """
         idx = fps(pos, batch, ratio=self.spec.ratio,
                   random_start=self.training)
         row, col = radius(pos, pos[idx], self.spec.radius, batch, batch[idx],
@@ -122,7 +185,24 @@ class FeaturePropagation(Module):
         \rVert^{-2}
 
     over the ``k`` nearest coarse points :math:`j` of each fine point
-    :math:`i` (:func:`glore_pyg.ops.knn_interpolate`).
+    :math:`i` (:func:`glore_pyg.ops.knn_interpolate`): the feature
+    propagation of `"PointNet++: Deep Hierarchical Feature Learning on Point
+    Sets in a Metric Space" <https://arxiv.org/abs/1706.02413>`_ (Sec. 3.4,
+    the interpolation of Eq. 2 with :math:`p = 2`, then a unit PointNet).
+
+    Args:
+        in_channels (int): width of the coarse features :math:`C`.
+        skip_channels (int): width of the skip features :math:`C_{skip}` of
+            the fine points (0 when they have none).
+        spec (FeaturePropagationSpec): ``k`` and the MLP widths (a plain
+            tuple in that order is accepted).
+
+    Shapes:
+        - **input:** coarse ``x`` :math:`(M, C)`, ``pos`` :math:`(M, 3)`,
+          ``batch`` :math:`(M)`; fine ``x_skip`` :math:`(N, C_{skip})` or
+          :obj:`None`, ``pos_skip`` :math:`(N, 3)`, ``batch_skip``
+          :math:`(N)`
+        - **output:** :math:`(N, C')`, :math:`C'` = ``spec.channels[-1]``
     """
 
     def __init__(self, in_channels: int, skip_channels: int,
@@ -134,11 +214,36 @@ class FeaturePropagation(Module):
 
     @property
     def out_channels(self) -> int:
+        """The level's output width, ``spec.channels[-1]``."""
         return self.spec.channels[-1]
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor,
                 x_skip: Optional[Tensor], pos_skip: Tensor,
                 batch_skip: Tensor) -> Tensor:
+        r"""
+        Args:
+            x (Tensor): coarse features :math:`(M, C)`.
+            pos (Tensor): coarse positions :math:`(M, 3)`.
+            batch (LongTensor): sorted cloud index of the coarse points
+                :math:`(M)`.
+            x_skip (Tensor, optional): skip features of the fine points
+                :math:`(N, C_{skip})`, or :obj:`None`.
+            pos_skip (Tensor): fine positions :math:`(N, 3)`.
+            batch_skip (LongTensor): sorted cloud index of the fine points
+                :math:`(N)`.
+
+        Returns:
+            Tensor: fine features :math:`(N, C')`.
+
+        Raises:
+            ValueError: what :func:`glore_pyg.ops.knn_interpolate` rejects
+                (``x`` rows not matching ``pos``, non-finite positions, a
+                malformed batch vector).
+            TypeError: non-floating positions or non-integer batch vectors
+                (from the same).
+            RuntimeError: features of other widths than ``in_channels`` /
+                ``skip_channels`` (from torch).
+        """
         x = knn_interpolate(x, pos, pos_skip, batch, batch_skip,
                             k=self.spec.k)
         if x_skip is not None:
@@ -233,6 +338,28 @@ class PointNet2Segmentation(Module):
 
     def forward(self, pos: Tensor, x: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
+        r"""
+        Args:
+            pos (Tensor): positions :math:`(N, 3)`, in the unit of the
+                specs' radii (metres for the presets).
+            x (Tensor, optional): point features :math:`(N, F)`;
+                :obj:`None` exactly when ``in_channels`` is 0.
+                (default: :obj:`None`)
+            batch (LongTensor, optional): sorted cloud index of each point
+                :math:`(N)`; :obj:`None`: one cloud. (default: :obj:`None`)
+
+        Returns:
+            Tensor: logits :math:`(N, \text{num\_classes})`.
+
+        Raises:
+            ValueError: ``pos`` not :math:`(N, 3)`; ``x`` not
+                :math:`(N, F)` or given with ``in_channels = 0`` (or missing
+                otherwise); an unsorted or negative ``batch`` or non-finite
+                positions (from :mod:`glore_pyg.ops`).
+            TypeError: non-floating positions or a non-integer ``batch``
+                (from :mod:`glore_pyg.ops`); features of another dtype or
+                device than a unit (from the unit).
+        """
         if pos.dim() != 2 or pos.size(1) != 3:
             raise ValueError(f"'pos' must be [N, 3], got {tuple(pos.shape)}")
         if (x is None) != (self.in_channels == 0) or (
@@ -267,12 +394,25 @@ def complexity(model: PointNet2Segmentation, num_points: int) -> dict:
     """Parameters and forward FLOPs of ``model`` on one cloud of
     ``num_points`` random points, FLOPs counted by
     :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and
-    convolutions; the point operations add none), in evaluation mode
-    without gradients.  The model's mode is restored.
+    convolutions, a multiply-add counted as 2 FLOPs; the point operations
+    add none), in evaluation mode without gradients.  The model's mode is
+    restored.
+
+    Args:
+        model (PointNet2Segmentation): the network, on any device (the
+            random cloud is made on its parameters' device, seeded, so
+            repeated calls count the same).
+        num_points (int): points of the cloud (uniform in the unit cube,
+            with random features when ``model.in_channels > 0``).
 
     Returns:
-        ``dict(params=int, flops=int)``; for a unit, subtract the
-        baseline's (the papers' "+Params", "+FLOPs").
+        ``dict(params=int, flops=int)``: the number of parameters and the
+        FLOPs of one forward pass; for a unit, subtract the baseline's (the
+        papers' "+Params", "+FLOPs").
+
+    Raises:
+        RuntimeError: a negative ``num_points`` (from torch); any error of
+            the model's forward pass propagates.
     """
     from torch.utils.flop_counter import FlopCounterMode
 

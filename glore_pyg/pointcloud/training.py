@@ -35,6 +35,7 @@ from torch_geometric.loader import DataLoader
 from .metrics import SegmentationMetrics
 from .pointnet2 import PointNet2Segmentation, complexity
 
+#: The data set names of :func:`make_datasets` (``fit``'s ``data``).
 DATASETS = ('synthetic', 'frog', 'scannet')
 
 
@@ -47,10 +48,33 @@ def make_datasets(name: str, root: Optional[str] = None,
     a crop spans 1.5 units) or ``'scannet'`` (PointNet++ pickles in
     ``root``; ``val`` is the test split's training-style columns).
 
+    Args:
+        name (str): one of :data:`DATASETS`.
+        root (str, optional): the folder of ``scannet_train.pickle`` and
+            ``scannet_test.pickle`` (``'scannet'`` only).
+            (default: :obj:`None`)
+        num_points (int, optional): points per sample (room, crop or
+            column). (default: :obj:`2048`)
+        train_size (int, optional): training samples: rooms (default 128)
+            or frog crops (default 100); ignored for ScanNet (every scene).
+            (default: :obj:`None`)
+        val_size (int, optional): validation samples: rooms (default 32)
+            or frog crops (default 20); ignored for ScanNet.
+            (default: :obj:`None`)
+        seed (int, optional): seed of the data sets' generators.
+            (default: :obj:`0`)
+
+    Returns:
+        ``(train, val)``: two :class:`torch_geometric.data.Dataset` of
+        :class:`~torch_geometric.data.Data` with ``pos`` :math:`(n, 3)`,
+        ``x`` :math:`(n, F)` or :obj:`None` and ``y`` :math:`(n)`, and the
+        attributes of :mod:`glore_pyg.pointcloud.datasets`.
+
     Raises:
-        ValueError: an unknown name, or ``'scannet'`` without ``root``.
-        FileNotFoundError / ImportError: from the data set (missing files,
-            pyvista not installed).
+        ValueError: an unknown name, or ``'scannet'`` without ``root``;
+            out-of-range sizes (from the data set).
+        FileNotFoundError: a missing ScanNet pickle.
+        ImportError: pyvista not installed (``'frog'``).
     """
     from .datasets import FrogTissues, ScanNetPickle, SyntheticIndoorScenes
     if name == 'synthetic':
@@ -80,21 +104,51 @@ def make_datasets(name: str, root: Optional[str] = None,
 class SegmentationTask(L.LightningModule):
     r"""PointNet++ segmentation as a Lightning module.
 
+    The training of PointNet++'s ScanNet experiments (`"PointNet++: Deep
+    Hierarchical Feature Learning on Point Sets in a Metric Space"
+    <https://arxiv.org/abs/1706.02413>`_; Adam, cross entropy weighted per
+    class, or per point for ScanNet), the setting in which the LatentGNN
+    paper (`"Learning Efficient Non-local Relations for Visual Recognition"
+    <https://arxiv.org/abs/1905.11634>`_, Table 5) inserts its unit.
+
     Args:
         in_channels (int): point features besides the position.
         num_classes (int): classes.
         units (dict, optional): level -> unit spec
             (:class:`~glore_pyg.pointcloud.pointnet2.PointNet2Segmentation`).
-        preset (str, optional): network size. (default: ``'small'``)
+            (default: :obj:`None`: the baseline)
+        preset (str, optional): network size, ``'small'`` or
+            ``'scannet'``. (default: ``'small'``)
         lr (float, optional): Adam's learning rate. (default: ``1e-3``)
-        weight_decay (float, optional): (default: ``1e-4``)
-        class_weights (list of float, optional): cross-entropy weights.
+        weight_decay (float, optional): Adam's weight decay.
+            (default: ``1e-4``)
+        class_weights (list of float, optional): cross-entropy weights, one
+            per class. (default: :obj:`None`: unweighted)
         ignore_index (int, optional): a label left out of loss and metrics.
+            (default: :obj:`None`)
         seed (int, optional): the seed of the per-step random draws.
+            (default: ``0``)
         voxel_size (float, optional): of the voxel metrics, in the
             positions' unit. (default: ``0.02``)
         data (str, optional): the data set's name, kept in checkpoints so
             that a checkpoint of another configuration is refused.
+            (default: ``'custom'``)
+
+    Shapes:
+        - **input:** a PyG batch ``data`` with ``pos`` :math:`(N, 3)`,
+          ``x`` :math:`(N, F)` or :obj:`None`, ``batch`` :math:`(N)`;
+          for the loss also ``y`` :math:`(N)` and, optionally, per-point
+          weights ``weight`` :math:`(N)` (ScanNet)
+        - **output:** logits :math:`(N, \text{num\_classes})`
+
+    Raises:
+        ValueError: an unknown ``preset``, unit level or unit spec,
+            ``num_classes < 1`` or ``in_channels < 0`` (from
+            :class:`~glore_pyg.pointcloud.pointnet2.PointNet2Segmentation`);
+            ``voxel_size <= 0`` (from
+            :class:`~glore_pyg.pointcloud.metrics.SegmentationMetrics`).
+        TypeError: ``num_classes`` or ``ignore_index`` not an int,
+            ``voxel_size`` not a number (from the metrics).
     """
 
     def __init__(self, in_channels: int, num_classes: int,
@@ -116,6 +170,8 @@ class SegmentationTask(L.LightningModule):
                                                voxel_size)
 
     def forward(self, data) -> Tensor:
+        r"""Logits :math:`(N, \text{num\_classes})` of a batch ``data``
+        (``pos``, ``x``, ``batch``)."""
         return self.model(data.pos, data.x, data.batch)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
@@ -125,6 +181,11 @@ class SegmentationTask(L.LightningModule):
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
 
     def loss(self, logits: Tensor, data) -> Tensor:
+        """The cross entropy of ``logits`` :math:`(N, K)` against
+        ``data.y`` :math:`(N)`: when the batch has per-point weights
+        ``data.weight`` (ScanNet), their weighted mean (``class_weights``
+        and ``ignore_index`` are then not used); else the mean weighted by
+        ``class_weights``, with ``ignore_index`` left out."""
         ignore = self.hparams.ignore_index
         if 'weight' in data:  # ScanNet: per-point weights (0 in margins)
             per_point = F.cross_entropy(logits, data.y, reduction='none')
@@ -135,12 +196,14 @@ class SegmentationTask(L.LightningModule):
                                else ignore)
 
     def training_step(self, data, batch_idx: int) -> Tensor:
+        """The loss of one batch, logged per epoch as ``train_loss``."""
         loss = self.loss(self(data), data)
         self.log('train_loss', loss, on_step=False, on_epoch=True,
                  prog_bar=True, batch_size=data.num_graphs)
         return loss
 
     def validation_step(self, data, batch_idx: int) -> None:
+        """Logs ``val_loss`` and adds the batch to the metrics."""
         logits = self(data)
         self.log('val_loss', self.loss(logits, data), on_epoch=True,
                  batch_size=data.num_graphs)
@@ -156,6 +219,7 @@ class SegmentationTask(L.LightningModule):
         self.val_metrics.reset()
 
     def configure_optimizers(self):
+        """Adam with ``lr`` and ``weight_decay``."""
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
                                 weight_decay=self.hparams.weight_decay)
 
@@ -215,8 +279,55 @@ def fit(out_dir: str, data: str = 'synthetic', units=None,
     (a checkpoint of another configuration is refused with a
     ``ValueError``).
 
+    Args:
+        out_dir (str): the run folder (created).
+        data (str, optional): a name of :data:`DATASETS`.
+            (default: :obj:`'synthetic'`)
+        units (dict, optional): level -> unit spec, e.g.
+            ``{'sa3': 'latentgnn'}`` (see
+            :class:`~glore_pyg.pointcloud.pointnet2.PointNet2Segmentation`).
+            (default: :obj:`None`: the baseline)
+        preset (str, optional): network size, ``'small'`` or ``'scannet'``.
+            (default: :obj:`'small'`)
+        epochs (int, optional): training epochs. (default: :obj:`25`)
+        batch_size (int, optional): clouds per batch. (default: :obj:`8`)
+        num_points (int, optional): points per sample.
+            (default: :obj:`2048`)
+        train_size (int, optional): training samples, see
+            :func:`make_datasets`. (default: :obj:`None`)
+        val_size (int, optional): validation samples, see
+            :func:`make_datasets`. (default: :obj:`None`)
+        lr (float, optional): Adam's learning rate. (default: :obj:`1e-3`)
+        seed (int, optional): seed of the weights, the data and the
+            per-epoch / per-step draws. (default: :obj:`0`)
+        root (str, optional): ScanNet folder. (default: :obj:`None`)
+        precision (str, optional): Lightning's ``precision``, e.g.
+            ``'bf16-mixed'``. (default: :obj:`None`: float32)
+        resume (bool, optional): continue from the last checkpoint of
+            ``out_dir`` if there is one. (default: :obj:`True`)
+        progress (bool, optional): show Lightning's progress bar.
+            (default: :obj:`True`)
+        accelerator (str, optional): Lightning's ``accelerator``
+            (``'cpu'``, ``'cuda'``, ``'auto'``). (default: :obj:`'auto'`)
+        callbacks (list, optional): further Lightning callbacks.
+            (default: :obj:`None`)
+
     Returns:
-        the ``result.json`` content.
+        dict: the ``result.json`` content: ``config``, ``epochs``,
+        ``params``, ``flops`` (one forward pass on ``num_points`` points,
+        see :func:`~glore_pyg.pointcloud.pointnet2.complexity`),
+        ``seconds_per_epoch`` (seconds, mean over the epochs trained in this
+        call), ``peak_rss_bytes`` (bytes), ``metrics`` (``val_loss``,
+        ``val_point_acc``, ``val_voxel_acc``, ``val_class_point_acc``,
+        ``val_class_voxel_acc``, ``val_miou``: fractions in [0, 1]) and
+        ``iou_per_class`` (class name -> IoU).
+
+    Raises:
+        ValueError: an unknown data set, ScanNet without ``root``, an
+            invalid unit spec, level or preset, or a checkpoint in
+            ``out_dir`` of another configuration.
+        FileNotFoundError: a missing ScanNet pickle.
+        ImportError: pyvista missing for ``'frog'``.
     """
     out = Path(out_dir)
     units = dict(units or {})
@@ -277,6 +388,14 @@ def check_checkpoint(path, hparams: Mapping) -> None:
     """Refuses a checkpoint written for another configuration (data set,
     features, classes, units, network size), naming the differences.
 
+    Args:
+        path (str or Path): a Lightning checkpoint of
+            :class:`SegmentationTask` (loaded on the CPU with
+            ``weights_only=False``: only open checkpoints you trust).
+        hparams (Mapping): the hyper-parameters of the task about to be
+            trained (``task.hparams``); ``data``, ``in_channels``,
+            ``num_classes``, ``units`` and ``preset`` are compared.
+
     Raises:
         ValueError: the differences, or an unreadable checkpoint.
     """
@@ -326,9 +445,29 @@ def evaluate(out_dir: str, root: Optional[str] = None,
     point of every test scene (1.5 m columns, each point predicted once,
     metrics on the scenes' own positions).  Writes ``evaluation.json``.
 
+    Args:
+        out_dir (str): a run folder written by :func:`fit`.
+        root (str, optional): the ScanNet folder, if not the one recorded
+            in ``result.json``. (default: :obj:`None`)
+        whole_scene (bool, optional): ScanNet's whole-scene protocol
+            (PointNet++'s ``test``: every point of every test scene).
+            (default: :obj:`False`)
+        accelerator (str, optional): Lightning's ``accelerator`` of the
+            validation split's pass; the whole-scene pass runs on the CPU.
+            (default: :obj:`'cpu'`)
+
+    Returns:
+        dict: the ``evaluation.json`` content, metric name -> float
+        (``val_point_acc``, ``val_voxel_acc``, ``val_class_point_acc``,
+        ``val_class_voxel_acc``, ``val_miou``, fractions in [0, 1]; the
+        validation split's pass also ``val_loss``).
+
     Raises:
-        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
+        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``;
+            a missing ScanNet pickle.
         ValueError: ``whole_scene`` for a data set other than ScanNet.
+        TypeError: ``whole_scene`` with no ScanNet ``root`` given or
+            recorded (from the ScanNet data set).
     """
     out = Path(out_dir)
     config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'

@@ -40,10 +40,45 @@ def to_networkx(
     message from latent node ``j`` to ``k``); edges with
     ``abs(weight) <= threshold`` are left out.  Nodes are ``0 .. d-1``.
 
+    Sources: GloRe's graph convolution (`"Graph-Based Global Reasoning
+    Networks" <https://arxiv.org/abs/1811.12814>`_, Eq. 3), LatentGNN's
+    latent affinity (`"Learning Efficient Non-local Relations for Visual
+    Recognition" <https://arxiv.org/abs/1905.11634>`_, Eq. 6-8) and the
+    non-local block's attention (`"Non-local Neural Networks"
+    <https://arxiv.org/abs/1711.07971>`_, Eq. 1 and 3).
+
+    Args:
+        source (GlobalReasoningUnit or Tensor): a unit (node-level or grid)
+            or a square ``[d, d]`` matrix (entry ``[k, j]`` weighs
+            ``j -> k``).
+        x (Tensor, optional): the input whose graph is wanted: node features
+            :math:`(N, C)` for a node-level unit, a feature map
+            :math:`(B, C, *spatial)` for a grid unit; not needed for GloRe
+            or a matrix. (default: :obj:`None`)
+        batch (LongTensor, optional): sorted sample index of each row of
+            ``x`` :math:`(N)` (node-level units). (default: :obj:`None`)
+        ptr (LongTensor, optional): sample boundaries :math:`(S + 1)`
+            (node-level units). (default: :obj:`None`)
+        sample (int, optional): the sample whose graph is returned.
+            (default: :obj:`0`)
+        kernel (int, optional): the LatentGNN kernel whose graph is
+            returned. (default: :obj:`0`)
+        threshold (float, optional): edges with ``abs(weight)`` at most
+            this are left out. (default: :obj:`0.0`)
+
+    Returns:
+        networkx.DiGraph: nodes ``0 .. d-1`` (for the non-local block the
+        visible nodes ``0 .. n-1``, ``n`` those of the largest sample: a
+        smaller sample's padding gives isolated nodes), edges ``j -> k``
+        with a float ``weight`` attribute.
+
     Raises:
         ValueError: ``x`` missing for a data-dependent graph, ``sample`` or
-            ``kernel`` out of range, a non-square matrix.
-        TypeError: ``source`` of another type.
+            ``kernel`` out of range, a non-square matrix; what the unit's
+            forward raises for ``x`` (shape, layout, LatentGNN's
+            ``chunk_size``, which stores no projection).
+        TypeError: ``source`` of another type; an ``x`` of the wrong dtype
+            or device (from the unit's forward).
     """
     if isinstance(source, Tensor):
         matrix = source

@@ -87,3 +87,8 @@ def test_dense_l2_visible_against_per_sample_reference():
 def test_dense_l2_visible_needs_segments():
     with pytest.raises(ValueError, match="'segments' is required"):
         normalize_projection(torch.randn(3, 2), 'l2_visible')
+
+
+def test_unknown_normalisation_is_refused():
+    with pytest.raises(ValueError, match="'normalize' must be one of"):
+        normalize_projection(torch.randn(3, 2), 'l1')

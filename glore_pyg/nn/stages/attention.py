@@ -11,8 +11,10 @@ from .checks import check_edge_index
 class AttentionConv(MessagePassing):
     r"""Softmax dot-product message passing, the relation shared by the
     non-local block (`"Non-local Neural Networks"
-    <https://arxiv.org/abs/1711.07971>`_, embedded Gaussian) and LatentGNN's
-    latent-to-latent step:
+    <https://arxiv.org/abs/1711.07971>`_, Eq. 1 with the embedded Gaussian
+    of Eq. 3) and LatentGNN's latent-to-latent step (`"Learning Efficient
+    Non-local Relations for Visual Recognition"
+    <https://arxiv.org/abs/1905.11634>`_, Eq. 6-8):
 
     .. math::
         \alpha_{ij} = \frac{\exp(\mathbf{q}_i^\top \mathbf{k}_j)}
@@ -26,12 +28,22 @@ class AttentionConv(MessagePassing):
       target :math:`i`): any graph over ``[n, *]`` node matrices, with
       :func:`torch_geometric.utils.softmax` over the incoming edges.
 
+    It takes no constructor arguments and has no parameters: the queries,
+    keys and values are computed by the caller (the non-local block's
+    :math:`\theta, \phi, g`).  The arguments of a call are those of
+    :meth:`forward`.
+
     Shapes:
         - **input:** queries :math:`(S, n, F)` or :math:`(n, F)`, keys the
           same, values :math:`(S, n, C)` or :math:`(n, C)`
         - **output:** :math:`(S, n, C)` or :math:`(n, C)`; with
           ``return_attention=True`` also the attention, :math:`(S, n, n)`
           (fused) or :math:`(E)` (explicit)
+
+    Raises:
+        ValueError: from :meth:`forward`, inputs of the wrong number of
+            dimensions for the chosen path, a malformed ``edge_index`` or
+            one that refers to a node that is not there.
     """
     def __init__(self):
         super().__init__(aggr='sum', node_dim=0)
@@ -44,6 +56,38 @@ class AttentionConv(MessagePassing):
         edge_index: Optional[Tensor] = None,
         return_attention: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        r"""
+        Args:
+            q (Tensor): queries :math:`\mathbf{q}_i`, :math:`(S, n, F)`
+                (fused) or :math:`(n_{tgt}, F)` (explicit, one row per
+                target node).
+            k (Tensor): keys :math:`\mathbf{k}_j`, :math:`(S, n, F)`
+                (fused) or :math:`(n_{src}, F)` (explicit, one row per
+                source node).
+            v (Tensor): values :math:`\mathbf{v}_j`, :math:`(S, n, C)`
+                (fused) or :math:`(n_{src}, C)` (explicit).
+            edge_index (Tensor, optional): :math:`(2, E)`, row 0 source
+                :math:`j`, row 1 target :math:`i`; :obj:`None` selects the
+                fused path (the complete graph of each sample, self-loops
+                included). (default: :obj:`None`)
+            return_attention (bool, optional): also return
+                :math:`\alpha`. (default: :obj:`False`)
+
+        Returns:
+            :math:`\mathbf{h}`, :math:`(S, n, C)` (fused) or
+            :math:`(n_{tgt}, C)` (explicit); with ``return_attention=True``
+            the pair ``(h, alpha)``, ``alpha`` :math:`(S, n, n)` (entry
+            ``[s, i, j]``) or :math:`(E)` (one weight per edge).
+
+        Raises:
+            ValueError: fused inputs that are not 3-D; explicit ``q`` or
+                ``v`` that are not matrices, an ``edge_index`` that is not
+                :math:`(2, E)`, negative, or refers to a row beyond ``v``
+                (sources) or ``q`` (targets); explicit ``k`` with another
+                number of rows than ``v`` (from PyG).
+            RuntimeError: (from torch) other sizes of ``q``, ``k`` and
+                ``v`` that do not fit together.
+        """
         if edge_index is None:
             if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
                 raise ValueError(

@@ -42,6 +42,14 @@ class GloReGraphConv(MessagePassing):
         - **input:** :math:`(S, d, C)` (fused) or :math:`(S d, C)` with
           ``edge_index`` :math:`(2, E)` (explicit)
         - **output:** the same shape as the input
+
+    Raises:
+        ValueError: from :meth:`forward`: a fused ``v`` that is not
+            :math:`(S, d, C)`; an explicit ``v`` that is not a matrix of
+            :math:`S d` rows; an ``edge_index`` that is not :math:`(2, E)`,
+            negative or out of range.
+        RuntimeError: (from torch) ``v`` with another number of channels
+            than ``channels``.
     """
     def __init__(self, num_nodes: int, channels: int, bias: bool = True):
         super().__init__(aggr='sum')
@@ -53,6 +61,11 @@ class GloReGraphConv(MessagePassing):
         self.reset_parameters()
 
     def reset_parameters(self):
+        r"""Initialises :math:`\mathbf{A}_g` as PyTorch initialises the
+        published ``Conv1d`` that holds it (Kaiming uniform,
+        :math:`a = \sqrt{5}`), :math:`\mathbf{b}` uniform in
+        :math:`\pm 1 / \sqrt{d}` and :math:`\mathbf{W}_g` as a ``Linear``.
+        """
         super().reset_parameters()
         # The published code learns A_g with a Conv1d over the node axis:
         # keep its default initialisation.
@@ -71,6 +84,26 @@ class GloReGraphConv(MessagePassing):
 
     def forward(self, v: Tensor,
                 edge_index: Optional[Tensor] = None) -> Tensor:
+        r"""
+        Args:
+            v (Tensor): latent features :math:`\mathbf{V}`,
+                :math:`(S, d, C)` (fused) or :math:`(S d, C)` (explicit,
+                latent node :math:`k` of sample :math:`s` at row
+                :math:`s d + k`).
+            edge_index (Tensor, optional): :math:`(2, E)`, row 0 source
+                :math:`j`, row 1 target :math:`k`, both in the same sample;
+                :obj:`None` selects the fused path.
+                (default: :obj:`None`)
+
+        Returns:
+            :math:`\mathbf{Z}`, the shape of ``v``.
+
+        Raises:
+            ValueError: a fused ``v`` that is not :math:`(S, d, C)`; an
+                explicit ``v`` that is not a matrix of :math:`S d` rows; an
+                ``edge_index`` that is not :math:`(2, E)`, negative or out
+                of range.
+        """
         d = self.num_nodes
         if edge_index is None:
             if v.dim() != 3 or v.size(1) != d:

@@ -32,6 +32,11 @@ class LatentAffinityConv(AttentionConv):
         - **output:** the same shape; with ``return_affinity=True`` also
           :math:`\mathbf{F}_X`, :math:`(S, d, d)` (fused) or :math:`(E)`
           (explicit)
+
+    Raises:
+        ValueError: from :meth:`forward`, as
+            :meth:`AttentionConv.forward
+            <glore_pyg.nn.AttentionConv.forward>`.
     """
     def __init__(self, eps: float = 1e-12):
         super().__init__()
@@ -43,6 +48,30 @@ class LatentAffinityConv(AttentionConv):
         edge_index: Optional[Tensor] = None,
         return_affinity: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        r"""
+        Args:
+            z (Tensor): latent features :math:`\mathbf{Z}`,
+                :math:`(S, d, C)` (fused) or :math:`(D, C)` (explicit, all
+                latent nodes of all samples).
+            edge_index (Tensor, optional): the latent graph :math:`(2, E)`,
+                row 0 source :math:`j`, row 1 target :math:`k`, e.g.
+                :func:`glore_pyg.utils.complete_latent_graph`; :obj:`None`
+                selects the fused path (the complete graph of each sample,
+                self-loops included). (default: :obj:`None`)
+            return_affinity (bool, optional): also return
+                :math:`\mathbf{F}_X`. (default: :obj:`False`)
+
+        Returns:
+            :math:`\tilde{\mathbf{Z}}`, the shape of ``z``; with
+            ``return_affinity=True`` the pair ``(z_tilde, affinity)``,
+            ``affinity`` :math:`(S, d, d)` (entry ``[s, k, j]`` weighs
+            ``j -> k``) or :math:`(E)`.
+
+        Raises:
+            ValueError: a fused ``z`` that is not 3-D, an explicit ``z``
+                that is not a matrix, an ``edge_index`` that is not
+                :math:`(2, E)`, negative or out of range.
+        """
         z_hat = l2_normalize(z, dim=-1, eps=self.eps)
         return super().forward(z_hat, z_hat, z, edge_index,
                                return_attention=return_affinity)

@@ -52,6 +52,10 @@ class LatentToVisible(BipartiteConv):
           ``edge_index`` :math:`(2, E)` and weight :math:`(E)`, or
           ``adj_t`` :math:`(N, D)`
         - **output (explicit):** visible features :math:`(N, C)`
+
+    Raises:
+        ValueError: an unknown ``normalize``; from :meth:`forward`, inputs
+            that do not fit (see there).
     """
     visible_is_source = False
 
@@ -83,6 +87,22 @@ class LatentToVisible(BipartiteConv):
             num_visible (int, optional): number of visible nodes (explicit
                 path; inferred from ``edge_index`` when omitted).
             segments (Segments, optional): a precomputed sample layout.
+
+        Returns:
+            Visible features :math:`\tilde{\mathbf{X}}`, :math:`(N, C)`.
+
+        Raises:
+            ValueError: fused path: ``z`` not :math:`(S, d, C)`, ``weight``
+                not :math:`(N, d)`, a malformed ``batch`` / ``ptr`` /
+                ``batch_size``, ``weight`` rows that do not match
+                ``segments``, or a number of samples that differs from
+                ``z.size(0)``.  Explicit path: ``z`` not a matrix, an
+                ``edge_index`` that is neither :math:`(2, E)` nor a sparse
+                adjacency, ``weight`` not :math:`(E)` (or given with a
+                sparse adjacency), an adjacency of the wrong size, indices
+                that are negative or out of range (beyond ``num_visible``
+                when given); with a ``normalize``, a sparse layout other
+                than COO, CSR, CSC or ``SparseTensor``.
         """
         if edge_index is not None:
             return self.propagate_edges(z, edge_index, weight, num_visible)

@@ -60,6 +60,10 @@ class VisibleToLatent(BipartiteConv):
           ``edge_index`` :math:`(2, E)` and weight :math:`(E)`, or
           ``adj_t`` :math:`(D, N)`
         - **output (explicit):** latent features :math:`(D, C)`
+
+    Raises:
+        ValueError: an unknown ``normalize``; from :meth:`forward`, inputs
+            that do not fit (see there).
     """
     visible_is_source = True
 
@@ -94,6 +98,22 @@ class VisibleToLatent(BipartiteConv):
             num_latent (int, optional): number of latent nodes (explicit
                 path; inferred from ``edge_index`` when omitted).
             segments (Segments, optional): a precomputed sample layout.
+
+        Returns:
+            Latent features :math:`\mathbf{Z}`, :math:`(S, d, C)` (fused)
+            or :math:`(D, C)` (explicit).
+
+        Raises:
+            ValueError: fused path: a malformed ``batch`` / ``ptr`` /
+                ``batch_size``, ``x`` or ``weight`` whose rows do not match
+                the layout, ``weight`` not :math:`(N, d)`.  Explicit path:
+                ``x`` not a matrix, an ``edge_index`` that is neither
+                :math:`(2, E)` nor a sparse adjacency, ``weight`` not
+                :math:`(E)` (or given with a sparse adjacency), an
+                adjacency of the wrong size, indices that are negative or
+                out of range (beyond ``num_latent`` when given); with a
+                ``normalize``, a sparse layout other than COO, CSR, CSC or
+                ``SparseTensor``.
         """
         if edge_index is not None:
             return self.propagate_edges(x, edge_index, weight, num_latent)

@@ -57,15 +57,19 @@ class GlobalReasoningUnit(Module):
 
     Subclasses set :attr:`in_channels` and implement :meth:`reason`.  An
     empty input (``N = 0``) returns an empty output ``[0, C]`` (and no
-    projections) without running any submodule.
+    projections) without running any submodule.  The residual form is the
+    papers' (GloRe's :math:`X + Y`, LatentGNN's :math:`X + \gamma\,
+    \tilde{X}`, the non-local block's Eq. 6).
 
-    Raises (from :meth:`forward`, before any computation):
-        ValueError: ``x`` not ``[N, in_channels]``, a malformed or
-            inconsistent ``batch`` / ``ptr`` / ``batch_size``.
-        TypeError: ``x`` not a floating-point tensor, or of another dtype
-            than the unit's parameters (under :func:`torch.autocast`,
-            float32 and the half-precision dtypes are accepted; autocast
-            does not cast float64), or on another device.
+    Raises:
+        ValueError: from :meth:`forward`, before any computation: ``x``
+            not ``[N, in_channels]``, a malformed or inconsistent ``batch``
+            / ``ptr`` / ``batch_size``.
+        TypeError: from :meth:`forward`, before any computation: ``x`` not
+            a floating-point tensor, or of another dtype than the unit's
+            parameters (under :func:`torch.autocast`, float32 and the
+            half-precision dtypes are accepted; autocast does not cast
+            float64), or on another device.
     """
     in_channels: int
 
@@ -108,6 +112,14 @@ class GlobalReasoningUnit(Module):
         Returns:
             :math:`(N, C)` in ``x``'s dtype, and the list of projections
             with ``return_projection=True``.
+
+        Raises:
+            ValueError: ``x`` not ``[N, in_channels]``, a malformed or
+                inconsistent ``batch`` / ``ptr`` / ``batch_size`` (see
+                :meth:`glore_pyg.functional.Segments.from_batch`); from the
+                unit, e.g. a single node in training mode (BatchNorm).
+            TypeError: ``x`` not a floating-point tensor, or of another
+                dtype or device than the unit's parameters.
         """
         self.check_input(x, 2)
         if x.dim() != 2 or x.size(1) != self.in_channels:
@@ -127,7 +139,22 @@ class GlobalReasoningUnit(Module):
         return self.reason(x, segments, return_projection)
 
     def check_input(self, x: Tensor, dims: int, name: str = 'x'):
-        """Type, dtype and device checks of the input, before any work."""
+        """Type, dtype and device checks of the input, before any work.
+
+        Args:
+            x (Tensor): the input.
+            dims (int): its expected number of dimensions; for another
+                number only the type checks run (the caller then raises a
+                ``ValueError`` naming the expected shape).
+            name (str, optional): the argument's name in the messages.
+                (default: :obj:`'x'`)
+
+        Raises:
+            TypeError: ``x`` not a floating-point tensor, or of another
+                device or dtype than the unit's first floating-point
+                parameter (float32 / half precision accepted under
+                :func:`torch.autocast`).
+        """
         if not isinstance(x, Tensor):
             raise TypeError(f"'{name}' must be a tensor, got "
                             f"{type(x).__name__}")

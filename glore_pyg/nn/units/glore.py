@@ -26,7 +26,10 @@ class GloReConv(GlobalReasoningUnit):
 
     per sample, with :math:`\theta, \phi` 1x1 projections (``Linear`` with
     bias), :math:`m = L` (the sample's number of visible nodes) if
-    ``normalize`` else 1, and :math:`D = B^\top` for the reverse projection.
+    ``normalize`` else 1, and :math:`D = B^\top` for the reverse projection:
+    the paper's projection :math:`V = BX`, graph convolution (Eq. 3) and
+    reverse projection :math:`Y = DZ`, as ``GloRe_Unit`` of the published
+    code (facebookresearch/GloRe) computes them.
     The three stages are :class:`~glore_pyg.nn.VisibleToLatent`,
     :class:`~glore_pyg.nn.GloReGraphConv` and
     :class:`~glore_pyg.nn.LatentToVisible`.  As in the published code,
@@ -77,6 +80,10 @@ class GloReConv(GlobalReasoningUnit):
         self.reset_parameters()
 
     def reset_parameters(self):
+        """Re-initialises every submodule (PyTorch's defaults, the GloRe
+        graph as in :meth:`GloReGraphConv.reset_parameters
+        <glore_pyg.nn.GloReGraphConv.reset_parameters>`) and zeroes the
+        output BatchNorm's scale: the unit is the identity again."""
         for m in (self.state, self.proj, self.latent_graph, self.extend,
                   self.norm):
             m.reset_parameters()
@@ -86,6 +93,10 @@ class GloReConv(GlobalReasoningUnit):
     def reason(self, x: Tensor, segments: Segments,
                return_projection: bool = False
                ) -> Tuple[Tensor, List[Projection]]:
+        r"""The branch :math:`\mathrm{BN}(\mathbf{B}\mathbf{Z}
+        \mathbf{W}_{ext})` of node rows ``x [N, C]``, see
+        :meth:`GlobalReasoningUnit.reason
+        <glore_pyg.nn.GlobalReasoningUnit.reason>`."""
         state = self.state(x)  # phi: [N, 2d]
         b = self.proj(x)  # theta, B: [N, d]
         v = self.visible_to_latent(state, b, segments=segments)  # [S, d, 2d]

@@ -19,7 +19,11 @@ class LatentGNNConv(GlobalReasoningUnit):
     Visual Recognition" <https://arxiv.org/abs/1905.11634>`_ (ICML 2019) as a
     node-level PyG layer: a non-local (fully connected) graph over the
     visible nodes of each sample, factorised through :math:`d` latent nodes,
-    at :math:`O(Nd)` cost.  Per sample and per kernel :math:`i`:
+    at :math:`O(Nd)` cost: the visible-to-latent (Eq. 3-4), latent-to-latent
+    (Eq. 6-8) and latent-to-visible (Eq. 9-10) propagations of the paper,
+    with the normalisations and BatchNorm layers of the published
+    ``LatentGNNV1`` (latentgnn/LatentGNN-V1-PyTorch).  Per sample and per
+    kernel :math:`i`:
 
     .. math::
         \mathbf{X}_v &= \mathrm{norm}(\mathrm{BN}(\mathbf{X}\mathbf{W}_v)),
@@ -150,9 +154,15 @@ class LatentGNNConv(GlobalReasoningUnit):
 
     @property
     def num_kernels(self) -> int:
+        """The number of low-rank kernels :math:`K`,
+        ``len(latent_dims)``."""
         return len(self.latent_dims)
 
     def reset_parameters(self):
+        r"""Re-initialises every submodule (PyTorch's defaults; the
+        graph-convolution weights, if any, from :math:`\mathcal{N}(0,
+        0.01^2)` as in the published code) and zeroes :math:`\gamma`: the
+        unit is the identity again."""
         reset_module(self)
         if self.graph_weight is not None:
             for gw in self.graph_weight:  # as in the published code
@@ -161,6 +171,8 @@ class LatentGNNConv(GlobalReasoningUnit):
         self.gamma.data.zero_()
 
     def add_residual(self, x: Tensor, branch: Tensor) -> Tensor:
+        """``x + branch`` (``branch`` alone, in ``x``'s dtype, with
+        ``without_residual=True``)."""
         if self.without_residual:
             return branch.to(x.dtype)
         return super().add_residual(x, branch)
@@ -168,6 +180,15 @@ class LatentGNNConv(GlobalReasoningUnit):
     def reason(self, x: Tensor, segments: Segments,
                return_projection: bool = False
                ) -> Tuple[Tensor, List[Projection]]:
+        """The branch of node rows ``x [N, C]`` (plain or chunked path), see
+        :meth:`GlobalReasoningUnit.reason
+        <glore_pyg.nn.GlobalReasoningUnit.reason>`.
+
+        Raises:
+            ValueError: ``return_projection`` with ``chunk_size``.
+            TypeError: ``chunk_size`` with a norm other than
+                ``BatchNorm1d``.
+        """
         if self.chunk_size is not None:
             if return_projection:
                 raise ValueError("'return_projection' is not available with "

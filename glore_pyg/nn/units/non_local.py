@@ -23,8 +23,11 @@ class NonLocalConv(GlobalReasoningUnit):
 
     per sample, with :math:`\theta, \phi, g` 1x1 projections to
     ``inter_channels`` and the softmax over the nodes of the sample
-    (:class:`~glore_pyg.nn.AttentionConv`).  The BatchNorm scale starts at
-    zero: a fresh unit returns its input exactly.
+    (:class:`~glore_pyg.nn.AttentionConv`): the paper's Eq. 1 with the
+    embedded-Gaussian affinity of Eq. 3, and the residual
+    :math:`\mathbf{z}_i = \mathbf{W}_z \mathbf{y}_i + \mathbf{x}_i` of
+    Eq. 6 (:math:`\mathbf{W}_z`: ``Linear`` then BatchNorm).  The BatchNorm
+    scale starts at zero: a fresh unit returns its input exactly.
 
     Args:
         in_channels (int): input (and output) channels :math:`C`.
@@ -64,6 +67,8 @@ class NonLocalConv(GlobalReasoningUnit):
         self.reset_parameters()
 
     def reset_parameters(self):
+        """Re-initialises every submodule (PyTorch's defaults) and zeroes the
+        output BatchNorm's scale: the unit is the identity again."""
         for m in (self.theta, self.phi, self.g, self.out, self.norm):
             m.reset_parameters()
         self.norm.weight.data.zero_()
@@ -71,6 +76,9 @@ class NonLocalConv(GlobalReasoningUnit):
     def reason(self, x: Tensor, segments: Segments,
                return_projection: bool = False
                ) -> Tuple[Tensor, List[Projection]]:
+        """The branch of node rows ``x [N, C]`` (one attention per sample),
+        see :meth:`GlobalReasoningUnit.reason
+        <glore_pyg.nn.GlobalReasoningUnit.reason>`."""
         attentions: List[Tensor] = []
 
         def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

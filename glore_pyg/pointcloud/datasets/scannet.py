@@ -155,7 +155,11 @@ def scannet_class_weights(labels: Sequence[np.ndarray],
 
     Returns:
         :class:`torch.Tensor` [num_classes], float32. A class without points
-        gets :math:`1 / \ln 1.2 \approx 5.48`, the largest weight.
+        gets :math:`1 / \ln 1.2 \approx 5.48`, the largest weight.  Labels
+        :math:`\geq` :obj:`num_classes` are not counted.
+
+    Raises:
+        ValueError: a negative label (from :func:`numpy.bincount`).
     """
     counts = np.zeros(num_classes, dtype=np.float64)
     for seg in labels:
@@ -190,6 +194,9 @@ def sample_scannet_column(
         (0.01 m tolerance), the column centre [3] (z of the chosen point) and
         whether the column passed the annotation and occupancy tests
         (:obj:`False` when all 10 tries failed and the last one is returned).
+
+    Raises:
+        ValueError: an empty scene (from numpy).
     """
     coordmin, coordmax = points.min(axis=0), points.max(axis=0)
     half = np.array([block_size / 2, block_size / 2, 0.0])
@@ -243,6 +250,10 @@ def tile_columns(
         A list, in row-major order of the columns that own a point, of
         (point indices [M], inner mask [M], column centre [2] in x/y): the
         inner masks of all columns together select every point exactly once.
+
+    Raises:
+        ValueError: an empty point set (from numpy).  :obj:`block_size` is
+            not checked here and must be positive.
     """
     xy = points[:, :2]
     lo, hi = xy.min(axis=0), xy.max(axis=0)

@@ -79,10 +79,14 @@ __all__ = [
     'SyntheticIndoorScenes',
 ]
 
+#: The 11 labels of :class:`SyntheticIndoorScenes`, in order: classes 7 / 8
+#: (nightstand / side table) and 9 / 10 (picture / television) are the
+#: context-only pairs of :data:`AMBIGUOUS_PAIRS`.
 CLASS_NAMES: List[str] = [
     'floor', 'wall', 'bed', 'sofa', 'table', 'chair', 'lamp', 'nightstand',
     'side table', 'picture', 'television'
 ]
+#: The two room types, indexed by a room's ``room_type``.
 ROOM_TYPES: Tuple[str, str] = ('bedroom', 'living room')
 #: (bedroom label, living-room label) of each object that looks the same in
 #: both rooms.

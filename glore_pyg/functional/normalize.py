@@ -140,7 +140,8 @@ def normalize_projection(
         (``weight`` itself when ``normalize`` is :obj:`None`).
 
     Raises:
-        ValueError: dense :obj:`"l2_visible"` without ``segments``; edge
+        ValueError: an unknown ``normalize``; dense :obj:`"l2_visible"`
+            without ``segments``; edge
             weights without the index the chosen norm groups by.
         RuntimeError: (from torch) a dense ``weight`` whose rows do not
             match ``segments``, or indices of another length than

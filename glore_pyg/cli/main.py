@@ -4,11 +4,17 @@
     glore-pyg segment evaluate --out runs/lat
     glore-pyg segment compare --epochs 20 --seeds 0,1,2 --out runs/compare
 
+    glore-pyg classify train --units layer3=glore --epochs 15 --out runs/g
+    glore-pyg classify compare --seeds 0,1,2 --out runs/digits
+    glore-pyg classify pictures --out runs/digits/GloRe/seed0
+
 ``segment compare`` trains PointNet++ without a unit, with a non-local
-block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level,
-each configuration and seed in its own process (so that its peak memory is
-its own), and prints the paper-style table.  Every run writes its folder:
-checkpoints (resumed when present), ``metrics.csv`` per epoch and
+block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level;
+``classify compare`` trains the image classifier without a unit and with
+GloRe, LatentGNN and a non-local block after the same module.  Each
+configuration and seed runs in its own process (so that its peak memory is
+its own) and the paper-style table is printed.  Every run writes its
+folder: checkpoints (resumed when present), ``metrics.csv`` per epoch and
 ``result.json``.
 """
 import argparse
@@ -30,14 +36,24 @@ CONFIGURATIONS = {
 }
 
 
-def _units(values: Optional[List[str]]) -> Dict[str, str]:
+#: name -> unit spec after the insertion point (None: the baseline)
+CLASSIFY_CONFIGURATIONS = {
+    'baseline': None,
+    '+GloRe': 'glore',
+    '+LatentGNN': 'latentgnn:d=16',
+    '+non-local': 'nonlocal',
+}
+
+
+def _units(values: Optional[List[str]], what: str = 'LEVEL',
+           example: str = 'sa3=latentgnn:kernels=3') -> Dict[str, str]:
     units = {}
     for item in values or []:
         level, eq, spec = item.partition('=')
         if not eq or not level or not spec:
             raise argparse.ArgumentTypeError(
-                f"--units takes LEVEL=SPEC (e.g. sa3=latentgnn:kernels=3), "
-                f"got {item!r}")
+                f"--units takes {what}=SPEC (e.g. "
+                f"{example}), got {item!r}")
         units[level.strip()] = spec.strip()
     return units
 
@@ -58,10 +74,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help='validation samples (default: 32 rooms, 20 crops)')
     g.add_argument('--preset', default='small', choices=['small', 'scannet'],
                    help='network size (default: small)')
+    _training(p, epochs=25, batch_size=8, lr=1e-3)
+
+
+def _training(p: argparse.ArgumentParser, epochs: int, batch_size: int,
+              lr: float) -> None:
     t = p.add_argument_group('training')
-    t.add_argument('--epochs', type=int, default=25)
-    t.add_argument('--batch-size', type=int, default=8)
-    t.add_argument('--lr', type=float, default=1e-3)
+    t.add_argument('--epochs', type=int, default=epochs)
+    t.add_argument('--batch-size', type=int, default=batch_size)
+    t.add_argument('--lr', type=float, default=lr)
     t.add_argument('--precision', default=None,
                    help="Lightning precision, e.g. bf16-mixed "
                         "(default: float32)")
@@ -71,6 +92,27 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help='no progress bar')
     t.add_argument('--config', default=None,
                    help='a JSON file of these options (flags override it)')
+
+
+def _classify_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group('data and model')
+    g.add_argument('--data', default='digits', choices=['digits', 'folder'],
+                   help='data set (default: digit mosaics built from '
+                   "scikit-learn's handwritten digits)")
+    g.add_argument('--root', default=None,
+                   help='folder of images, one sub-folder per class (or '
+                   'train/ and val/ folders of such)')
+    g.add_argument('--arch', default='digits',
+                   choices=['digits', 'resnet18', 'resnet50'],
+                   help='backbone (default: the small ResNet of the digits '
+                   'example)')
+    g.add_argument('--image-size', type=int, default=64,
+                   help='side the folder images are resized to (default 64)')
+    g.add_argument('--train-size', type=int, default=None,
+                   help='training mosaics (default 8000)')
+    g.add_argument('--val-size', type=int, default=None,
+                   help='test mosaics (default 2000)')
+    _training(p, epochs=15, batch_size=64, lr=2e-3)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +160,49 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument('--out', required=True, help='folder of the runs')
     cmp_.add_argument('--json', default=None,
                       help='also write the table as JSON here')
+
+    cls = sub.add_parser('classify', help='image classification (a ResNet '
+                         'with global-reasoning units inserted)')
+    jobs = cls.add_subparsers(dest='job', required=True)
+    train = jobs.add_parser('train', help='train one configuration (resumes '
+                            'from the output folder)')
+    _classify_common(train)
+    train.add_argument('--units', nargs='*', default=[], metavar='NAME=SPEC',
+                       help='units to insert after sub-modules, e.g. '
+                       'layer3=glore (kinds glore, latentgnn, nonlocal)')
+    train.add_argument('--seed', type=int, default=0)
+    train.add_argument('--out', required=True, help='run folder')
+    train.add_argument('--no-resume', action='store_true',
+                       help='start afresh even if a checkpoint exists')
+    ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
+                         'run folder on its validation split')
+    ev.add_argument('--out', required=True, help='run folder')
+    ev.add_argument('--root', default=None,
+                    help='image folder, if not the one used in training')
+    cmp_ = jobs.add_parser('compare', help='train baseline, +GloRe, '
+                           '+LatentGNN and +non-local and print the table')
+    _classify_common(cmp_)
+    cmp_.add_argument('--point', default='layer3',
+                      help='the module the units go after (default: layer3, '
+                      'the last stage of the digits network)')
+    cmp_.add_argument('--seeds', default='0',
+                      help='comma-separated seeds (default: 0)')
+    cmp_.add_argument('--only', default=None,
+                      help='comma-separated configuration names')
+    cmp_.add_argument('--out', required=True, help='folder of the runs')
+    cmp_.add_argument('--json', default=None,
+                      help='also write the table as JSON here')
+    pic = jobs.add_parser('pictures', help='draw what a trained unit does: '
+                          'projection maps over an image, the latent graph '
+                          'as a heat map and as a graph (PNG files)')
+    pic.add_argument('--out', required=True, help='a trained run folder')
+    pic.add_argument('--to', default=None,
+                     help='folder of the PNG files (default: OUT/pictures)')
+    pic.add_argument('--index', type=int, default=0,
+                     help='the validation image (default 0)')
+    pic.add_argument('--unit', default=None,
+                     help='the inserted unit by module name (default: the '
+                     'first)')
     return p
 
 
@@ -128,7 +213,7 @@ def _apply_config(args, parser) -> None:
         values = json.loads(Path(args.config).read_text())
     except (OSError, ValueError) as e:
         parser.error(f"--config {args.config}: {e}")
-    defaults = parser.parse_args(['segment', args.job, '--out', 'x'])
+    defaults = parser.parse_args([args.command, args.job, '--out', 'x'])
     for key, value in values.items():
         key = key.replace('-', '_')
         if not hasattr(args, key):
@@ -159,41 +244,48 @@ def _evaluate(args) -> Dict:
     return result
 
 
+def _pick(names: List[str], only: Optional[str]) -> List[str]:
+    if not only:
+        return names
+    picked = [n.strip() for n in only.split(',')]
+    unknown = [n for n in picked if n not in names]
+    if unknown:
+        raise SystemExit(f"--only: unknown configuration(s) {unknown}; "
+                         f"choose from {names}")
+    return picked
+
+
+def _run(args, command: str, name: str, seed: int, extra: List[str]
+         ) -> Dict:
+    """One configuration and seed in its own process; its result.json."""
+    folder = Path(args.out) / _slug(name) / f'seed{seed}'
+    cmd = [sys.executable, '-m', 'glore_pyg.cli', command, 'train',
+           '--out', str(folder), '--seed', str(seed), '--data', args.data,
+           '--epochs', str(args.epochs), '--batch-size', str(args.batch_size),
+           '--lr', str(args.lr), '--accelerator', args.accelerator,
+           '--no-progress'] + extra
+    for flag, value in (('--root', args.root),
+                        ('--train-size', args.train_size),
+                        ('--val-size', args.val_size),
+                        ('--precision', args.precision)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    print(f'[compare] {name}, seed {seed}', file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, env=dict(os.environ))
+    return json.loads((folder / 'result.json').read_text())
+
+
 def _compare(args) -> List[Dict]:
-    names = list(CONFIGURATIONS)
-    if args.only:
-        names = [n.strip() for n in args.only.split(',')]
-        unknown = [n for n in names if n not in CONFIGURATIONS]
-        if unknown:
-            raise SystemExit(f"--only: unknown configuration(s) {unknown}; "
-                             f"choose from {list(CONFIGURATIONS)}")
+    names = _pick(list(CONFIGURATIONS), args.only)
     seeds = [int(s) for s in args.seeds.split(',')]
     rows = []
     for name in names:
         spec = CONFIGURATIONS[name]
-        results = []
-        for seed in seeds:
-            folder = Path(args.out) / _slug(name) / f'seed{seed}'
-            cmd = [sys.executable, '-m', 'glore_pyg.cli', 'segment', 'train',
-                   '--out', str(folder), '--seed', str(seed),
-                   '--data', args.data, '--points', str(args.points),
-                   '--preset', args.preset, '--epochs', str(args.epochs),
-                   '--batch-size', str(args.batch_size), '--lr',
-                   str(args.lr), '--accelerator', args.accelerator,
-                   '--no-progress']
-            for flag, value in (('--root', args.root),
-                                ('--train-size', args.train_size),
-                                ('--val-size', args.val_size),
-                                ('--precision', args.precision)):
-                if value is not None:
-                    cmd += [flag, str(value)]
-            if spec:
-                cmd += ['--units', f'{args.level}={spec}']
-            print(f'[compare] {name}, seed {seed}', file=sys.stderr,
-                  flush=True)
-            subprocess.run(cmd, check=True, env=dict(os.environ))
-            results.append(json.loads((folder / 'result.json').read_text()))
-        rows.append(_row(name, results))
+        extra = ['--points', str(args.points), '--preset', args.preset]
+        if spec:
+            extra += ['--units', f'{args.level}={spec}']
+        rows.append(_row(name, [_run(args, 'segment', name, seed, extra)
+                                for seed in seeds]))
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
@@ -210,13 +302,13 @@ METRICS = [('val_point_acc', 'point acc'), ('val_voxel_acc', 'voxel acc'),
 
 def _ambiguous_classes(result: Dict) -> List[str]:
     """The synthetic scenes' classes that only context tells apart."""
-    if result['config']['data'] != 'synthetic':
+    if result['config'].get('data') != 'synthetic':
         return []
     from ..pointcloud.datasets import AMBIGUOUS_PAIRS, CLASS_NAMES
     return [CLASS_NAMES[c] for pair in AMBIGUOUS_PAIRS for c in pair]
 
 
-def _row(name: str, results: List[Dict]) -> Dict:
+def _row(name: str, results: List[Dict], metrics=None) -> Dict:
     def stat(values):
         values = [v for v in values if v is not None]
         if not values:
@@ -225,7 +317,7 @@ def _row(name: str, results: List[Dict]) -> Dict:
         return statistics.mean(values), sd
     row = dict(name=name, seeds=len(results),
                params=results[0]['params'], flops=results[0]['flops'])
-    for key, _ in METRICS:
+    for key, _ in metrics or METRICS:
         row[key] = stat([r['metrics'].get(key) for r in results])
     ambiguous = _ambiguous_classes(results[0])
     row['val_ambiguous_iou'] = stat([
@@ -237,13 +329,19 @@ def _row(name: str, results: List[Dict]) -> Dict:
     return row
 
 
-def table(rows: List[Dict]) -> str:
+def _mega(v: float) -> str:
+    return f'{v / 1e6:.0f}M' if abs(v) >= 1e8 else f'{v / 1e6:.3g}M'
+
+
+def table(rows: List[Dict], metrics=None) -> str:
     """The paper-style table: params, FLOPs, accuracies (mean ± std over
-    seeds, in %), time per epoch, peak memory."""
+    seeds, in %), time per epoch, peak memory.  ``metrics``: (key, title)
+    pairs, default the segmentation metrics."""
+    metrics = metrics or METRICS
     base = rows[0]
     ambiguous = any(r.get('val_ambiguous_iou', (None, ))[0] is not None
                     for r in rows)
-    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in METRICS] + (
+    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in metrics] + (
         ['IoU, context-only classes'] if ambiguous else []) + [
         's / epoch', 'peak RSS']
     lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
@@ -259,15 +357,58 @@ def table(rows: List[Dict]) -> str:
         extra_f = r['flops'] - base['flops']
         params = f"{r['params'] / 1e6:.3f}M" + (
             f' (+{extra_p / 1e6:.3f}M)' if r is not base else '')
-        flops = f"{r['flops'] / 1e6:.0f}M" + (
-            f' (+{extra_f / 1e6:.0f}M)' if r is not base else '')
-        cells = [r['name'], params, flops] + [pm(r[k]) for k, _ in METRICS]
+        flops = _mega(r['flops']) + (
+            f' (+{_mega(extra_f)})' if r is not base else '')
+        cells = [r['name'], params, flops] + [pm(r[k]) for k, _ in metrics]
         if ambiguous:
             cells.append(pm(r['val_ambiguous_iou']))
         cells += [pm(r['seconds_per_epoch'], 1.0, 2),
                   pm(r['peak_rss_bytes'], 1e-9, 2) + ' GB']
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+CLASSIFY_METRICS = [('val_acc', 'accuracy')]
+
+
+def _classify_train(args) -> Dict:
+    from ..vision.training import fit
+    return fit(args.out, data=args.data,
+               units=_units(args.units, 'NAME', 'layer3=glore'),
+               arch=args.arch, epochs=args.epochs,
+               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+               root=args.root, train_size=args.train_size,
+               val_size=args.val_size, image_size=args.image_size,
+               precision=args.precision, resume=not args.no_resume,
+               progress=not args.no_progress, accelerator=args.accelerator)
+
+
+def _classify_compare(args) -> List[Dict]:
+    names = _pick(list(CLASSIFY_CONFIGURATIONS), args.only)
+    seeds = [int(s) for s in args.seeds.split(',')]
+    rows = []
+    for name in names:
+        spec = CLASSIFY_CONFIGURATIONS[name]
+        extra = ['--arch', args.arch, '--image-size', str(args.image_size)]
+        if spec:
+            extra += ['--units', f'{args.point}={spec}']
+        rows.append(_row(name, [_run(args, 'classify', name, seed, extra)
+                                for seed in seeds], CLASSIFY_METRICS))
+    print(table(rows, CLASSIFY_METRICS))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def _pictures(args) -> List[str]:
+    from ..vision.pictures import draw_run
+    try:
+        paths = draw_run(args.out, args.to, index=args.index, unit=args.unit)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e))
+    for path in paths:
+        print(path)
+    return paths
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -284,16 +425,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     Raises:
         SystemExit: ``--help`` (status 0); invalid arguments, an unreadable
             ``--config`` or an unknown option in it (status 2); from
-            ``segment evaluate``, a missing run folder or checkpoint or a
-            ``--whole-scene`` run that is not ScanNet, and from ``segment
-            compare`` an unknown ``--only`` name (status 1, the message
-            printed).
-        subprocess.CalledProcessError: a run of ``segment compare`` failed.
-        ValueError: from ``segment train``, what
-            :func:`glore_pyg.pointcloud.training.fit` raises (e.g. a
-            checkpoint of another configuration in ``--out``).
+            ``segment evaluate`` / ``classify evaluate`` /
+            ``classify pictures``, a missing run folder or checkpoint (and
+            a ``--whole-scene`` run that is not ScanNet, an unknown
+            ``--unit``), and from ``compare`` an unknown ``--only`` name
+            (status 1, the message printed).
+        subprocess.CalledProcessError: a run of ``compare`` failed.
+        ValueError: from ``segment train`` / ``classify train``, what
+            :func:`glore_pyg.pointcloud.training.fit` /
+            :func:`glore_pyg.vision.training.fit` raise (e.g. a checkpoint
+            of another configuration in ``--out``).
         ImportError: Lightning (the ``train`` extra) not installed, for
-            ``segment train`` / ``evaluate``.
+            ``train`` / ``evaluate`` / ``compare``.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -311,4 +454,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             _evaluate(args)
         else:
             _compare(args)
+    elif args.command == 'classify':
+        if args.job in ('train', 'compare'):
+            _apply_config(args, parser)
+        if args.job == 'train':
+            try:
+                _units(args.units, 'NAME', 'layer3=glore')
+            except argparse.ArgumentTypeError as e:
+                parser.error(str(e))
+            print(json.dumps(_classify_train(args)['metrics'], indent=2))
+        elif args.job == 'evaluate':
+            from ..vision.training import evaluate
+            try:
+                print(json.dumps(evaluate(args.out, args.root), indent=2))
+            except FileNotFoundError as e:
+                raise SystemExit(str(e))
+        elif args.job == 'compare':
+            _classify_compare(args)
+        else:
+            _pictures(args)
     return 0

@@ -16,8 +16,6 @@ interrupted between epochs and resumed from its last checkpoint ends with
 the same weights as an uninterrupted one.
 """
 import json
-import resource
-import time
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
@@ -32,6 +30,9 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
                       "\"glore-pyg[train]\"") from e
 from torch_geometric.loader import DataLoader
 
+from ..utils.training import EpochOrder, make_trainer, peak_rss_bytes
+from ..utils.training import check_checkpoint as _check_checkpoint
+from ..utils.training import resume_from
 from .metrics import SegmentationMetrics
 from .pointnet2 import PointNet2Segmentation, complexity
 
@@ -224,23 +225,6 @@ class SegmentationTask(L.LightningModule):
                                 weight_decay=self.hparams.weight_decay)
 
 
-class _EpochOrder(torch.utils.data.Sampler):
-    """A random order of ``n`` samples drawn, when iterated, from
-    ``(seed, the trainer's current epoch)``: the same order for an epoch
-    whether the run was resumed or not."""
-
-    def __init__(self, n: int, seed: int, trainer):
-        self.n, self.seed, self.trainer = n, seed, trainer
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        epoch = self.trainer.current_epoch if self.trainer else 0
-        g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-
 class _Data(L.LightningDataModule):
     """Train / val loaders; the training order of epoch ``e`` is seeded from
     ``(seed, e)``."""
@@ -253,7 +237,7 @@ class _Data(L.LightningDataModule):
         self.num_workers = num_workers
 
     def train_dataloader(self):
-        order = _EpochOrder(len(self.train_set), self.seed, self.trainer)
+        order = EpochOrder(len(self.train_set), self.seed, self.trainer)
         return DataLoader(self.train_set, self.batch_size, sampler=order,
                           num_workers=self.num_workers)
 
@@ -342,24 +326,9 @@ def fit(out_dir: str, data: str = 'synthetic', units=None,
         class_weights=None if weights is None else [float(w) for w in
                                                     weights],
         ignore_index=getattr(train, 'ignore_index', None), data=data)
-    ckpt = out / 'checkpoints' / 'last.ckpt'
-    if resume and ckpt.exists():
-        check_checkpoint(ckpt, task.hparams)
-    else:
-        ckpt = None
-    timer = _EpochTimer()
-    trainer = L.Trainer(
-        max_epochs=epochs, default_root_dir=str(out),
-        accelerator=accelerator, devices=1, precision=precision,
-        logger=L.pytorch.loggers.CSVLogger(str(out), name='',
-                                           version=''),
-        callbacks=[L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=str(out / 'checkpoints'), filename='epoch{epoch}',
-            save_last=True, save_top_k=1, every_n_epochs=1),
-            timer] + list(callbacks or []),
-        enable_progress_bar=progress, enable_model_summary=False,
-        deterministic=False,
-        log_every_n_steps=1)
+    ckpt = resume_from(out, resume, task.hparams, CONFIG_KEYS)
+    trainer, timer = make_trainer(out, epochs, precision, progress,
+                                  accelerator, callbacks)
     datamodule = _Data(train, val, batch_size, seed)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
     metrics = trainer.validate(task, datamodule=datamodule,
@@ -371,8 +340,7 @@ def fit(out_dir: str, data: str = 'synthetic', units=None,
     result = dict(config=config, epochs=epochs, params=size['params'],
                   flops=size['flops'],
                   seconds_per_epoch=timer.seconds_per_epoch(),
-                  peak_rss_bytes=resource.getrusage(
-                      resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  peak_rss_bytes=peak_rss_bytes(),
                   metrics={k: float(v) for k, v in metrics.items()},
                   iou_per_class=dict(zip(
                       getattr(train, 'class_names', range(train.num_classes)),
@@ -399,42 +367,7 @@ def check_checkpoint(path, hparams: Mapping) -> None:
     Raises:
         ValueError: the differences, or an unreadable checkpoint.
     """
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        saved = state['hyper_parameters']
-    except Exception as e:  # noqa: BLE001 - any unreadable file
-        raise ValueError(f"Cannot read checkpoint {path} as a segmentation "
-                         f"checkpoint: {e}") from e
-    diff = {k: (saved.get(k), hparams.get(k)) for k in CONFIG_KEYS
-            if _plain(saved.get(k)) != _plain(hparams.get(k))}
-    if diff:
-        raise ValueError(
-            f"Checkpoint {path} belongs to another configuration: "
-            + ', '.join(f'{k} is {a!r} there, {b!r} here'
-                        for k, (a, b) in diff.items())
-            + ". Use another output folder or resume=False")
-
-
-def _plain(v):
-    return dict(v) if isinstance(v, Mapping) else v
-
-
-class _EpochTimer(L.Callback):
-    def __init__(self):
-        self.times = []
-        self._start = None
-
-    def on_train_epoch_start(self, trainer, module):
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, module):
-        if self._start is not None:
-            self.times.append(time.perf_counter() - self._start)
-
-    def seconds_per_epoch(self) -> Optional[float]:
-        return sum(self.times) / len(self.times) if self.times else None
-
-
+    _check_checkpoint(path, hparams, CONFIG_KEYS)
 
 
 def evaluate(out_dir: str, root: Optional[str] = None,

@@ -1,0 +1,49 @@
+"""Reading what a unit inside a network sees."""
+from typing import Any, Callable, Dict, Tuple
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def unit_inputs(unit: nn.Module, run: Callable[[], Any]
+                ) -> Tuple[tuple, Dict[str, Any]]:
+    """The positional and keyword arguments ``unit`` is called with the
+    first time while ``run()`` runs (e.g. ``lambda: model(image)``), read
+    with a forward pre-hook that is removed afterwards; ``run`` runs under
+    :func:`torch.no_grad`.  Use it to rerun a unit that sits inside a
+    network with ``return_projection=True``.
+
+    Args:
+        unit (torch.nn.Module): a module of the network ``run`` calls.
+        run (callable): runs the network once; its result is discarded.
+
+    Returns:
+        ``(args, kwargs)`` of the unit's first call.
+
+    Raises:
+        TypeError: ``unit`` not a module or ``run`` not callable.
+        ValueError: ``run`` did not call ``unit``.
+    """
+    if not isinstance(unit, nn.Module):
+        raise TypeError(f"'unit' must be a torch.nn.Module, got "
+                        f"{type(unit).__name__}")
+    if not callable(run):
+        raise TypeError(f"'run' must be callable, got {type(run).__name__}")
+    seen = []
+
+    def keep(module, args, kwargs):
+        if not seen:
+            seen.append((args, dict(kwargs)))
+    handle = unit.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        run()
+    finally:
+        handle.remove()
+    if not seen:
+        raise ValueError(f"'run' did not call the unit "
+                         f"{type(unit).__name__}")
+    return seen[0]
+
+
+__all__ = ['unit_inputs']

@@ -3,6 +3,7 @@
     glore-pyg segment train --units sa3=latentgnn --epochs 20 --out runs/lat
     glore-pyg segment evaluate --out runs/lat
     glore-pyg segment compare --epochs 20 --seeds 0,1,2 --out runs/compare
+    glore-pyg segment pictures --out runs/lat
 
     glore-pyg classify train --units layer3=glore --epochs 15 --out runs/g
     glore-pyg classify compare --seeds 0,1,2 --out runs/digits
@@ -160,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument('--out', required=True, help='folder of the runs')
     cmp_.add_argument('--json', default=None,
                       help='also write the table as JSON here')
+    pic = jobs.add_parser('pictures', help='draw what a trained unit does: '
+                          'points coloured by latent node, weight maps in '
+                          '3-D, the latent graph (PNG files)')
+    pic.add_argument('--out', required=True, help='a trained run folder')
+    pic.add_argument('--to', default=None,
+                     help='folder of the PNG files (default: OUT/pictures)')
+    pic.add_argument('--index', type=int, default=0,
+                     help='the validation cloud (default 0)')
+    pic.add_argument('--level', default=None,
+                     help='the level whose unit is drawn (default: the '
+                     'first with a unit)')
 
     cls = sub.add_parser('classify', help='image classification (a ResNet '
                          'with global-reasoning units inserted)')
@@ -401,9 +413,15 @@ def _classify_compare(args) -> List[Dict]:
 
 
 def _pictures(args) -> List[str]:
-    from ..vision.pictures import draw_run
     try:
-        paths = draw_run(args.out, args.to, index=args.index, unit=args.unit)
+        if args.command == 'segment':
+            from ..pointcloud.pictures import draw_run
+            paths = draw_run(args.out, args.to, index=args.index,
+                             level=args.level)
+        else:
+            from ..vision.pictures import draw_run
+            paths = draw_run(args.out, args.to, index=args.index,
+                             unit=args.unit)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(str(e))
     for path in paths:
@@ -452,8 +470,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(json.dumps(result['metrics'], indent=2))
         elif args.job == 'evaluate':
             _evaluate(args)
-        else:
+        elif args.job == 'compare':
             _compare(args)
+        else:
+            _pictures(args)
     elif args.command == 'classify':
         if args.job in ('train', 'compare'):
             _apply_config(args, parser)

@@ -1,0 +1,89 @@
+"""The glore-pyg console script's classify command and both pictures
+commands (tiny runs)."""
+import json
+
+import pytest
+
+pytest.importorskip('lightning')
+pytest.importorskip('sklearn')
+pytest.importorskip('matplotlib')
+from glore_pyg.cli.main import CLASSIFY_CONFIGURATIONS, main  # noqa: E402
+
+
+
+def assert_png(path):
+    """A PNG file of a real picture: at least 300 x 300 pixels, not
+    blank."""
+    import numpy as np
+    from matplotlib.image import imread
+    pixels = imread(path)
+    assert pixels.shape[0] >= 300 and pixels.shape[1] >= 300
+    assert float(np.var(pixels[..., :3])) > 1e-3
+
+
+TINY = ['--train-size', '48', '--val-size', '32', '--epochs', '1',
+        '--batch-size', '16', '--no-progress', '--accelerator', 'cpu']
+
+
+@pytest.mark.parametrize('spec', ['glore', 'latentgnn:d=4', 'nonlocal'])
+def test_train_evaluate_and_pictures(tmp_path, capsys, spec):
+    out = tmp_path / 'run'
+    assert main(['classify', 'train', '--out', str(out), '--units',
+                 f'layer3={spec}', *TINY]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert 0 <= metrics['val_acc'] <= 1
+    main(['classify', 'evaluate', '--out', str(out)])
+    assert json.loads(capsys.readouterr().out)['val_acc'] == pytest.approx(
+        metrics['val_acc'])
+    main(['classify', 'pictures', '--out', str(out), '--index', '3'])
+    paths = capsys.readouterr().out.split()
+    assert [p.rsplit('/', 1)[1] for p in paths] == [
+        'projection_maps.png', 'latent_graph_heatmap.png', 'latent_graph.png']
+    for path in paths:
+        assert_png(path)
+
+
+def test_compare_prints_the_table(tmp_path, capsys):
+    rows = main(['classify', 'compare', '--out', str(tmp_path), '--only',
+                 'baseline,+GloRe', '--json', str(tmp_path / 't.json'),
+                 *TINY]) or json.loads((tmp_path / 't.json').read_text())
+    out = capsys.readouterr().out
+    assert '| baseline |' in out and '| +GloRe |' in out
+    assert 'accuracy' in out.splitlines()[0]
+    assert rows[1]['params'] > rows[0]['params']
+    assert rows[1]['flops'] > rows[0]['flops']
+    assert set(CLASSIFY_CONFIGURATIONS) >= {r['name'] for r in rows}
+    with pytest.raises(SystemExit, match='no inserted unit'):
+        main(['classify', 'pictures', '--out',
+              str(tmp_path / 'baseline' / 'seed0')])
+
+
+def test_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(['classify', 'train', '--out', str(tmp_path), '--units',
+              'glore'])
+    assert 'NAME=SPEC' in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='result.json not found'):
+        main(['classify', 'evaluate', '--out', str(tmp_path / 'none')])
+    with pytest.raises(SystemExit, match='result.json not found'):
+        main(['classify', 'pictures', '--out', str(tmp_path / 'none')])
+    with pytest.raises(SystemExit, match=r"unknown configuration\(s\)"):
+        main(['classify', 'compare', '--out', str(tmp_path), '--only',
+              'baseline,+mlp'])
+
+
+def test_segment_pictures(tmp_path, capsys):
+    out = tmp_path / 'seg'
+    main(['segment', 'train', '--out', str(out), '--units',
+          'sa2=latentgnn:d=4', '--points', '256', '--train-size', '4',
+          '--val-size', '2', '--epochs', '1', '--batch-size', '4',
+          '--no-progress', '--accelerator', 'cpu'])
+    capsys.readouterr()
+    main(['segment', 'pictures', '--out', str(out), '--to',
+          str(tmp_path / 'pics')])
+    paths = capsys.readouterr().out.split()
+    assert len(paths) == 3
+    for path in paths:
+        assert_png(path)
+    with pytest.raises(SystemExit, match=r"no unit at 'sa1'.*\['sa2'\]"):
+        main(['segment', 'pictures', '--out', str(out), '--level', 'sa1'])

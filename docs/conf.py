@@ -131,6 +131,15 @@ API_MODULES = [
     'glore_pyg.pointcloud.datasets',
     'glore_pyg.pointcloud.metrics',
     'glore_pyg.pointcloud.training',
+    'glore_pyg.pointcloud.pictures',
+    'glore_pyg.vision.insert',
+    'glore_pyg.vision.resnet',
+    'glore_pyg.vision.datasets',
+    'glore_pyg.vision.training',
+    'glore_pyg.vision.pictures',
+    'glore_pyg.viz',
+    'glore_pyg.utils.training',
+    'glore_pyg.utils.capture',
     'glore_pyg.cli',
 ]
 

@@ -5,7 +5,7 @@
     glore-pyg segment compare --epochs 20 --seeds 0,1,2 --out runs/compare
     glore-pyg segment pictures --out runs/lat
 
-    glore-pyg classify train --units layer3=glore --epochs 15 --out runs/g
+    glore-pyg classify train --units layer3=glore --out runs/g
     glore-pyg classify compare --seeds 0,1,2 --out runs/digits
     glore-pyg classify pictures --out runs/digits/GloRe/seed0
 
@@ -113,7 +113,7 @@ def _classify_common(p: argparse.ArgumentParser) -> None:
                    help='training mosaics (default 8000)')
     g.add_argument('--val-size', type=int, default=None,
                    help='test mosaics (default 2000)')
-    _training(p, epochs=15, batch_size=64, lr=2e-3)
+    _training(p, epochs=10, batch_size=64, lr=2e-3)
 
 
 def build_parser() -> argparse.ArgumentParser:

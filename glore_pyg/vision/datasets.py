@@ -174,7 +174,7 @@ class DigitMosaics(Dataset):
     r"""Mosaics of two handwritten digits far apart: are they the same digit?
 
     Each image is a :obj:`grid` x :obj:`grid` mosaic of 8 x 8-pixel cells
-    (48 x 48 pixels for the default :obj:`grid=6`), one channel. Exactly two
+    (32 x 32 pixels for the default :obj:`grid=4`), one channel. Exactly two
     cells hold a scan of a handwritten digit; every other pixel is 0. The
     label is :obj:`1` (:obj:`'equal'`) if both digits are of the same class
     and :obj:`0` (:obj:`'different'`) otherwise.
@@ -242,10 +242,10 @@ class DigitMosaics(Dataset):
         size (int, optional): Number of mosaics. :obj:`None` means 8,000 for
             :obj:`'train'` and 2,000 for :obj:`'test'`. (default: :obj:`None`)
         grid (int, optional): Cells per side (at least 2); the image has
-            :math:`8 \cdot` :obj:`grid` pixels per side. (default: :obj:`6`)
+            :math:`8 \cdot` :obj:`grid` pixels per side. (default: :obj:`4`)
         min_distance (int, optional): Least Chebyshev distance in cells
             between the two digits, in :math:`[1, \text{grid} - 1]`.
-            (default: :obj:`4`)
+            (default: :obj:`3`)
         test_fraction (float, optional): Fraction of each class's scans in
             the test pool, in :math:`(0, 1)`. (default: :obj:`0.3`)
         seed (int, optional): Non-negative seed of the partition and of the
@@ -285,7 +285,7 @@ class DigitMosaics(Dataset):
 
         train = DigitMosaics('train')
         test = DigitMosaics('test')
-        image, label = train[0]        # [1, 48, 48] float32, long scalar
+        image, label = train[0]        # [1, 32, 32] float32, long scalar
         train.describe(0)              # digits, cells, scan indices
     """
 
@@ -297,8 +297,8 @@ class DigitMosaics(Dataset):
         self,
         split: str = 'train',
         size: Optional[int] = None,
-        grid: int = 6,
-        min_distance: int = 4,
+        grid: int = 4,
+        min_distance: int = 3,
         test_fraction: float = 0.3,
         seed: int = 0,
         transform: Optional[Callable] = None,

@@ -246,7 +246,7 @@ class _Data(L.LightningDataModule):
 
 
 def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
-        epochs: int = 15, batch_size: int = 64, lr: float = 2e-3,
+        epochs: int = 10, batch_size: int = 64, lr: float = 2e-3,
         seed: int = 0, root: Optional[str] = None,
         train_size: Optional[int] = None, val_size: Optional[int] = None,
         image_size: int = 64, precision: Optional[str] = None,
@@ -264,7 +264,7 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
             ``{'layer3': 'latentgnn:d=16'}``. (default: :obj:`None`)
         arch (str, optional): see :data:`ARCHITECTURES`.
             (default: :obj:`'digits'`)
-        epochs (int, optional): training epochs. (default: :obj:`15`)
+        epochs (int, optional): training epochs. (default: :obj:`10`)
         batch_size (int, optional): images per batch. (default: :obj:`64`)
         lr (float, optional): Adam's initial learning rate.
             (default: :obj:`2e-3`)

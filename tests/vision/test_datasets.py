@@ -95,7 +95,7 @@ def test_label_balance_and_class_pairs(train):
 
 
 def test_cells_are_far_apart_and_uniform_over_valid_pairs():
-    ds = DigitMosaics('train', size=8000)
+    ds = DigitMosaics('train', size=8000, grid=6, min_distance=4)
     assert ds.cells.shape == (8000, 2, 2)
     assert ds.cells.min() >= 0 and ds.cells.max() < 6
     assert (chebyshev(ds.cells) >= 4).all()
@@ -106,6 +106,13 @@ def test_cells_are_far_apart_and_uniform_over_valid_pairs():
     assert set(seen) == valid  # 396 ordered pairs, mean count ~20
     counts = np.unique(np.asarray(seen), axis=0, return_counts=True)[1]
     assert counts.min() >= 5 and counts.max() <= 45
+    # the default board: 4 x 4 cells, at least 3 apart (60 ordered pairs)
+    ds = DigitMosaics('train', size=8000)
+    cells = list(itertools.product(range(4), range(4)))
+    valid = {p + q for p in cells for q in cells
+             if max(abs(p[0] - q[0]), abs(p[1] - q[1])) >= 3}
+    assert len(valid) == 60
+    assert {tuple(c) for c in ds.cells.reshape(-1, 4).tolist()} == valid
 
 
 @pytest.mark.parametrize('grid,min_distance', [(2, 1), (3, 2), (7, 3)])
@@ -139,14 +146,14 @@ def test_pixels_are_the_scans_and_zero_elsewhere(digits):
     assert ds.images.dtype == torch.uint8
     assert ds.images.max() == 16
     # at most two non-empty cells per image
-    blocks = ds.images.view(500, 6, 8, 6, 8).sum((2, 4)) > 0
+    blocks = ds.images.view(500, 4, 8, 4, 8).sum((2, 4)) > 0
     assert (blocks.flatten(1).sum(1) <= 2).all()
 
 
 def test_getitem(train, digits):
     scans, _ = digits
     image, label = train[3]
-    assert image.shape == (1, 48, 48) and image.dtype == torch.float32
+    assert image.shape == (1, 32, 32) and image.dtype == torch.float32
     assert label.dtype == torch.long and label.dim() == 0
     assert 0.0 <= image.min() and image.max() <= 1.0
     r, c = train.cells[3, 0].tolist()
@@ -171,7 +178,7 @@ def test_transform_and_attributes():
     assert len(ds) == 20
     assert ds.num_classes == 2 and ds.in_channels == 1
     assert ds.class_names == ('different', 'equal')
-    assert ds.image_size == (48, 48)
+    assert ds.image_size == (32, 32)
     assert ds.digits.shape == (20, 2) and ds.sources.shape == (20, 2)
     assert ds.source_indices.dtype == torch.long
     assert len(DigitMosaics('test')) == 2000
@@ -186,7 +193,7 @@ def test_describe(train):
     assert d['digits'] == tuple(train.digits[i].tolist())
     assert d['cells'] == tuple(map(tuple, train.cells[i].tolist()))
     assert d['sources'] == tuple(train.sources[i].tolist())
-    assert d['distance'] >= 4
+    assert d['distance'] >= 3
     with pytest.raises(IndexError):
         train.describe(len(train))
 

@@ -54,7 +54,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert row['name'] == 'layer3' and row['channels'] == 64
     assert row['params'] == sum(p.numel() for p in unit.parameters())
     assert 0 < row['flops'] < saved['flops']
-    assert saved['input_shape'] == [1, 1, 48, 48]
+    assert saved['input_shape'] == [1, 1, 32, 32]
     # the checkpoint re-evaluated gives the recorded accuracy
     again = evaluate(tmp_path / 'resumed')
     assert again['val_acc'] == pytest.approx(saved['metrics']['val_acc'])

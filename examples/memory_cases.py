@@ -9,7 +9,8 @@ and of forward + backward (bytes over the process's state before the input
 was made: resident memory on CPU, ``torch.cuda.max_memory_allocated`` on a
 GPU), their times (seconds, the second of two runs), and the bytes autograd
 saved for backward (exact, from ``torch.autograd.graph.saved_tensors_hooks``:
-the activation memory the equations imply, free of allocator effects).
+the distinct storages the saved tensors keep alive, each counted once; the
+activation memory the equations imply, free of allocator effects).
 :func:`measure` runs it from Python with a memory limit (``RLIMIT_AS``), so
 that running out of memory is a result, not a crash.
 """
@@ -70,10 +71,11 @@ def run(case: dict) -> dict:
                 base = torch.cuda.memory_allocated()
             elif repeat == 0:
                 base = _rss()
-            saved = [0]
+            saved = {}  # storage -> bytes: a tensor saved twice counts once
 
             def pack(t):
-                saved[0] += t.numel() * t.element_size()
+                storage = t.untyped_storage()
+                saved[storage.data_ptr()] = storage.nbytes()
                 return t
             t0 = time.perf_counter()
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -89,7 +91,8 @@ def run(case: dict) -> dict:
             both = (torch.cuda.max_memory_allocated() if cuda else _peak())
             result.update(forward_bytes=fwd - base, total_bytes=both - base,
                           forward_seconds=t1 - t0, total_seconds=t2 - t0,
-                          saved_bytes=saved[0], input_bytes=x.nbytes)
+                          saved_bytes=sum(saved.values()),
+                          input_bytes=x.nbytes)
             del x, out
         result['ok'] = True
     except (MemoryError, RuntimeError) as e:

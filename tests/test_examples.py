@@ -21,3 +21,19 @@ def test_fused_vs_naive_benchmark_runs(capsys):
     err = float(re.search(r'max \|fused - naive\| = (\S+)', out).group(1))
     assert err < 1e-4
     assert re.search(r'naive / fused time ratio: [\d.]+x', out)
+
+
+def test_cnn_insertion_example_runs(tmp_path, capsys):
+    import pytest
+    pytest.importorskip('lightning')
+    pytest.importorskip('sklearn')
+    load('examples/cnn_insertion.py').main(
+        ['--epochs', '1', '--train-size', '64', '--val-size', '32', '--out',
+         str(tmp_path)])
+    out = capsys.readouterr().out
+    assert '| layer3.1 | GloRe2d | 1024 | 1.641M | 0.8179 |' in out
+    for name in ('baseline', '+GloRe', '+LatentGNN', '+non-local'):
+        assert re.search(rf'\| {re.escape(name)} \| [\d,]+ \| [\d.]+M \| '
+                         r'[01]\.\d{3} \|', out), name
+    assert out.count('wrote ') == 3
+    assert (tmp_path / 'GloRe' / 'pictures' / 'latent_graph.png').exists()

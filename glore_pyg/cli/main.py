@@ -116,6 +116,43 @@ def _classify_common(p: argparse.ArgumentParser) -> None:
     _training(p, epochs=10, batch_size=64, lr=2e-3)
 
 
+def _train_job(jobs, common, metavar: str, units_help: str) -> None:
+    train = jobs.add_parser('train', help='train one configuration (resumes '
+                            'from the output folder)')
+    common(train)
+    train.add_argument('--units', nargs='*', default=[], metavar=metavar,
+                       help=units_help)
+    train.add_argument('--seed', type=int, default=0)
+    train.add_argument('--out', required=True, help='run folder')
+    train.add_argument('--no-resume', action='store_true',
+                       help='start afresh even if a checkpoint exists')
+
+
+def _compare_job(jobs, common, help: str, flag: str, default: str,
+                 where_help: str) -> None:
+    cmp_ = jobs.add_parser('compare', help=help)
+    common(cmp_)
+    cmp_.add_argument(flag, default=default, help=where_help)
+    cmp_.add_argument('--seeds', default='0',
+                      help='comma-separated seeds (default: 0)')
+    cmp_.add_argument('--only', default=None,
+                      help='comma-separated configuration names')
+    cmp_.add_argument('--out', required=True, help='folder of the runs')
+    cmp_.add_argument('--json', default=None,
+                      help='also write the table as JSON here')
+
+
+def _pictures_job(jobs, help: str, sample: str, flag: str,
+                  which_help: str) -> None:
+    pic = jobs.add_parser('pictures', help=help)
+    pic.add_argument('--out', required=True, help='a trained run folder')
+    pic.add_argument('--to', default=None,
+                     help='folder of the PNG files (default: OUT/pictures)')
+    pic.add_argument('--index', type=int, default=0,
+                     help=f'the validation {sample} (default 0)')
+    pic.add_argument(flag, default=None, help=which_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='glore-pyg', description='Global reasoning units for PyTorch '
@@ -124,19 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg = sub.add_parser('segment', help='point-cloud semantic segmentation '
                          '(PointNet++ with global-reasoning units)')
     jobs = seg.add_subparsers(dest='job', required=True)
-
-    train = jobs.add_parser('train', help='train one configuration (resumes '
-                            'from the output folder)')
-    _common(train)
-    train.add_argument('--units', nargs='*', default=[], metavar='LEVEL=SPEC',
-                       help='units to insert, e.g. sa3=latentgnn:kernels=3 '
-                       '(levels sa1.. and fp1..; kinds glore, latentgnn, '
-                       'nonlocal)')
-    train.add_argument('--seed', type=int, default=0)
-    train.add_argument('--out', required=True, help='run folder')
-    train.add_argument('--no-resume', action='store_true',
-                       help='start afresh even if a checkpoint exists')
-
+    _train_job(jobs, _common, 'LEVEL=SPEC',
+               'units to insert, e.g. sa3=latentgnn:kernels=3 (levels sa1.. '
+               'and fp1..; kinds glore, latentgnn, nonlocal)')
     ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
                          'run folder on its validation split (or on whole '
                          'ScanNet test scenes)')
@@ -146,75 +173,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--whole-scene', action='store_true',
                     help="ScanNet: every point of every test scene, in "
                     "1.5 m columns (PointNet++'s protocol)")
-
-    cmp_ = jobs.add_parser('compare', help='train baseline, +non-local, '
-                           '+LatentGNN (1 and 3 kernels) and +GloRe and '
-                           'print the table')
-    _common(cmp_)
-    cmp_.add_argument('--level', default='sa3',
-                      help='where the units go (default: sa3, the coarsest '
-                      'level of the small network)')
-    cmp_.add_argument('--seeds', default='0',
-                      help='comma-separated seeds (default: 0)')
-    cmp_.add_argument('--only', default=None,
-                      help='comma-separated configuration names')
-    cmp_.add_argument('--out', required=True, help='folder of the runs')
-    cmp_.add_argument('--json', default=None,
-                      help='also write the table as JSON here')
-    pic = jobs.add_parser('pictures', help='draw what a trained unit does: '
-                          'points coloured by latent node, weight maps in '
-                          '3-D, the latent graph (PNG files)')
-    pic.add_argument('--out', required=True, help='a trained run folder')
-    pic.add_argument('--to', default=None,
-                     help='folder of the PNG files (default: OUT/pictures)')
-    pic.add_argument('--index', type=int, default=0,
-                     help='the validation cloud (default 0)')
-    pic.add_argument('--level', default=None,
-                     help='the level whose unit is drawn (default: the '
-                     'first with a unit)')
+    _compare_job(jobs, _common, 'train baseline, +non-local, +LatentGNN (1 '
+                 'and 3 kernels) and +GloRe and print the table', '--level',
+                 'sa3', 'where the units go (default: sa3, the coarsest '
+                 'level of the small network)')
+    _pictures_job(jobs, 'draw what a trained unit does: points coloured by '
+                  'latent node, weight maps in 3-D, the latent graph (PNG '
+                  'files)', 'cloud', '--level', 'the level whose unit is '
+                  'drawn (default: the first with a unit)')
 
     cls = sub.add_parser('classify', help='image classification (a ResNet '
                          'with global-reasoning units inserted)')
     jobs = cls.add_subparsers(dest='job', required=True)
-    train = jobs.add_parser('train', help='train one configuration (resumes '
-                            'from the output folder)')
-    _classify_common(train)
-    train.add_argument('--units', nargs='*', default=[], metavar='NAME=SPEC',
-                       help='units to insert after sub-modules, e.g. '
-                       'layer3=glore (kinds glore, latentgnn, nonlocal)')
-    train.add_argument('--seed', type=int, default=0)
-    train.add_argument('--out', required=True, help='run folder')
-    train.add_argument('--no-resume', action='store_true',
-                       help='start afresh even if a checkpoint exists')
+    _train_job(jobs, _classify_common, 'NAME=SPEC',
+               'units to insert after sub-modules, e.g. layer3=glore (kinds '
+               'glore, latentgnn, nonlocal)')
     ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
                          'run folder on its validation split')
     ev.add_argument('--out', required=True, help='run folder')
     ev.add_argument('--root', default=None,
                     help='image folder, if not the one used in training')
-    cmp_ = jobs.add_parser('compare', help='train baseline, +GloRe, '
-                           '+LatentGNN and +non-local and print the table')
-    _classify_common(cmp_)
-    cmp_.add_argument('--point', default='layer3',
-                      help='the module the units go after (default: layer3, '
-                      'the last stage of the digits network)')
-    cmp_.add_argument('--seeds', default='0',
-                      help='comma-separated seeds (default: 0)')
-    cmp_.add_argument('--only', default=None,
-                      help='comma-separated configuration names')
-    cmp_.add_argument('--out', required=True, help='folder of the runs')
-    cmp_.add_argument('--json', default=None,
-                      help='also write the table as JSON here')
-    pic = jobs.add_parser('pictures', help='draw what a trained unit does: '
-                          'projection maps over an image, the latent graph '
-                          'as a heat map and as a graph (PNG files)')
-    pic.add_argument('--out', required=True, help='a trained run folder')
-    pic.add_argument('--to', default=None,
-                     help='folder of the PNG files (default: OUT/pictures)')
-    pic.add_argument('--index', type=int, default=0,
-                     help='the validation image (default 0)')
-    pic.add_argument('--unit', default=None,
-                     help='the inserted unit by module name (default: the '
-                     'first)')
+    _compare_job(jobs, _classify_common, 'train baseline, +GloRe, '
+                 '+LatentGNN and +non-local and print the table', '--point',
+                 'layer3', 'the module the units go after (default: layer3, '
+                 'the last stage of the digits network)')
+    _pictures_job(jobs, 'draw what a trained unit does: projection maps '
+                  'over an image, the latent graph as a heat map and as a '
+                  'graph (PNG files)', 'image', '--unit', 'the inserted unit '
+                  'by module name (default: the first)')
     return p
 
 

@@ -1,6 +1,7 @@
 """Pictures of what a trained segmentation network's unit does with one
 cloud: the points coloured by the latent node they project to most, a few
 latent nodes' weights in 3-D, and the latent graph (needs matplotlib)."""
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -42,8 +43,7 @@ def draw_level(model: PointNet2Segmentation, data, folder: str,
             levels with one are listed), or a non-local unit (it has no
             latent nodes to colour the points by).
     """
-    from ..viz import (latent_graph_drawing, latent_graph_heatmap,
-                       point_projection_maps)
+    from ..viz import point_projection_maps, save_unit_pictures
     if not len(model.units):
         raise ValueError("The network has no unit (a baseline?): nothing "
                          "to draw")
@@ -75,15 +75,9 @@ def draw_level(model: PointNet2Segmentation, data, folder: str,
     depth = int(level[2:])  # saK: positions[K]; fpJ: positions[J - 1]
     pos = positions[depth] if level.startswith('sa') else \
         positions[depth - 1]
-    out = Path(folder)
-    paths = [out / 'projection_maps.png', out / 'latent_graph_heatmap.png',
-             out / 'latent_graph.png']
-    label = f'{level}: {type(unit).__name__}'
-    point_projection_maps(pos, projections, path=paths[0],
-                          title=title or label)
-    latent_graph_heatmap(projections[0], path=paths[1], title=label)
-    latent_graph_drawing(projections[0], path=paths[2], title=label)
-    return [str(p) for p in paths]
+    return save_unit_pictures(
+        folder, projections, partial(point_projection_maps, pos, projections),
+        f'{level}: {type(unit).__name__}', title)
 
 
 def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,
@@ -107,18 +101,9 @@ def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,
         FileNotFoundError: no trained run in ``out_dir``.
         ValueError: see :func:`draw_level`; ``index`` out of range.
     """
-    import json
-
-    from .training import SegmentationTask, make_datasets
+    from .training import load_run, make_datasets
     out = Path(out_dir)
-    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
-    for path in (config_path, ckpt):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: train the run first "
-                                    f"(glore-pyg segment train --out {out})")
-    config = json.loads(config_path.read_text())['config']
-    task = SegmentationTask.load_from_checkpoint(str(ckpt),
-                                                 map_location='cpu')
+    task, config = load_run(out)
     _, val = make_datasets(config['data'], config.get('root'),
                            config['num_points'],
                            val_size=config.get('val_size'),

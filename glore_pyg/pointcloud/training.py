@@ -370,6 +370,32 @@ def check_checkpoint(path, hparams: Mapping) -> None:
     _check_checkpoint(path, hparams, CONFIG_KEYS)
 
 
+def load_run(out_dir: str):
+    """The trained task of a run folder written by :func:`fit` (its last
+    checkpoint, on the CPU, in evaluation mode) and its ``result.json``
+    configuration.
+
+    Args:
+        out_dir (str): the run folder.
+
+    Returns:
+        ``(SegmentationTask, dict)``.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
+    """
+    out = Path(out_dir)
+    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
+    for path in (config_path, ckpt):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: train the run first "
+                                    f"(glore-pyg segment train --out {out})")
+    config = json.loads(config_path.read_text())['config']
+    task = SegmentationTask.load_from_checkpoint(str(ckpt),
+                                                 map_location='cpu')
+    return task.eval(), config
+
+
 def evaluate(out_dir: str, root: Optional[str] = None,
              whole_scene: bool = False, accelerator: str = 'cpu') -> Dict:
     """Evaluates the last checkpoint of a run folder written by :func:`fit`
@@ -403,15 +429,7 @@ def evaluate(out_dir: str, root: Optional[str] = None,
             recorded (from the ScanNet data set).
     """
     out = Path(out_dir)
-    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
-    for path in (config_path, ckpt):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: train the run first "
-                                    f"(glore-pyg segment train --out {out})")
-    config = json.loads(config_path.read_text())['config']
-    task = SegmentationTask.load_from_checkpoint(str(ckpt),
-                                                 map_location='cpu')
-    task.eval()
+    task, config = load_run(out)
     if whole_scene:
         if config['data'] != 'scannet':
             raise ValueError("'whole_scene' evaluation is ScanNet's "
@@ -450,5 +468,5 @@ def evaluate(out_dir: str, root: Optional[str] = None,
     return result
 
 
-__all__ = ['SegmentationTask', 'fit', 'evaluate', 'make_datasets',
-           'check_checkpoint', 'DATASETS']
+__all__ = ['SegmentationTask', 'fit', 'evaluate', 'load_run',
+           'make_datasets', 'check_checkpoint', 'DATASETS']

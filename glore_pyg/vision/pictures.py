@@ -1,5 +1,6 @@
 """Pictures of what a trained classifier's unit does with one image: its
 projection maps over the image and its latent graph (needs matplotlib)."""
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -42,8 +43,7 @@ def draw_unit(model: nn.Module, image: torch.Tensor, folder: str,
         ValueError: a model without units, an unknown ``unit`` name (the
             names are listed), an image that is not :math:`(C, H, W)`.
     """
-    from ..viz import (image_projection_maps, latent_graph_drawing,
-                       latent_graph_heatmap)
+    from ..viz import image_projection_maps, save_unit_pictures
     units = inserted_units(model)
     if not units:
         raise ValueError("The model has no inserted unit (a baseline?): "
@@ -64,15 +64,10 @@ def draw_unit(model: nn.Module, image: torch.Tensor, folder: str,
             _, projections = target(fmap, return_projection=True)
     finally:
         model.train(training)
-    out = Path(folder)
-    paths = [out / 'projection_maps.png', out / 'latent_graph_heatmap.png',
-             out / 'latent_graph.png']
-    label = f'{name}: {type(target).__name__}'
-    image_projection_maps(image.cpu(), projections, tuple(fmap.shape[2:]),
-                          path=paths[0], title=title or label)
-    latent_graph_heatmap(projections[0], path=paths[1], title=label)
-    latent_graph_drawing(projections[0], path=paths[2], title=label)
-    return [str(p) for p in paths]
+    return save_unit_pictures(
+        folder, projections, partial(image_projection_maps, image.cpu(),
+                                     projections, tuple(fmap.shape[2:])),
+        f'{name}: {type(target).__name__}', title)
 
 
 def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,

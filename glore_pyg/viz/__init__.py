@@ -14,6 +14,7 @@ as a PNG file with :func:`save_figure`.
 from ._common import DPI, save_figure
 from .latent_graph import latent_graph_drawing, latent_graph_heatmap
 from .projections import image_projection_maps, point_projection_maps
+from .files import FILE_NAMES, save_unit_pictures
 
 __all__ = [
     'image_projection_maps',
@@ -21,5 +22,7 @@ __all__ = [
     'latent_graph_heatmap',
     'latent_graph_drawing',
     'save_figure',
+    'save_unit_pictures',
+    'FILE_NAMES',
     'DPI',
 ]

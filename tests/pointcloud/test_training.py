@@ -3,29 +3,15 @@ checks, mixed precision (tiny runs)."""
 import json
 
 import pytest
-import torch
 
 L = pytest.importorskip('lightning')
+from tests.lightning_helpers import (Interrupt, assert_same_weights,  # noqa
+                                     weights)
 from glore_pyg.pointcloud.training import fit  # noqa: E402
 
 TINY = dict(units={'sa3': 'latentgnn:d=8'}, epochs=2, batch_size=4,
             num_points=256, train_size=8, val_size=4, progress=False,
             accelerator='cpu')
-
-
-class Interrupt(L.Callback):
-    """Stops the run at the start of the second epoch, after the first
-    epoch's checkpoint was written (as a killed process would)."""
-
-    def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == 1:
-            raise RuntimeError('interrupted')
-
-
-def weights(folder):
-    state = torch.load(folder / 'checkpoints' / 'last.ckpt',
-                       map_location='cpu', weights_only=False)
-    return state['state_dict'], state['epoch'], state['global_step']
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
@@ -34,12 +20,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         fit(tmp_path / 'resumed', callbacks=[Interrupt()], **TINY)
     assert weights(tmp_path / 'resumed')[1] == 0  # only epoch 0 saved
     resumed = fit(tmp_path / 'resumed', **TINY)
-    a, b = weights(tmp_path / 'straight'), weights(tmp_path / 'resumed')
-    assert a[1:] == b[1:]
-    assert a[0].keys() == b[0].keys()
-    for key in a[0]:
-        torch.testing.assert_close(a[0][key], b[0][key], rtol=0, atol=0,
-                                   msg=key)
+    assert_same_weights(weights(tmp_path / 'straight'),
+                        weights(tmp_path / 'resumed'))
     assert straight['metrics'] == resumed['metrics']
     # per-epoch metrics on disk, and a fresh start differs from a resume
     rows = (tmp_path / 'resumed' / 'metrics.csv').read_text().splitlines()

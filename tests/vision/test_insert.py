@@ -193,3 +193,20 @@ def test_overhead_against_hand_count():
     assert '| layer3 | GloRe2d | 32 |' in report.table()
     with pytest.raises(TypeError, match="'example_input'"):
         unit_overhead(model, (1, 0, 3))
+
+
+def test_torchvision_resnet_when_importable():
+    try:
+        import torchvision.models as tvm
+        tvm.resnet18()
+    except Exception as e:  # not installed, or its operators do not load
+        pytest.skip(f'torchvision unusable here: {e}')
+    model = tvm.resnet50(num_classes=7).eval()
+    _perturb(model)
+    reference = copy.deepcopy(model)
+    insert_units(model, {'layer3.1': 'glore', 'layer4': 'latentgnn:d=8'})
+    assert [u.in_channels for u in inserted_units(model).values()] == [
+        1024, 2048]
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+    model.load_state_dict(reference.state_dict())  # a torchvision checkpoint

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 L = pytest.importorskip('lightning')
+from tests.lightning_helpers import (Interrupt, assert_same_weights,  # noqa
+                                     weights)
 pytest.importorskip('sklearn')
 from glore_pyg.vision import inserted_units  # noqa: E402
 from glore_pyg.vision.training import (build_model, evaluate, fit,  # noqa
@@ -15,32 +17,14 @@ TINY = dict(units={'layer3': 'latentgnn:d=4'}, epochs=2, batch_size=16,
             train_size=48, val_size=32, progress=False, accelerator='cpu')
 
 
-class Interrupt(L.Callback):
-    """Stops the run at the start of the second epoch, after the first
-    epoch's checkpoint was written (as a killed process would)."""
-
-    def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == 1:
-            raise RuntimeError('interrupted')
-
-
-def weights(folder):
-    state = torch.load(folder / 'checkpoints' / 'last.ckpt',
-                       map_location='cpu', weights_only=False)
-    return state['state_dict'], state['epoch'], state['global_step']
-
-
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     straight = fit(tmp_path / 'straight', **TINY)
     with pytest.raises(RuntimeError, match='interrupted'):
         fit(tmp_path / 'resumed', callbacks=[Interrupt()], **TINY)
     assert weights(tmp_path / 'resumed')[1] == 0  # only epoch 0 saved
     resumed = fit(tmp_path / 'resumed', **TINY)
-    a, b = weights(tmp_path / 'straight'), weights(tmp_path / 'resumed')
-    assert a[1:] == b[1:] and a[0].keys() == b[0].keys()
-    for key in a[0]:
-        torch.testing.assert_close(a[0][key], b[0][key], rtol=0, atol=0,
-                                   msg=key)
+    assert_same_weights(weights(tmp_path / 'straight'),
+                        weights(tmp_path / 'resumed'))
     assert straight['metrics'] == resumed['metrics']
     rows = (tmp_path / 'resumed' / 'metrics.csv').read_text().splitlines()
     assert rows[0].count('val_acc') == 1 and len(rows) > 2

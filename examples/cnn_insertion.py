@@ -3,8 +3,8 @@
 1. insert GloRe units into a ResNet-50 (GloRe's ImageNet setting) and print
    what they cost, like the papers' "+Params / +GFLOPs" columns;
 2. train the digit-mosaic classifier ("are the two distant digits equal?")
-   without a unit and with GloRe, LatentGNN and a non-local block after its
-   last stage, and print the table;
+   without a unit and with GloRe, LatentGNN (two kernels) and a non-local
+   block after its last stage, and print the table;
 3. draw what the trained GloRe unit does with one test image.
 
     python examples/cnn_insertion.py                 # about 7 minutes on 2 CPU cores
@@ -23,7 +23,8 @@ from glore_pyg.vision.pictures import draw_run
 from glore_pyg.vision.training import fit
 
 CONFIGURATIONS = {'baseline': None, '+GloRe': 'glore',
-                  '+LatentGNN': 'latentgnn:d=16', '+non-local': 'nonlocal'}
+                  '+LatentGNN': 'latentgnn:d=16,kernels=2',
+                  '+non-local': 'nonlocal'}
 
 
 def main(argv=None):

@@ -12,7 +12,8 @@
 ``segment compare`` trains PointNet++ without a unit, with a non-local
 block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level;
 ``classify compare`` trains the image classifier without a unit and with
-GloRe, LatentGNN and a non-local block after the same module.  Each
+GloRe, LatentGNN (1 and 2 kernels) and a non-local block after the same
+module.  Each
 configuration and seed runs in its own process (so that its peak memory is
 its own) and the paper-style table is printed.  Every run writes its
 folder: checkpoints (resumed when present), ``metrics.csv`` per epoch and
@@ -41,7 +42,8 @@ CONFIGURATIONS = {
 CLASSIFY_CONFIGURATIONS = {
     'baseline': None,
     '+GloRe': 'glore',
-    '+LatentGNN': 'latentgnn:d=16',
+    '+LatentGNN (1 kernel)': 'latentgnn:d=16',
+    '+LatentGNN (2 kernels)': 'latentgnn:d=16,kernels=2',
     '+non-local': 'nonlocal',
 }
 
@@ -194,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--root', default=None,
                     help='image folder, if not the one used in training')
     _compare_job(jobs, _classify_common, 'train baseline, +GloRe, '
-                 '+LatentGNN and +non-local and print the table', '--point',
+                 '+LatentGNN (1 and 2 kernels) and +non-local and print the '
+                 'table', '--point',
                  'layer3', 'the module the units go after (default: layer3, '
                  'the last stage of the digits network)')
     _pictures_job(jobs, 'draw what a trained unit does: projection maps '

@@ -32,6 +32,7 @@ from torch_geometric.loader import DataLoader
 
 from ..utils.training import EpochOrder, make_trainer, peak_rss_bytes
 from ..utils.training import check_checkpoint as _check_checkpoint
+from ..utils.training import load_run as _load_run
 from ..utils.training import resume_from
 from .metrics import SegmentationMetrics
 from .pointnet2 import PointNet2Segmentation, complexity
@@ -384,16 +385,7 @@ def load_run(out_dir: str):
     Raises:
         FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
     """
-    out = Path(out_dir)
-    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
-    for path in (config_path, ckpt):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: train the run first "
-                                    f"(glore-pyg segment train --out {out})")
-    config = json.loads(config_path.read_text())['config']
-    task = SegmentationTask.load_from_checkpoint(str(ckpt),
-                                                 map_location='cpu')
-    return task.eval(), config
+    return _load_run(out_dir, SegmentationTask, 'segment')
 
 
 def evaluate(out_dir: str, root: Optional[str] = None,

@@ -153,6 +153,36 @@ def resume_from(out_dir: str, resume: bool, hparams: Mapping,
     return None
 
 
+def load_run(out_dir, task_cls, command: str):
+    """The trained task of a run folder (its ``checkpoints/last.ckpt``,
+    loaded on the CPU, in evaluation mode) and its ``result.json``
+    configuration.
+
+    Args:
+        out_dir (str or Path): the run folder.
+        task_cls (type): the :class:`lightning.LightningModule` class.
+        command (str): the command that trains such runs, for the error
+            message (``'segment'``, ``'classify'``).
+
+    Returns:
+        ``(task, config)``.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
+    """
+    import json
+    out = Path(out_dir)
+    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
+    for path in (config_path, ckpt):
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} not found: train the run first (glore-pyg {command} "
+                f"train --out {out})")
+    config = json.loads(config_path.read_text())['config']
+    task = task_cls.load_from_checkpoint(str(ckpt), map_location='cpu')
+    return task.eval(), config
+
+
 def peak_rss_bytes() -> int:
     """The process's peak resident memory in bytes (Linux' ``ru_maxrss``
     is in KiB)."""
@@ -160,4 +190,4 @@ def peak_rss_bytes() -> int:
 
 
 __all__ = ['EpochOrder', 'EpochTimer', 'check_checkpoint', 'make_trainer',
-           'resume_from', 'peak_rss_bytes']
+           'resume_from', 'load_run', 'peak_rss_bytes']

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..utils.training import (EpochOrder, make_trainer, peak_rss_bytes,
                               resume_from)
+from ..utils.training import load_run as _load_run
 from .insert import insert_units, unit_overhead
 from .resnet import BasicBlock, Bottleneck, ResNet
 
@@ -337,17 +338,7 @@ def load_run(out_dir: str) -> Tuple[ClassificationTask, Dict]:
     Raises:
         FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
     """
-    out = Path(out_dir)
-    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
-    for path in (config_path, ckpt):
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: train the run first (glore-pyg classify "
-                f"train --out {out})")
-    config = json.loads(config_path.read_text())['config']
-    task = ClassificationTask.load_from_checkpoint(str(ckpt),
-                                                   map_location='cpu')
-    return task.eval(), config
+    return _load_run(out_dir, ClassificationTask, 'classify')
 
 
 def evaluate(out_dir: str, root: Optional[str] = None) -> Dict:

@@ -112,9 +112,12 @@ def _classify_common(p: argparse.ArgumentParser) -> None:
     g.add_argument('--image-size', type=int, default=64,
                    help='side the folder images are resized to (default 64)')
     g.add_argument('--train-size', type=int, default=None,
-                   help='training mosaics (default 8000)')
+                   help='digits: training mosaics (default 8000)')
     g.add_argument('--val-size', type=int, default=None,
-                   help='test mosaics (default 2000)')
+                   help='digits: test mosaics (default 2000)')
+    g.add_argument('--val-fraction', type=float, default=0.2,
+                   help='folder without train/ and val/: the held-out '
+                   'fraction of each class (default 0.2, seeded)')
     _training(p, epochs=10, batch_size=64, lr=2e-3)
 
 
@@ -336,7 +339,8 @@ def _mega(v: float) -> str:
 
 def table(rows: List[Dict], metrics=None) -> str:
     """The paper-style table: params, FLOPs, accuracies (mean ± std over
-    seeds, in %), time per epoch, peak memory.  ``metrics``: (key, title)
+    seeds, in %; the value alone for one seed), time per epoch, peak
+    memory.  ``metrics``: (key, title)
     pairs, default the segmentation metrics."""
     metrics = metrics or METRICS
     base = rows[0]
@@ -347,10 +351,12 @@ def table(rows: List[Dict], metrics=None) -> str:
         's / epoch', 'peak RSS']
     lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
 
-    def pm(v, scale=100.0, digits=1):
+    def pm(v, seeds, scale=100.0, digits=1):
         mean, sd = v
         if mean is None:
             return '-'
+        if seeds < 2:  # one run: no spread to show
+            return f'{mean * scale:.{digits}f}'
         return f'{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}'
 
     for r in rows:
@@ -360,11 +366,12 @@ def table(rows: List[Dict], metrics=None) -> str:
             f' (+{extra_p / 1e6:.3f}M)' if r is not base else '')
         flops = _mega(r['flops']) + (
             f' (+{_mega(extra_f)})' if r is not base else '')
-        cells = [r['name'], params, flops] + [pm(r[k]) for k, _ in metrics]
+        n = r.get('seeds', 2)
+        cells = [r['name'], params, flops] + [pm(r[k], n) for k, _ in metrics]
         if ambiguous:
-            cells.append(pm(r['val_ambiguous_iou']))
-        cells += [pm(r['seconds_per_epoch'], 1.0, 2),
-                  pm(r['peak_rss_bytes'], 1e-9, 2) + ' GB']
+            cells.append(pm(r['val_ambiguous_iou'], n))
+        cells += [pm(r['seconds_per_epoch'], n, 1.0, 2),
+                  pm(r['peak_rss_bytes'], n, 1e-9, 2) + ' GB']
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -374,7 +381,7 @@ CLASSIFY_METRICS = [('val_acc', 'accuracy')]
 
 def _classify_train(args) -> Dict:
     from ..vision.training import fit
-    return fit(args.out, data=args.data,
+    return fit(args.out, data=args.data, val_fraction=args.val_fraction,
                units=_units(args.units, 'NAME', 'layer3=glore'),
                arch=args.arch, epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -390,7 +397,8 @@ def _classify_compare(args) -> List[Dict]:
     rows = []
     for name in names:
         spec = CLASSIFY_CONFIGURATIONS[name]
-        extra = ['--arch', args.arch, '--image-size', str(args.image_size)]
+        extra = ['--arch', args.arch, '--image-size', str(args.image_size),
+                 '--val-fraction', str(args.val_fraction)]
         if spec:
             extra += ['--units', f'{args.point}={spec}']
         rows.append(_row(name, [_run(args, 'classify', name, seed, extra)
@@ -455,7 +463,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 _units(args.units)
             except argparse.ArgumentTypeError as e:
                 parser.error(str(e))
-            result = _train(args)
+            try:
+                result = _train(args)
+            except (ValueError, FileNotFoundError) as e:
+                raise SystemExit(f'glore-pyg segment train: {e}')
             print(json.dumps(result['metrics'], indent=2))
         elif args.job == 'evaluate':
             _evaluate(args)
@@ -471,12 +482,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 _units(args.units, 'NAME', 'layer3=glore')
             except argparse.ArgumentTypeError as e:
                 parser.error(str(e))
-            print(json.dumps(_classify_train(args)['metrics'], indent=2))
+            try:
+                result = _classify_train(args)
+            except (ValueError, FileNotFoundError) as e:
+                raise SystemExit(f'glore-pyg classify train: {e}')
+            print(json.dumps(result['metrics'], indent=2))
         elif args.job == 'evaluate':
             from ..vision.training import evaluate
             try:
                 print(json.dumps(evaluate(args.out, args.root), indent=2))
-            except FileNotFoundError as e:
+            except (FileNotFoundError, ValueError) as e:
                 raise SystemExit(str(e))
         elif args.job == 'compare':
             _classify_compare(args)

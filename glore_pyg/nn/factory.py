@@ -44,17 +44,18 @@ def parse_unit_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
 
     Raises:
         ValueError: an empty or non-string spec, an unknown kind or option,
-            an option without ``=``, or a value of the wrong type, naming
-            the choices.
+            an option without ``=`` or given twice, or a value of the wrong
+            type, naming the choices.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"A unit spec is a string such as 'latentgnn' or "
                          f"'glore:num_mid=16', got {spec!r}")
-    kind, _, rest = spec.strip().partition(':')
-    kind = kind.strip().lower().replace('-', '').replace('_', '')
+    raw, _, rest = spec.strip().partition(':')
+    kind = raw.strip().lower().replace('-', '').replace('_', '')
     if kind not in UNITS:
-        raise ValueError(f"Unknown unit {kind!r} in {spec!r}: choose one of "
-                         f"{sorted(UNITS)}")
+        raise ValueError(f"Unknown unit {raw.strip()!r} in {spec!r}: choose "
+                         f"one of {sorted(UNITS)} (options follow a ':', "
+                         f"e.g. 'glore:num_mid=16')")
     options: Dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(','))):
         key, eq, value = item.partition('=')
@@ -63,6 +64,8 @@ def parse_unit_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
             raise ValueError(
                 f"Unknown option {item!r} for unit {kind!r} in {spec!r}: "
                 f"options are {sorted(OPTIONS[kind])} as key=value")
+        if key in options:
+            raise ValueError(f"Option {key!r} is given twice in {spec!r}")
         options[key] = _convert(OPTIONS[kind][key], value.strip(), key, spec)
     return kind, options
 

@@ -90,7 +90,7 @@ def check_checkpoint(path, hparams: Mapping, keys: Sequence[str]) -> None:
             f"Checkpoint {path} belongs to another configuration: "
             + ', '.join(f'{k} is {a!r} there, {b!r} here'
                         for k, (a, b) in diff.items())
-            + ". Use another output folder or resume=False")
+            + ". Use another output folder or resume=False (--no-resume)")
 
 
 def _plain(v):
@@ -129,7 +129,7 @@ def make_trainer(out_dir: str, epochs: int, precision: Optional[str] = None,
         accelerator=accelerator, devices=1, precision=precision,
         logger=L.pytorch.loggers.CSVLogger(str(out), name='', version=''),
         callbacks=[L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=str(out / 'checkpoints'), filename='epoch{epoch}',
+            dirpath=str(out / 'checkpoints'), filename='{epoch}',
             save_last=True, save_top_k=1, every_n_epochs=1),
             timer] + list(callbacks or []),
         enable_progress_bar=progress, enable_model_summary=False,

@@ -4,10 +4,10 @@ any network after named sub-modules, their overhead, and image data sets
 :mod:`glore_pyg.vision.training` (Lightning, the ``train`` extra).  Nothing
 in :mod:`glore_pyg.nn` imports from here."""
 from .insert import (InsertedUnit, Overhead, insert_units, inserted_units,
-                     read_output_shape, unit_overhead)
+                     read_output_shape, remove_units, unit_overhead)
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet50
 
-__all__ = ['insert_units', 'inserted_units', 'InsertedUnit',
+__all__ = ['insert_units', 'inserted_units', 'remove_units', 'InsertedUnit',
            'read_output_shape', 'unit_overhead', 'Overhead', 'ResNet',
            'BasicBlock', 'Bottleneck', 'resnet18', 'resnet50',
            'DigitMosaics', 'ImageFolder']

@@ -252,7 +252,13 @@ def insert_units(model: nn.Module, points: Points, spec: str = 'glore',
 
     Returns:
         ``model``, with each insertion point replaced by an
-        :class:`InsertedUnit`.
+        :class:`InsertedUnit`: the point's own sub-modules and state-dict
+        keys move under ``module.`` (``layer3.1.conv1`` becomes
+        ``layer3.1.module.conv1``; after inserting at ``layer3``,
+        ``layer3.1`` is ``layer3.module.1``), so insert all points in one
+        call, or name them as ``model.named_modules()`` shows them now.
+        :func:`remove_units` undoes it.  A module that ``forward`` calls
+        twice gets its unit applied twice.
 
     Raises:
         TypeError: ``model`` not a module; ``points`` of another type.
@@ -307,6 +313,34 @@ def insert_units(model: nn.Module, points: Points, spec: str = 'glore',
     return model
 
 
+def remove_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
+    """Undoes :func:`insert_units`, in place: every :class:`InsertedUnit`
+    of ``model`` is replaced by the module it wraps, so the model has its
+    original structure, names and state-dict keys again (e.g. to save a
+    checkpoint that a model without units loads).
+
+    Args:
+        model (torch.nn.Module): a network with inserted units.
+
+    Returns:
+        dict: the removed units by the name their :class:`InsertedUnit`
+        had (empty if there were none).
+
+    Raises:
+        TypeError: ``model`` not a module.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"'model' must be a torch.nn.Module, got "
+                        f"{type(model).__name__}")
+    removed = inserted_units(model)
+    # deepest first, so that the names of outer points stay valid
+    for name in sorted(removed, key=lambda n: -n.count('.')):
+        parent_name, _, child = name.rpartition('.')
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, getattr(parent, child).module)
+    return removed
+
+
 def inserted_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
     """The units :func:`insert_units` put into ``model``: the name of each
     :class:`InsertedUnit` (as in ``model.named_modules()``) -> its unit.
@@ -321,7 +355,7 @@ def inserted_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
             if isinstance(m, InsertedUnit)}
 
 
-@dataclass
+@dataclass(repr=False)
 class Overhead:
     """What the inserted units add, counted by :func:`unit_overhead`.
 
@@ -367,6 +401,8 @@ class Overhead:
     def __str__(self) -> str:
         return (f'input {tuple(self.input_shape)}; FLOPs count a '
                 f'multiply-add as 2\n' + self.table())
+
+    __repr__ = __str__
 
 
 def unit_overhead(model: nn.Module,
@@ -433,5 +469,5 @@ def unit_overhead(model: nn.Module,
     return report
 
 
-__all__ = ['InsertedUnit', 'insert_units', 'inserted_units',
+__all__ = ['InsertedUnit', 'insert_units', 'inserted_units', 'remove_units',
            'read_output_shape', 'unit_overhead', 'Overhead']

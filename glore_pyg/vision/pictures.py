@@ -105,8 +105,9 @@ def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,
     names = getattr(getattr(val, 'dataset', val), 'class_names', None)
     with torch.no_grad():
         pred = int(task(image[None]).argmax(1))
-    text = (f'label {names[int(label)] if names else int(label)}, '
-            f'predicted {names[pred] if names else pred}')
+    text = (f'validation image {index}: label '
+            f'{names[int(label)] if names else int(label)}, predicted '
+            f'{names[pred] if names else pred}')
     return draw_unit(task.model, image, to or str(Path(out_dir) /
                                                   'pictures'),
                      unit=unit, title=text)

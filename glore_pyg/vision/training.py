@@ -13,7 +13,7 @@ as an uninterrupted one.
 """
 import json
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -172,6 +172,9 @@ class ClassificationTask(L.LightningModule):
         data (str, optional): the data set's name, kept in checkpoints so
             that a checkpoint of another configuration is refused.
             (default: ``'custom'``)
+        class_names (list of str, optional): the classes, in label order,
+            kept in checkpoints so that evaluating on images of other
+            classes is refused. (default: :obj:`None`)
 
     Shapes:
         - **input:** images :math:`(B, C, H, W)`; for the loss also labels
@@ -186,7 +189,8 @@ class ClassificationTask(L.LightningModule):
                  units: Optional[Mapping[str, str]] = None,
                  arch: str = 'digits', lr: float = 2e-3,
                  weight_decay: float = 1e-4, seed: int = 0,
-                 data: str = 'custom'):
+                 data: str = 'custom',
+                 class_names: Optional[Sequence[str]] = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(arch, in_channels, num_classes,
@@ -250,9 +254,10 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
         epochs: int = 10, batch_size: int = 64, lr: float = 2e-3,
         seed: int = 0, root: Optional[str] = None,
         train_size: Optional[int] = None, val_size: Optional[int] = None,
-        image_size: int = 64, precision: Optional[str] = None,
-        resume: bool = True, progress: bool = True,
-        accelerator: str = 'auto', callbacks=None) -> Dict:
+        image_size: int = 64, val_fraction: float = 0.2,
+        precision: Optional[str] = None, resume: bool = True,
+        progress: bool = True, accelerator: str = 'auto',
+        callbacks=None) -> Dict:
     """Trains (or resumes) one configuration and writes ``out_dir``:
     ``checkpoints/last.ckpt`` (after every epoch), ``metrics.csv`` (per
     epoch) and ``result.json``.
@@ -276,6 +281,9 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
         val_size (int, optional): test mosaics (``'digits'``).
         image_size (int, optional): side of the folder's resized images.
             (default: :obj:`64`)
+        val_fraction (float, optional): the held-out fraction of each class
+            of a folder without ``train/`` and ``val/``.
+            (default: :obj:`0.2`)
         precision (str, optional): Lightning's ``precision``.
             (default: :obj:`None`: float32)
         resume (bool, optional): continue from ``out_dir``'s last
@@ -303,10 +311,11 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
     units = dict(units or {})
     L.seed_everything(seed, workers=True, verbose=False)
     train, val = make_datasets(data, root, train_size, val_size, seed,
-                               image_size)
+                               image_size, val_fraction)
     info = _info(train)
     task = ClassificationTask(info.in_channels, info.num_classes, units,
-                              arch, lr, seed=seed, data=data)
+                              arch, lr, seed=seed, data=data,
+                              class_names=list(info.class_names))
     ckpt = resume_from(out, resume, task.hparams, CONFIG_KEYS)
     trainer, timer = make_trainer(out, epochs, precision, progress,
                                   accelerator, callbacks)
@@ -319,7 +328,7 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
     config = dict(data=data, units=units, arch=arch, seed=seed,
                   batch_size=batch_size, lr=lr, root=root,
                   train_size=train_size, val_size=val_size,
-                  image_size=image_size)
+                  image_size=image_size, val_fraction=val_fraction)
     result = dict(config=config, epochs=epochs, params=size.total_params,
                   flops=size.total_flops, overhead=size.rows,
                   input_shape=list(size.input_shape),
@@ -355,11 +364,19 @@ def evaluate(out_dir: str, root: Optional[str] = None) -> Dict:
     Raises:
         FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``,
             or a missing image folder.
+        ValueError: images of other classes (names or order) than the run
+            was trained on.
     """
     task, config = load_run(out_dir)
     _, val = make_datasets(config['data'], root or config.get('root'),
                            config.get('train_size'), config.get('val_size'),
-                           config['seed'], config.get('image_size', 64))
+                           config['seed'], config.get('image_size', 64),
+                           config.get('val_fraction', 0.2))
+    trained = task.hparams.get('class_names')
+    found = list(_info(val).class_names)
+    if trained is not None and list(trained) != found:
+        raise ValueError(f"The run was trained on the classes {list(trained)}"
+                         f", the evaluation images have {found}")
     trainer = L.Trainer(accelerator='cpu', devices=1, logger=False,
                         enable_progress_bar=False, enable_model_summary=False)
     result = trainer.validate(task, torch.utils.data.DataLoader(val, 256),

@@ -72,6 +72,45 @@ def test_errors(tmp_path, capsys):
               'baseline,+mlp'])
 
 
+def test_single_seed_table_and_clean_errors(tmp_path, capsys):
+    from glore_pyg.cli.main import CLASSIFY_METRICS, table
+    row = dict(name='a', seeds=1, params=10, flops=2_000_000,
+               val_acc=(0.5, 0.0), seconds_per_epoch=(1.5, 0.0),
+               peak_rss_bytes=(2e9, 0.0))
+    assert '| a | 0.000M | 2M | 50.0 | 1.50 | 2.00 GB |' in table(
+        [row], CLASSIFY_METRICS)
+    # mistakes of the user end in one line, not a traceback
+    with pytest.raises(SystemExit, match="classify train: 'folder' needs"):
+        main(['classify', 'train', '--out', str(tmp_path / 'f'), '--data',
+              'folder', *TINY])
+    with pytest.raises(SystemExit, match="classify train: 'points': "
+                       "ResNet has no sub-module 'layer9'"):
+        main(['classify', 'train', '--out', str(tmp_path / 'g'),
+              '--units', 'layer9=glore', *TINY])
+
+
+def test_folder_evaluation_refuses_other_classes(tmp_path, capsys):
+    from PIL import Image
+    for root, classes in (('a', ('cats', 'dogs')), ('b', ('cats', 'owls'))):
+        for cls in classes:
+            (tmp_path / root / cls).mkdir(parents=True)
+            for i in range(4):
+                Image.new('RGB', (12, 10), (40 * i, 90, 200)).save(
+                    tmp_path / root / cls / f'{i}.png')
+    out = tmp_path / 'run'
+    main(['classify', 'train', '--out', str(out), '--data', 'folder',
+          '--root', str(tmp_path / 'a'), '--image-size', '16',
+          '--val-fraction', '0.25', *TINY])
+    capsys.readouterr()
+    main(['classify', 'evaluate', '--out', str(out)])
+    assert 0 <= json.loads(capsys.readouterr().out)['val_acc'] <= 1
+    with pytest.raises(SystemExit, match=r"trained on the classes \['cats', "
+                       r"'dogs'\], the evaluation images have \['cats', "
+                       r"'owls'\]"):
+        main(['classify', 'evaluate', '--out', str(out), '--root',
+              str(tmp_path / 'b')])
+
+
 def test_segment_pictures(tmp_path, capsys):
     out = tmp_path / 'seg'
     main(['segment', 'train', '--out', str(out), '--units',

@@ -41,6 +41,9 @@ def test_parse():
     ('', 0, r"A unit spec is a string"),
     ('glore', 4, r"'dims' must be 0"),
     ('latentgnn:d=0', 0, r"'latent_dims' must be"),
+    ('glore:num_mid=8,num_mid=4', 0, r"Option 'num_mid' is given twice"),
+    ('glore num_mid=4', 0, r"Unknown unit 'glore num_mid=4'.*options "
+     r"follow a ':'"),
 ])
 def test_errors(spec, dims, match):
     with pytest.raises(ValueError, match=match):

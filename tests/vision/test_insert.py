@@ -6,8 +6,9 @@ from torch import nn
 
 from glore_pyg.nn import GloRe2d, LatentGNN1d, LatentGNN2d, NonLocal2d
 from glore_pyg.vision import (InsertedUnit, ResNet, insert_units,
-                              inserted_units, read_output_shape, resnet18,
-                              resnet50, unit_overhead)
+                              inserted_units, read_output_shape,
+                              remove_units, resnet18, resnet50,
+                              unit_overhead)
 from glore_pyg.vision.resnet import BasicBlock
 
 
@@ -210,3 +211,18 @@ def test_torchvision_resnet_when_importable():
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
     model.load_state_dict(reference.state_dict())  # a torchvision checkpoint
+
+
+def test_remove_units_restores_the_plain_model():
+    plain = small_resnet()
+    _perturb(plain)
+    keys = list(plain.state_dict())
+    model = insert_units(copy.deepcopy(plain), ['layer2', 'layer2.0',
+                                                'layer3.0.bn2'])
+    removed = remove_units(model)
+    assert set(removed) == {'layer2', 'layer2.module.0', 'layer3.0.bn2'}
+    assert list(model.state_dict()) == keys and inserted_units(model) == {}
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(model.eval()(x), plain.eval()(x))
+    assert remove_units(model) == {}
+    assert 'network with units' in repr(unit_overhead(model, (1, 1, 8, 8)))

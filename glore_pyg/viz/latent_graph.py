@@ -175,9 +175,12 @@ def latent_graph_drawing(
 ) -> Figure:
     r"""The latent graph of a unit drawn as a directed graph: the latent
     nodes on a circle (:func:`networkx.circular_layout`), an arrow
-    :math:`j \to k` per kept edge, its width and colour (``plasma_r``,
-    with a colorbar) growing with :math:`|w_{kj}|`.  Self-loops (the
-    diagonal, e.g. GloRe's identity term) are omitted.  The graph is GloRe's
+    :math:`j \to k` per kept edge, its width growing with :math:`|w_{kj}|`
+    and its colour (with a colorbar) giving :math:`w_{kj}` on a diverging
+    scale centred on 0 when the kept weights have both signs (GloRe's
+    :math:`I - A_g`), else :math:`|w_{kj}|` (``plasma_r``) over the range
+    shown.  Self-loops (the diagonal, e.g. GloRe's identity term) are
+    omitted; a caption says how many edges are kept.  The graph is GloRe's
     :math:`\mathbf{I} - \mathbf{A}_g` (`"Graph-Based Global Reasoning
     Networks" <https://arxiv.org/abs/1811.12814>`_, Eq. 3), LatentGNN's
     :math:`\mathbf{F}_X` (`"Learning Efficient Non-local Relations for
@@ -215,7 +218,7 @@ def latent_graph_drawing(
     Returns:
         matplotlib.figure.Figure: two axes, the drawing (one node marker
         per latent node :math:`0 .. d-1`, one arrow patch per kept edge)
-        and the colorbar of :math:`|w|`.
+        and the colorbar of :math:`w` or :math:`|w|`.
 
     Raises:
         ValueError: ``threshold`` negative or not a number; ``sample`` or
@@ -242,15 +245,27 @@ def latent_graph_drawing(
     graph.add_nodes_from(range(d))
     graph.add_weighted_edges_from(edges)
     edgelist = [(j, k) for j, k, _ in edges]
-    magnitude = np.array([abs(w) for _, _, w in edges], dtype=np.float64)
+    weight = np.array([w for _, _, w in edges], dtype=np.float64)
+    magnitude = np.abs(weight)
     vmax = float(magnitude.max()) if magnitude.size and \
         magnitude.max() > 0 else 1.0
+    if weight.size and weight.min() < 0.0 < weight.max():
+        # both signs (GloRe's I - A_g): signed colours centred on 0
+        colour, low, cmap = weight, -vmax, colormaps[_DIVERGING]
+        bar_label = 'weight'
+    else:  # one sign: the magnitudes, over the range shown
+        colour, cmap, bar_label = magnitude, colormaps[_EDGE_CMAP], '|weight|'
+        low = float(magnitude.min()) if magnitude.size else 0.0
+        if low >= vmax:
+            low = 0.0
+    total = sum(1 for j, k in full.edges() if j != k)
+    kept = (f'strongest {len(edgelist)} of {total} edges' if threshold is None
+            else f'{len(edgelist)} of {total} edges with |w| > {threshold:g}')
 
     side = min(9.0, 4.0 + 0.1 * d)
     fig = Figure(figsize=(side + 1.0, side), layout='constrained')
     ax = fig.add_subplot()
     layout = nx.circular_layout(graph)
-    cmap = colormaps[_EDGE_CMAP]
     small = d <= 24
     nx.draw_networkx_nodes(graph, layout, ax=ax,
                            node_size=350 if small else 60,
@@ -260,7 +275,7 @@ def latent_graph_drawing(
         nx.draw_networkx_edges(
             graph, layout, ax=ax, edgelist=edgelist, arrows=True,
             width=list(0.6 + 3.4 * magnitude / vmax),
-            edge_color=list(magnitude), edge_cmap=cmap, edge_vmin=0.0,
+            edge_color=list(colour), edge_cmap=cmap, edge_vmin=low,
             edge_vmax=vmax, arrowsize=12 if small else 6,
             node_size=350 if small else 60,
             connectionstyle='arc3,rad=0.12')
@@ -268,9 +283,11 @@ def latent_graph_drawing(
                             font_size=9 if small else 6)
     ax.set_axis_off()
     ax.set_aspect('equal')
-    fig.colorbar(ScalarMappable(norm=Normalize(0.0, vmax), cmap=cmap),
-                 ax=ax, shrink=0.7, label='|weight|')
+    fig.colorbar(ScalarMappable(norm=Normalize(low, vmax), cmap=cmap),
+                 ax=ax, shrink=0.7, label=bar_label)
     ax.set_title(title if title is not None else
                  f"latent graph of {_source_name(source)} (sample {sample}, "
                  f"{len(edgelist)} edges)")
+    fig.text(0.5, 0.01, f'{kept}, self-loops omitted; width grows with '
+             f'|w|', ha='center', va='bottom', fontsize=8)
     return finish(fig, path)

@@ -163,10 +163,21 @@ def test_glore_drawing(tmp_path):
     widths = sorted(p.get_linewidth() for p in drawn)
     assert widths[-1] == pytest.approx(4.0)
     assert widths[0] < widths[-1]
-    # the colorbar runs from 0 to the largest off-diagonal |weight|
+    # I - A_g has both signs: a signed colorbar, symmetric around 0, up to
+    # the largest off-diagonal |weight|
     mixing = torch.eye(d) - unit.latent_graph.adjacency.detach()
-    off = mixing.abs()[~torch.eye(d, dtype=torch.bool)]
-    assert fig.axes[1].get_ylim()[1] == pytest.approx(float(off.max()))
+    off = mixing[~torch.eye(d, dtype=torch.bool)]
+    kept = off.abs().sort(descending=True).values[:3 * d]
+    assert fig.axes[1].get_ylim() == pytest.approx(
+        (-float(kept.max()), float(kept.max())))
+    assert fig.axes[1].get_ylabel() == 'weight'
+    assert [t.get_text() for t in fig.texts] == [
+        f'strongest {3 * d} of {d * (d - 1)} edges, self-loops omitted; '
+        f'width grows with |w|']
+    # one sign only: magnitudes over the range shown
+    fig = latent_graph_drawing(torch.rand(d, d) + 0.5)
+    assert fig.axes[1].get_ylabel() == '|weight|'
+    assert fig.axes[1].get_ylim()[0] > 0.5
 
 
 def test_drawing_threshold():

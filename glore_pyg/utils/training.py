@@ -6,6 +6,7 @@ check that a checkpoint belongs to the configuration about to be trained,
 and the per-epoch timer.
 """
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
@@ -63,6 +64,24 @@ class EpochTimer(L.Callback):
         return sum(self.times) / len(self.times) if self.times else None
 
 
+class EpochLog(L.Callback):
+    """One line per epoch on standard error (for runs without a progress
+    bar): the epoch, the logged metrics and the epoch's seconds."""
+
+    def __init__(self, timer: EpochTimer):
+        self.timer = timer
+
+    def on_train_epoch_end(self, trainer, module):
+        # after the epoch's validation and after the timer (listed before)
+        if not self.timer.times:
+            return
+        metrics = ', '.join(f'{k} {float(v):.4f}' for k, v in sorted(
+            trainer.callback_metrics.items()))
+        print(f'epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: '
+              f'{metrics} ({self.timer.times[-1]:.1f} s)', file=sys.stderr,
+              flush=True)
+
+
 def check_checkpoint(path, hparams: Mapping, keys: Sequence[str]) -> None:
     """Refuses a checkpoint written for another configuration, naming the
     differences.
@@ -114,7 +133,9 @@ def make_trainer(out_dir: str, epochs: int, precision: Optional[str] = None,
         epochs (int): ``max_epochs``.
         precision (str, optional): Lightning's ``precision``, e.g.
             ``'bf16-mixed'``. (default: :obj:`None`: float32)
-        progress (bool, optional): the progress bar. (default: :obj:`True`)
+        progress (bool, optional): the progress bar; without it, one line
+            per epoch on standard error (:class:`EpochLog`).
+            (default: :obj:`True`)
         accelerator (str, optional): ``'cpu'``, ``'cuda'`` or ``'auto'``.
             (default: :obj:`'auto'`)
         callbacks (iterable, optional): further callbacks.
@@ -124,6 +145,7 @@ def make_trainer(out_dir: str, epochs: int, precision: Optional[str] = None,
     """
     out = Path(out_dir)
     timer = EpochTimer()
+    log = [] if progress else [EpochLog(timer)]
     trainer = L.Trainer(
         max_epochs=epochs, default_root_dir=str(out),
         accelerator=accelerator, devices=1, precision=precision,
@@ -131,7 +153,7 @@ def make_trainer(out_dir: str, epochs: int, precision: Optional[str] = None,
         callbacks=[L.pytorch.callbacks.ModelCheckpoint(
             dirpath=str(out / 'checkpoints'), filename='{epoch}',
             save_last=True, save_top_k=1, every_n_epochs=1),
-            timer] + list(callbacks or []),
+            timer] + log + list(callbacks or []),
         enable_progress_bar=progress, enable_model_summary=False,
         deterministic=False, log_every_n_steps=1)
     return trainer, timer
@@ -189,5 +211,5 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-__all__ = ['EpochOrder', 'EpochTimer', 'check_checkpoint', 'make_trainer',
-           'resume_from', 'load_run', 'peak_rss_bytes']
+__all__ = ['EpochOrder', 'EpochTimer', 'EpochLog', 'check_checkpoint',
+           'make_trainer', 'resume_from', 'load_run', 'peak_rss_bytes']

@@ -1,6 +1,7 @@
 """The glore-pyg console script's classify command and both pictures
 commands (tiny runs)."""
 import json
+import re
 
 import pytest
 
@@ -30,8 +31,12 @@ def test_train_evaluate_and_pictures(tmp_path, capsys, spec):
     out = tmp_path / 'run'
     assert main(['classify', 'train', '--out', str(out), '--units',
                  f'layer3={spec}', *TINY]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
     assert 0 <= metrics['val_acc'] <= 1
+    # without a progress bar, one line per epoch
+    assert re.search(r'^epoch 1/1: train_loss [\d.]+, val_acc [\d.]+, '
+                     r'val_loss [\d.]+ \([\d.]+ s\)$', captured.err, re.M)
     main(['classify', 'evaluate', '--out', str(out)])
     assert json.loads(capsys.readouterr().out)['val_acc'] == pytest.approx(
         metrics['val_acc'])

@@ -371,5 +371,5 @@ def point_projection_maps(
     for i, node in enumerate(nodes):
         ax, scatter = panel(i + 2, weights[:, node].numpy(), cmap='viridis')
         ax.set_title(f"latent node {node}", fontsize=10)
-        fig.colorbar(scatter, ax=ax, shrink=0.6, pad=0.15, label='weight')
+        fig.colorbar(scatter, ax=ax, shrink=0.6, pad=0.22, label='weight')
     return finish(fig, path)

@@ -115,6 +115,10 @@ def _classify_common(p: argparse.ArgumentParser) -> None:
                    help='digits: training mosaics (default 8000)')
     g.add_argument('--val-size', type=int, default=None,
                    help='digits: test mosaics (default 2000)')
+    g.add_argument('--pretrained', default=None, metavar='FILE',
+                   help='backbone weights to start from (a state dict, e.g. '
+                   "torchvision's resnet18 weights with --arch resnet18; a "
+                   'classifier of another size is left out)')
     g.add_argument('--val-fraction', type=float, default=0.2,
                    help='folder without train/ and val/: the held-out '
                    'fraction of each class (default 0.2, seeded)')
@@ -382,6 +386,7 @@ CLASSIFY_METRICS = [('val_acc', 'accuracy')]
 def _classify_train(args) -> Dict:
     from ..vision.training import fit
     return fit(args.out, data=args.data, val_fraction=args.val_fraction,
+               pretrained=args.pretrained,
                units=_units(args.units, 'NAME', 'layer3=glore'),
                arch=args.arch, epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -399,6 +404,8 @@ def _classify_compare(args) -> List[Dict]:
         spec = CLASSIFY_CONFIGURATIONS[name]
         extra = ['--arch', args.arch, '--image-size', str(args.image_size),
                  '--val-fraction', str(args.val_fraction)]
+        if args.pretrained:
+            extra += ['--pretrained', args.pretrained]
         if spec:
             extra += ['--units', f'{args.point}={spec}']
         rows.append(_row(name, [_run(args, 'classify', name, seed, extra)

@@ -12,6 +12,7 @@ interrupted run resumed from its last checkpoint ends with the same weights
 as an uninterrupted one.
 """
 import json
+import sys
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -145,6 +146,69 @@ def build_model(arch: str, in_channels: int, num_classes: int,
     return model
 
 
+def load_backbone_weights(model: torch.nn.Module, source) -> Dict:
+    """Loads pretrained backbone weights (e.g. a torchvision ResNet
+    checkpoint, or a state dict of :class:`~glore_pyg.vision.ResNet`) into
+    ``model``, before or after units were inserted: the inserted units keep
+    their fresh state (see :class:`~glore_pyg.vision.InsertedUnit`), and
+    tensors whose shape differs (the classifier of another number of
+    classes) are left out and reported.
+
+    Args:
+        model (torch.nn.Module): the network.
+        source (str, Path or dict): a file saved with :func:`torch.save`
+            holding a state dict (or a dict with a ``'state_dict'`` or
+            ``'model'`` entry; read with ``weights_only=True``), or a state
+            dict.
+
+    Returns:
+        dict: ``skipped``, the keys left out for their shape.
+
+    Raises:
+        FileNotFoundError: a missing file.
+        ValueError: a file that holds no state dict, or keys that match no
+            parameter of ``model`` / parameters of the backbone that the
+            source lacks (named), e.g. weights of another architecture.
+    """
+    if isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"Pretrained weights {source} not found")
+        source = torch.load(source, map_location='cpu', weights_only=True)
+    if isinstance(source, Mapping):
+        for key in ('state_dict', 'model'):
+            if isinstance(source.get(key), Mapping):
+                source = source[key]
+    if not isinstance(source, Mapping) or not all(
+            isinstance(v, torch.Tensor) for v in source.values()):
+        raise ValueError("Pretrained weights must be a state dict (name -> "
+                         "tensor)")
+    own = model.state_dict()
+    # the keys the source would have for the model without units
+    plain = {k.replace('.module.', '.'): k for k in own
+             if '.unit.' not in k}
+    state, skipped = {}, []
+    for key, value in source.items():
+        target = plain.get(key)
+        if target is None:
+            continue
+        if own[target].shape != value.shape:
+            skipped.append(key)
+            continue
+        state[target] = value
+    unknown = [k for k in source if k not in plain]
+    lacking = [k for k in plain if k not in source]
+    if unknown or lacking:
+        raise ValueError(
+            f"The pretrained weights do not fit {type(model).__name__}: "
+            + (f"{len(unknown)} unknown key(s) such as {unknown[:3]}"
+               if unknown else '')
+            + ('; ' if unknown and lacking else '')
+            + (f"{len(lacking)} missing key(s) such as {lacking[:3]}"
+               if lacking else ''))
+    model.load_state_dict(state, strict=False)
+    return dict(skipped=skipped)
+
+
 class ClassificationTask(L.LightningModule):
     r"""Image classification as a Lightning module: a ResNet with units,
     cross entropy, Adam with a cosine learning-rate schedule over the
@@ -255,6 +319,7 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
         seed: int = 0, root: Optional[str] = None,
         train_size: Optional[int] = None, val_size: Optional[int] = None,
         image_size: int = 64, val_fraction: float = 0.2,
+        pretrained: Optional[str] = None,
         precision: Optional[str] = None, resume: bool = True,
         progress: bool = True, accelerator: str = 'auto',
         callbacks=None) -> Dict:
@@ -284,6 +349,10 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
         val_fraction (float, optional): the held-out fraction of each class
             of a folder without ``train/`` and ``val/``.
             (default: :obj:`0.2`)
+        pretrained (str, optional): a file of backbone weights loaded
+            before training starts (not when resuming), see
+            :func:`load_backbone_weights`; a classifier of another number
+            of classes is left out. (default: :obj:`None`)
         precision (str, optional): Lightning's ``precision``.
             (default: :obj:`None`: float32)
         resume (bool, optional): continue from ``out_dir``'s last
@@ -317,6 +386,11 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
                               arch, lr, seed=seed, data=data,
                               class_names=list(info.class_names))
     ckpt = resume_from(out, resume, task.hparams, CONFIG_KEYS)
+    if pretrained is not None and ckpt is None:
+        skipped = load_backbone_weights(task.model, pretrained)['skipped']
+        if skipped:
+            print(f'pretrained weights: left out {skipped} (other shapes)',
+                  file=sys.stderr)
     trainer, timer = make_trainer(out, epochs, precision, progress,
                                   accelerator, callbacks)
     datamodule = _Data(train, val, batch_size, seed)
@@ -328,7 +402,8 @@ def fit(out_dir: str, data: str = 'digits', units=None, arch: str = 'digits',
     config = dict(data=data, units=units, arch=arch, seed=seed,
                   batch_size=batch_size, lr=lr, root=root,
                   train_size=train_size, val_size=val_size,
-                  image_size=image_size, val_fraction=val_fraction)
+                  image_size=image_size, val_fraction=val_fraction,
+                  pretrained=None if pretrained is None else str(pretrained))
     result = dict(config=config, epochs=epochs, params=size.total_params,
                   flops=size.total_flops, overhead=size.rows,
                   input_shape=list(size.input_shape),
@@ -388,5 +463,6 @@ def evaluate(out_dir: str, root: Optional[str] = None) -> Dict:
 
 
 __all__ = ['ClassificationTask', 'fit', 'evaluate', 'load_run',
+           'load_backbone_weights',
            'make_datasets', 'build_model',
            'ARCHITECTURES', 'DATASETS']

@@ -88,3 +88,34 @@ def test_bad_configuration_errors(tmp_path):
         build_model('vgg', 1, 2)
     with pytest.raises(FileNotFoundError, match='result.json not found'):
         load_run(tmp_path / 'nothing')
+
+
+def test_pretrained_backbone_weights(tmp_path, capsys):
+    from glore_pyg.vision.training import load_backbone_weights
+    source = build_model('digits', 1, 10)  # another number of classes
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1.0)
+    torch.save(source.state_dict(), tmp_path / 'w.pt')
+    model = build_model('digits', 1, 2, {'layer3': 'glore',
+                                         'layer2.0': 'nonlocal'})
+    fresh_unit = {k: v.clone() for k, v in
+                  inserted_units(model)['layer3'].state_dict().items()}
+    report = load_backbone_weights(model, tmp_path / 'w.pt')
+    assert report == dict(skipped=['fc.weight', 'fc.bias'])
+    torch.testing.assert_close(model.conv1.weight, source.conv1.weight)
+    torch.testing.assert_close(model.layer2[0].module.conv1.weight,
+                               source.layer2[0].conv1.weight)
+    assert not torch.equal(model.fc.weight[:2], source.fc.weight[:2])
+    for k, v in inserted_units(model)['layer3'].state_dict().items():
+        torch.testing.assert_close(v, fresh_unit[k])
+    with pytest.raises(ValueError, match='do not fit ResNet: .*missing'):
+        load_backbone_weights(build_model('resnet18', 1, 2),
+                              tmp_path / 'w.pt')
+    with pytest.raises(FileNotFoundError, match='not found'):
+        load_backbone_weights(model, tmp_path / 'none.pt')
+    # through fit: loaded before training, recorded in the configuration
+    r = fit(tmp_path / 'run', pretrained=str(tmp_path / 'w.pt'),
+            **dict(TINY, epochs=1))
+    assert r['config']['pretrained'] == str(tmp_path / 'w.pt')
+    assert "left out ['fc.weight', 'fc.bias']" in capsys.readouterr().err

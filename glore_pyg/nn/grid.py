@@ -85,10 +85,14 @@ class GridMixin:
         return (out, projections) if return_projection else out
 
 
-class GloRe1d(GridMixin, GloReConv):
-    r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, L]`` sequences
-    (the published ``GloRe_Unit_1D`` of facebookresearch/GloRe).
+def _doc(head: str, body: str, dims: int) -> str:
+    """A grid adapter's docstring: its own first paragraph, then the
+    Args / Shapes / Raises its kind shares, with its shape."""
+    shape = {1: '(B, C, L)', 2: '(B, C, H, W)', 3: '(B, C, T, H, W)'}[dims]
+    return head + '\n\n' + body.lstrip('\n').replace('@SHAPE@', shape)
 
+
+_GLORE = r"""
     From `"Graph-Based Global Reasoning Networks"
     <https://arxiv.org/abs/1811.12814>`_ (CVPR 2019): the positions of each
     sample are projected onto ``num_mid`` latent nodes (:math:`V = BX`),
@@ -108,8 +112,8 @@ class GloRe1d(GridMixin, GloReConv):
             value). (default: :obj:`1e-4`)
 
     Shapes:
-        - **input:** :math:`(B, C, L)`
-        - **output:** :math:`(B, C, L)`; with ``return_projection=True``
+        - **input:** :math:`@SHAPE@`
+        - **output:** :math:`@SHAPE@`; with ``return_projection=True``
           also a list with one :class:`~glore_pyg.nn.Projection`
 
     Raises:
@@ -119,349 +123,164 @@ class GloRe1d(GridMixin, GloReConv):
         TypeError: an input that is not a floating-point tensor, or of
             another dtype or device than the unit.
     """
+
+
+_LATENTGNN = r"""
+    From `"Learning Efficient Non-local Relations for Visual Recognition"
+    <https://arxiv.org/abs/1905.11634>`_ (ICML 2019, Eq. 3-10): a
+    non-local graph over the positions of each sample, factorised through
+    the latent nodes of each kernel; the update rule is
+    :class:`~glore_pyg.nn.LatentGNNConv`'s, with the same parameters and
+    ``state_dict`` keys.
+
+    Args:
+        in_channels (int): input (and output) channels :math:`C`.
+        latent_dims (list of int): latent nodes :math:`d_i` of each kernel,
+            one kernel per entry (outputs concatenated).
+        channel_stride (int, optional): the kernels work on
+            ``in_channels // channel_stride`` channels. (default: :obj:`4`)
+        mode (str, optional): :obj:`"asymmetric"` (separate
+            visible-to-latent and latent-to-visible projections) or
+            :obj:`"symmetric"` (one shared projection).
+            (default: :obj:`"asymmetric"`)
+        graph_conv (bool, optional): the graph-convolution weight after each
+            kernel (the published ``graph_conv_flag``).
+            (default: :obj:`False`)
+        without_residual (bool, optional): return the branch alone, without
+            :math:`\mathbf{X} + \gamma\,\cdot` (the published flag).
+            (default: :obj:`False`)
+        chunk_size (int, optional): the memory-lean mode, at most
+            ``chunk_size`` positions at a time (see
+            :class:`~glore_pyg.nn.LatentGNNConv`).
+            (default: :obj:`None`: plain autograd)
+
+    Shapes:
+        - **input:** :math:`@SHAPE@`
+        - **output:** :math:`@SHAPE@`; with ``return_projection=True``
+          also a list of :class:`~glore_pyg.nn.Projection` (one per kernel)
+
+    Raises:
+        ValueError: invalid constructor arguments (``in_channels``,
+            ``channel_stride``, ``chunk_size`` or an entry of
+            ``latent_dims`` not a positive int, an empty ``latent_dims``, a
+            ``channel_stride`` above ``in_channels``, an unknown ``mode``);
+            an input of another shape or number of channels;
+            ``return_projection`` with ``chunk_size``; a single position in
+            the whole batch in training mode (BatchNorm).
+        TypeError: an input that is not a floating-point tensor, or of
+            another dtype or device than the unit; with ``chunk_size``, a
+            norm other than plain ``BatchNorm1d`` (e.g. ``SyncBatchNorm``).
+    """
+
+
+_NONLOCAL = r"""
+    From `"Non-local Neural Networks" <https://arxiv.org/abs/1711.07971>`_
+    (CVPR 2018): Eq. 1 with the embedded-Gaussian affinity of Eq. 3 and the
+    residual of Eq. 6, over all positions of each sample; the update rule
+    is :class:`~glore_pyg.nn.NonLocalConv`'s, with the same parameters and
+    ``state_dict`` keys.
+
+    Args:
+        in_channels (int): input (and output) channels :math:`C`.
+        inter_channels (int, optional): channels of
+            :math:`\theta, \phi, g`.
+            (default: ``max(in_channels // 2, 1)``)
+        bn_eps (float, optional): eps of the output BatchNorm.
+            (default: :obj:`1e-5`)
+
+    Shapes:
+        - **input:** :math:`@SHAPE@`
+        - **output:** :math:`@SHAPE@`; with ``return_projection=True``
+          also a list with one :class:`~glore_pyg.nn.Projection` (the
+          attention of each sample)
+
+    Raises:
+        ValueError: ``in_channels`` or ``inter_channels`` not a positive int;
+            an input of another shape or number of channels; a single
+            position in the whole batch in training mode (BatchNorm).
+        TypeError: an input that is not a floating-point tensor, or of
+            another dtype or device than the unit.
+        RuntimeError: out of memory (from torch) when the :math:`L \times L`
+            attention of a sample does not fit.
+    """
+
+
+class GloRe1d(GridMixin, GloReConv):
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, L]`` sequences
+    (the published ``GloRe_Unit_1D`` of facebookresearch/GloRe).""",
+        _GLORE, 1)
     dims = 1
 
 
 class GloRe2d(GridMixin, GloReConv):
-    r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, H, W]`` feature maps
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, H, W]`` feature maps
     (the published ``GloRe_Unit_2D`` of facebookresearch/GloRe;
-    :math:`L = H W` positions per sample).
-
-    From `"Graph-Based Global Reasoning Networks"
-    <https://arxiv.org/abs/1811.12814>`_ (CVPR 2019): the positions of each
-    sample are projected onto ``num_mid`` latent nodes (:math:`V = BX`),
-    reasoned over by the graph convolution of Eq. 3 and projected back
-    (:math:`Y = DZ`, :math:`D = B^\top`); the update rule is
-    :class:`~glore_pyg.nn.GloReConv`'s.  Same parameters and
-    ``state_dict`` keys as :class:`~glore_pyg.nn.GloReConv`.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        num_mid (int): number of latent nodes :math:`d` (the published
-            ``num_mid``); the latent state has ``2 * num_mid`` channels.
-        normalize (bool, optional): divide the latent features by the
-            number of positions :math:`L` of the sample (the published
-            ``normalize``). (default: :obj:`False`)
-        bn_eps (float, optional): eps of the output BatchNorm (the published
-            value). (default: :obj:`1e-4`)
-
-    Shapes:
-        - **input:** :math:`(B, C, H, W)`
-        - **output:** :math:`(B, C, H, W)`; with ``return_projection=True``
-          also a list with one :class:`~glore_pyg.nn.Projection`
-
-    Raises:
-        ValueError: ``in_channels`` or ``num_mid`` not a positive int; an
-            input of another shape or number of channels; a single position
-            in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
-    """
+    :math:`L = H W` positions per sample).""",
+        _GLORE, 2)
     dims = 2
 
 
 class GloRe3d(GridMixin, GloReConv):
-    r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, T, H, W]`` clips
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, T, H, W]`` clips
     (the published ``GloRe_Unit_3D`` of facebookresearch/GloRe;
-    :math:`L = T H W` positions per sample).
-
-    From `"Graph-Based Global Reasoning Networks"
-    <https://arxiv.org/abs/1811.12814>`_ (CVPR 2019): the positions of each
-    sample are projected onto ``num_mid`` latent nodes (:math:`V = BX`),
-    reasoned over by the graph convolution of Eq. 3 and projected back
-    (:math:`Y = DZ`, :math:`D = B^\top`); the update rule is
-    :class:`~glore_pyg.nn.GloReConv`'s.  Same parameters and
-    ``state_dict`` keys as :class:`~glore_pyg.nn.GloReConv`.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        num_mid (int): number of latent nodes :math:`d` (the published
-            ``num_mid``); the latent state has ``2 * num_mid`` channels.
-        normalize (bool, optional): divide the latent features by the
-            number of positions :math:`L` of the sample (the published
-            ``normalize``). (default: :obj:`False`)
-        bn_eps (float, optional): eps of the output BatchNorm (the published
-            value). (default: :obj:`1e-4`)
-
-    Shapes:
-        - **input:** :math:`(B, C, T, H, W)`
-        - **output:** :math:`(B, C, T, H, W)`; with ``return_projection=True``
-          also a list with one :class:`~glore_pyg.nn.Projection`
-
-    Raises:
-        ValueError: ``in_channels`` or ``num_mid`` not a positive int; an
-            input of another shape or number of channels; a single position
-            in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
-    """
+    :math:`L = T H W` positions per sample).""",
+        _GLORE, 3)
     dims = 3
 
 
 class LatentGNN1d(GridMixin, LatentGNNConv):
-    r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, L]`` sequences
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, L]`` sequences
     (no published 1D module: the unit of
-    :class:`~glore_pyg.nn.LatentGNN2d` on sequences).
-
-    From `"Learning Efficient Non-local Relations for Visual Recognition"
-    <https://arxiv.org/abs/1905.11634>`_ (ICML 2019, Eq. 3-10): a
-    non-local graph over the positions of each sample, factorised through
-    the latent nodes of each kernel; the update rule is
-    :class:`~glore_pyg.nn.LatentGNNConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        latent_dims (list of int): latent nodes :math:`d_i` of each kernel,
-            one kernel per entry (outputs concatenated).
-        channel_stride (int, optional): the kernels work on
-            ``in_channels // channel_stride`` channels. (default: :obj:`4`)
-        mode (str, optional): :obj:`"asymmetric"` (separate
-            visible-to-latent and latent-to-visible projections) or
-            :obj:`"symmetric"` (one shared projection).
-            (default: :obj:`"asymmetric"`)
-        graph_conv (bool, optional): the graph-convolution weight after each
-            kernel (the published ``graph_conv_flag``).
-            (default: :obj:`False`)
-        without_residual (bool, optional): return the branch alone, without
-            :math:`\mathbf{X} + \gamma\,\cdot` (the published flag).
-            (default: :obj:`False`)
-        chunk_size (int, optional): the memory-lean mode, at most
-            ``chunk_size`` positions at a time (see
-            :class:`~glore_pyg.nn.LatentGNNConv`).
-            (default: :obj:`None`: plain autograd)
-
-    Shapes:
-        - **input:** :math:`(B, C, L)`
-        - **output:** :math:`(B, C, L)`; with ``return_projection=True``
-          also a list of :class:`~glore_pyg.nn.Projection` (one per kernel)
-
-    Raises:
-        ValueError: invalid constructor arguments (``in_channels``,
-            ``channel_stride``, ``chunk_size`` or an entry of
-            ``latent_dims`` not a positive int, an empty ``latent_dims``, a
-            ``channel_stride`` above ``in_channels``, an unknown ``mode``);
-            an input of another shape or number of channels;
-            ``return_projection`` with ``chunk_size``; a single position in
-            the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit; with ``chunk_size``, a
-            norm other than plain ``BatchNorm1d`` (e.g. ``SyncBatchNorm``).
-    """
+    :class:`~glore_pyg.nn.LatentGNN2d` on sequences).""",
+        _LATENTGNN, 1)
     dims = 1
 
 
 class LatentGNN2d(GridMixin, LatentGNNConv):
-    r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, H, W]`` feature maps
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, H, W]``
+    feature maps
     (the published ``LatentGNNV1`` of latentgnn/LatentGNN-V1-PyTorch;
-    :math:`L = H W` positions per sample).
-
-    From `"Learning Efficient Non-local Relations for Visual Recognition"
-    <https://arxiv.org/abs/1905.11634>`_ (ICML 2019, Eq. 3-10): a
-    non-local graph over the positions of each sample, factorised through
-    the latent nodes of each kernel; the update rule is
-    :class:`~glore_pyg.nn.LatentGNNConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        latent_dims (list of int): latent nodes :math:`d_i` of each kernel,
-            one kernel per entry (outputs concatenated).
-        channel_stride (int, optional): the kernels work on
-            ``in_channels // channel_stride`` channels. (default: :obj:`4`)
-        mode (str, optional): :obj:`"asymmetric"` (separate
-            visible-to-latent and latent-to-visible projections) or
-            :obj:`"symmetric"` (one shared projection).
-            (default: :obj:`"asymmetric"`)
-        graph_conv (bool, optional): the graph-convolution weight after each
-            kernel (the published ``graph_conv_flag``).
-            (default: :obj:`False`)
-        without_residual (bool, optional): return the branch alone, without
-            :math:`\mathbf{X} + \gamma\,\cdot` (the published flag).
-            (default: :obj:`False`)
-        chunk_size (int, optional): the memory-lean mode, at most
-            ``chunk_size`` positions at a time (see
-            :class:`~glore_pyg.nn.LatentGNNConv`).
-            (default: :obj:`None`: plain autograd)
-
-    Shapes:
-        - **input:** :math:`(B, C, H, W)`
-        - **output:** :math:`(B, C, H, W)`; with ``return_projection=True``
-          also a list of :class:`~glore_pyg.nn.Projection` (one per kernel)
-
-    Raises:
-        ValueError: invalid constructor arguments (``in_channels``,
-            ``channel_stride``, ``chunk_size`` or an entry of
-            ``latent_dims`` not a positive int, an empty ``latent_dims``, a
-            ``channel_stride`` above ``in_channels``, an unknown ``mode``);
-            an input of another shape or number of channels;
-            ``return_projection`` with ``chunk_size``; a single position in
-            the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit; with ``chunk_size``, a
-            norm other than plain ``BatchNorm1d`` (e.g. ``SyncBatchNorm``).
-    """
+    :math:`L = H W` positions per sample).""",
+        _LATENTGNN, 2)
     dims = 2
 
 
 class LatentGNN3d(GridMixin, LatentGNNConv):
-    r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, T, H, W]`` clips
-    (no published 3D module; :math:`L = T H W` positions per sample).
-
-    From `"Learning Efficient Non-local Relations for Visual Recognition"
-    <https://arxiv.org/abs/1905.11634>`_ (ICML 2019, Eq. 3-10): a
-    non-local graph over the positions of each sample, factorised through
-    the latent nodes of each kernel; the update rule is
-    :class:`~glore_pyg.nn.LatentGNNConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        latent_dims (list of int): latent nodes :math:`d_i` of each kernel,
-            one kernel per entry (outputs concatenated).
-        channel_stride (int, optional): the kernels work on
-            ``in_channels // channel_stride`` channels. (default: :obj:`4`)
-        mode (str, optional): :obj:`"asymmetric"` (separate
-            visible-to-latent and latent-to-visible projections) or
-            :obj:`"symmetric"` (one shared projection).
-            (default: :obj:`"asymmetric"`)
-        graph_conv (bool, optional): the graph-convolution weight after each
-            kernel (the published ``graph_conv_flag``).
-            (default: :obj:`False`)
-        without_residual (bool, optional): return the branch alone, without
-            :math:`\mathbf{X} + \gamma\,\cdot` (the published flag).
-            (default: :obj:`False`)
-        chunk_size (int, optional): the memory-lean mode, at most
-            ``chunk_size`` positions at a time (see
-            :class:`~glore_pyg.nn.LatentGNNConv`).
-            (default: :obj:`None`: plain autograd)
-
-    Shapes:
-        - **input:** :math:`(B, C, T, H, W)`
-        - **output:** :math:`(B, C, T, H, W)`; with ``return_projection=True``
-          also a list of :class:`~glore_pyg.nn.Projection` (one per kernel)
-
-    Raises:
-        ValueError: invalid constructor arguments (``in_channels``,
-            ``channel_stride``, ``chunk_size`` or an entry of
-            ``latent_dims`` not a positive int, an empty ``latent_dims``, a
-            ``channel_stride`` above ``in_channels``, an unknown ``mode``);
-            an input of another shape or number of channels;
-            ``return_projection`` with ``chunk_size``; a single position in
-            the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit; with ``chunk_size``, a
-            norm other than plain ``BatchNorm1d`` (e.g. ``SyncBatchNorm``).
-    """
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, T, H, W]`` clips
+    (no published 3D module; :math:`L = T H W` positions per sample).""",
+        _LATENTGNN, 3)
     dims = 3
 
 
 class NonLocal1d(GridMixin, NonLocalConv):
-    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, L]`` sequences: the
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, L]`` sequences: the
     dense non-local block (:math:`O(L^2)` time and memory per sample), the
-    baseline for CNN experiments.
-
-    From `"Non-local Neural Networks" <https://arxiv.org/abs/1711.07971>`_
-    (CVPR 2018): Eq. 1 with the embedded-Gaussian affinity of Eq. 3 and the
-    residual of Eq. 6, over all positions of each sample; the update rule
-    is :class:`~glore_pyg.nn.NonLocalConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        inter_channels (int, optional): channels of
-            :math:`\theta, \phi, g`.
-            (default: ``max(in_channels // 2, 1)``)
-        bn_eps (float, optional): eps of the output BatchNorm.
-            (default: :obj:`1e-5`)
-
-    Shapes:
-        - **input:** :math:`(B, C, L)`
-        - **output:** :math:`(B, C, L)`; with ``return_projection=True``
-          also a list with one :class:`~glore_pyg.nn.Projection` (the
-          attention of each sample)
-
-    Raises:
-        ValueError: ``in_channels`` or ``inter_channels`` not a positive int;
-            an input of another shape or number of channels; a single
-            position in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
-        RuntimeError: out of memory (from torch) when the :math:`L \times L`
-            attention of a sample does not fit.
-    """
+    baseline for CNN experiments.""",
+        _NONLOCAL, 1)
     dims = 1
 
 
 class NonLocal2d(GridMixin, NonLocalConv):
-    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, H, W]`` feature maps
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, H, W]``
+    feature maps
     (the embedded-Gaussian ``NONLocalBlock2D`` of the non-local paper;
-    :math:`L = H W` positions per sample, :math:`O(L^2)` time and memory).
-
-    From `"Non-local Neural Networks" <https://arxiv.org/abs/1711.07971>`_
-    (CVPR 2018): Eq. 1 with the embedded-Gaussian affinity of Eq. 3 and the
-    residual of Eq. 6, over all positions of each sample; the update rule
-    is :class:`~glore_pyg.nn.NonLocalConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        inter_channels (int, optional): channels of
-            :math:`\theta, \phi, g`.
-            (default: ``max(in_channels // 2, 1)``)
-        bn_eps (float, optional): eps of the output BatchNorm.
-            (default: :obj:`1e-5`)
-
-    Shapes:
-        - **input:** :math:`(B, C, H, W)`
-        - **output:** :math:`(B, C, H, W)`; with ``return_projection=True``
-          also a list with one :class:`~glore_pyg.nn.Projection` (the
-          attention of each sample)
-
-    Raises:
-        ValueError: ``in_channels`` or ``inter_channels`` not a positive int;
-            an input of another shape or number of channels; a single
-            position in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
-        RuntimeError: out of memory (from torch) when the :math:`L \times L`
-            attention of a sample does not fit.
-    """
+    :math:`L = H W` positions per sample, :math:`O(L^2)` time and memory).""",
+        _NONLOCAL, 2)
     dims = 2
 
 
 class NonLocal3d(GridMixin, NonLocalConv):
-    r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, T, H, W]`` clips
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, T, H, W]`` clips
     (the space-time non-local block of the paper; :math:`L = T H W`
-    positions per sample, :math:`O(L^2)` time and memory).
-
-    From `"Non-local Neural Networks" <https://arxiv.org/abs/1711.07971>`_
-    (CVPR 2018): Eq. 1 with the embedded-Gaussian affinity of Eq. 3 and the
-    residual of Eq. 6, over all positions of each sample; the update rule
-    is :class:`~glore_pyg.nn.NonLocalConv`'s, with the same parameters and
-    ``state_dict`` keys.
-
-    Args:
-        in_channels (int): input (and output) channels :math:`C`.
-        inter_channels (int, optional): channels of
-            :math:`\theta, \phi, g`.
-            (default: ``max(in_channels // 2, 1)``)
-        bn_eps (float, optional): eps of the output BatchNorm.
-            (default: :obj:`1e-5`)
-
-    Shapes:
-        - **input:** :math:`(B, C, T, H, W)`
-        - **output:** :math:`(B, C, T, H, W)`; with ``return_projection=True``
-          also a list with one :class:`~glore_pyg.nn.Projection` (the
-          attention of each sample)
-
-    Raises:
-        ValueError: ``in_channels`` or ``inter_channels`` not a positive int;
-            an input of another shape or number of channels; a single
-            position in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
-        RuntimeError: out of memory (from torch) when the :math:`L \times L`
-            attention of a sample does not fit.
-    """
+    positions per sample, :math:`O(L^2)` time and memory).""",
+        _NONLOCAL, 3)
     dims = 3

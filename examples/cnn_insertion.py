@@ -7,7 +7,7 @@
    block after its last stage, and print the table;
 3. draw what the trained GloRe unit does with one test image.
 
-    python examples/cnn_insertion.py                 # about 7 minutes on 2 CPU cores
+    python examples/cnn_insertion.py                 # about 4 minutes on 2 CPU cores
     python examples/cnn_insertion.py --epochs 2 --train-size 2000   # a quick look
 
 The console script runs the same comparison over several seeds, each run in

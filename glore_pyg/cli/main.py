@@ -396,6 +396,16 @@ def _classify_train(args) -> Dict:
                progress=not args.no_progress, accelerator=args.accelerator)
 
 
+def _classify_evaluate(args) -> Dict:
+    from ..vision.training import evaluate
+    try:
+        result = evaluate(args.out, args.root)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e))
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def _classify_compare(args) -> List[Dict]:
     names = _pick(list(CLASSIFY_CONFIGURATIONS), args.only)
     seeds = [int(s) for s in args.seeds.split(',')]
@@ -462,46 +472,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == 'segment':
-        if args.job in ('train', 'compare'):
-            _apply_config(args, parser)
-        if args.job == 'train':
-            try:
-                _units(args.units)
-            except argparse.ArgumentTypeError as e:
-                parser.error(str(e))
-            try:
-                result = _train(args)
-            except (ValueError, FileNotFoundError) as e:
-                raise SystemExit(f'glore-pyg segment train: {e}')
-            print(json.dumps(result['metrics'], indent=2))
-        elif args.job == 'evaluate':
-            _evaluate(args)
-        elif args.job == 'compare':
-            _compare(args)
-        else:
-            _pictures(args)
-    elif args.command == 'classify':
-        if args.job in ('train', 'compare'):
-            _apply_config(args, parser)
-        if args.job == 'train':
-            try:
-                _units(args.units, 'NAME', 'layer3=glore')
-            except argparse.ArgumentTypeError as e:
-                parser.error(str(e))
-            try:
-                result = _classify_train(args)
-            except (ValueError, FileNotFoundError) as e:
-                raise SystemExit(f'glore-pyg classify train: {e}')
-            print(json.dumps(result['metrics'], indent=2))
-        elif args.job == 'evaluate':
-            from ..vision.training import evaluate
-            try:
-                print(json.dumps(evaluate(args.out, args.root), indent=2))
-            except (FileNotFoundError, ValueError) as e:
-                raise SystemExit(str(e))
-        elif args.job == 'compare':
-            _classify_compare(args)
-        else:
-            _pictures(args)
+    segment = args.command == 'segment'
+    if args.job in ('train', 'compare'):
+        _apply_config(args, parser)
+    if args.job == 'train':
+        try:
+            _units(args.units, *(() if segment else ('NAME', 'layer3=glore')))
+        except argparse.ArgumentTypeError as e:
+            parser.error(str(e))
+        try:
+            result = (_train if segment else _classify_train)(args)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f'glore-pyg {args.command} train: {e}')
+        print(json.dumps(result['metrics'], indent=2))
+    elif args.job == 'evaluate':
+        (_evaluate if segment else _classify_evaluate)(args)
+    elif args.job == 'compare':
+        (_compare if segment else _classify_compare)(args)
+    else:
+        _pictures(args)
     return 0

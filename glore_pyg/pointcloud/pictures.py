@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import torch
 
-from ..utils.capture import unit_inputs
+from ..utils.capture import unit_projections
 from .pointnet2 import PointNet2Segmentation
 
 
@@ -55,18 +55,12 @@ def draw_level(model: PointNet2Segmentation, data, folder: str,
     positions = []  # positions of level 0 (the input), sa1, sa2, ...
     hooks = [sa.register_forward_hook(
         lambda m, args, out: positions.append(out[1])) for sa in model.sa]
-    training = model.training
-    model.eval()
+    batch = torch.zeros(data.pos.size(0), dtype=torch.long)
+    positions.append(data.pos)
     try:
-        batch = torch.zeros(data.pos.size(0), dtype=torch.long)
-        positions.append(data.pos)
-        (x, *rest), kwargs = unit_inputs(
-            unit, lambda: model(data.pos, data.x, batch))
-        with torch.no_grad():
-            _, projections = unit(x, *rest, return_projection=True,
-                                  **kwargs)
+        _, projections = unit_projections(
+            model, unit, lambda: model(data.pos, data.x, batch))
     finally:
-        model.train(training)
         for h in hooks:
             h.remove()
     if projections[0].visible_to_latent is None:

@@ -46,4 +46,36 @@ def unit_inputs(unit: nn.Module, run: Callable[[], Any]
     return seen[0]
 
 
-__all__ = ['unit_inputs']
+def unit_projections(model: nn.Module, unit: nn.Module,
+                     run: Callable[[], Any]) -> Tuple[tuple, list]:
+    """What ``unit``, a module inside ``model``, does with the input
+    ``run()`` feeds the network: the network runs once in evaluation mode
+    without gradients (its mode is restored), the unit's arguments are read
+    with :func:`unit_inputs`, and the unit is run again on them with
+    ``return_projection=True``.
+
+    Args:
+        model (torch.nn.Module): the network (put in evaluation mode for
+            the run).
+        unit (torch.nn.Module): a global-reasoning unit of ``model``.
+        run (callable): runs ``model`` once.
+
+    Returns:
+        ``(args, projections)``: the unit's positional arguments and the
+        list of :class:`~glore_pyg.nn.Projection` it returns.
+
+    Raises:
+        ValueError: ``run`` did not call ``unit``.
+    """
+    training = model.training
+    model.eval()
+    try:
+        args, kwargs = unit_inputs(unit, run)
+        with torch.no_grad():
+            _, projections = unit(*args, return_projection=True, **kwargs)
+    finally:
+        model.train(training)
+    return args, projections
+
+
+__all__ = ['unit_inputs', 'unit_projections']

@@ -7,7 +7,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from ..utils.capture import unit_inputs
+from ..utils.capture import unit_projections
 from .insert import inserted_units
 
 
@@ -56,14 +56,8 @@ def draw_unit(model: nn.Module, image: torch.Tensor, folder: str,
         raise ValueError(f"'image' must be a tensor [C, H, W], got "
                          f"{getattr(image, 'shape', type(image).__name__)}")
     target = units[name]
-    training = model.training
-    model.eval()
-    try:
-        (fmap, *_), _ = unit_inputs(target, lambda: model(image[None]))
-        with torch.no_grad():
-            _, projections = target(fmap, return_projection=True)
-    finally:
-        model.train(training)
+    (fmap, *_), projections = unit_projections(model, target,
+                                               lambda: model(image[None]))
     return save_unit_pictures(
         folder, projections, partial(image_projection_maps, image.cpu(),
                                      projections, tuple(fmap.shape[2:])),

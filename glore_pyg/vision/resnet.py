@@ -43,6 +43,14 @@ def _check_downsample(downsample) -> Optional[nn.Module]:
     return downsample
 
 
+def _check_block(in_channels, planes, stride, downsample) -> None:
+    """The arguments every residual block takes, checked before any work."""
+    _check_int(in_channels, 'in_channels')
+    _check_int(planes, 'planes')
+    _check_int(stride, 'stride')
+    _check_downsample(downsample)
+
+
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1
              ) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride,
@@ -96,10 +104,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None):
-        _check_int(in_channels, 'in_channels')
-        _check_int(planes, 'planes')
-        _check_int(stride, 'stride')
-        _check_downsample(downsample)
+        _check_block(in_channels, planes, stride, downsample)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = planes * self.expansion
@@ -161,10 +166,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None):
-        _check_int(in_channels, 'in_channels')
-        _check_int(planes, 'planes')
-        _check_int(stride, 'stride')
-        _check_downsample(downsample)
+        _check_block(in_channels, planes, stride, downsample)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = planes * self.expansion

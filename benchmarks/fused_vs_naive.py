@@ -18,7 +18,7 @@ import time
 import torch
 
 from glore_pyg.nn import LatentAffinityConv, LatentToVisible, VisibleToLatent
-from glore_pyg.utils import complete_bipartite_graph, complete_latent_graph
+from glore_pyg.functional import complete_bipartite_graph, complete_latent_graph
 
 
 def main(argv=None):

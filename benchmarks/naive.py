@@ -10,7 +10,7 @@ import copy
 from torch import Tensor, nn
 
 from glore_pyg.functional import Segments
-from glore_pyg.utils import complete_bipartite_graph
+from glore_pyg.functional import complete_bipartite_graph
 
 
 class EdgeCache:

@@ -127,20 +127,20 @@ API_MODULES = [
     'glore_pyg.utils',
     'glore_pyg.interop',
     'glore_pyg.ops',
-    'glore_pyg.pointcloud.pointnet2',
-    'glore_pyg.pointcloud.datasets',
-    'glore_pyg.pointcloud.metrics',
-    'glore_pyg.pointcloud.training',
-    'glore_pyg.pointcloud.pictures',
-    'glore_pyg.vision.insert',
-    'glore_pyg.vision.resnet',
-    'glore_pyg.vision.datasets',
-    'glore_pyg.vision.training',
-    'glore_pyg.vision.pictures',
+    'glore_pyg.apps.segmentation.pointnet2',
+    'glore_pyg.apps.segmentation.datasets',
+    'glore_pyg.apps.segmentation.metrics',
+    'glore_pyg.apps.segmentation.training',
+    'glore_pyg.apps.segmentation.pictures',
+    'glore_pyg.apps.classification.insert',
+    'glore_pyg.apps.classification.resnet',
+    'glore_pyg.apps.classification.datasets',
+    'glore_pyg.apps.classification.training',
+    'glore_pyg.apps.classification.pictures',
     'glore_pyg.viz',
-    'glore_pyg.utils.training',
-    'glore_pyg.utils.capture',
-    'glore_pyg.cli',
+    'glore_pyg.apps.base',
+    'glore_pyg.viz.capture',
+    'glore_pyg.apps.cli',
 ]
 
 
@@ -181,7 +181,7 @@ def command_help_directive():
         optional_arguments = 8
 
         def run(self):
-            from glore_pyg.cli.main import build_parser
+            from glore_pyg.apps.cli import build_parser
             columns = os.environ.get('COLUMNS')
             os.environ['COLUMNS'] = '80'  # argparse wraps to the terminal
             out = io.StringIO()

@@ -18,9 +18,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from glore_pyg.vision import insert_units, resnet50, unit_overhead
-from glore_pyg.vision.pictures import draw_run
-from glore_pyg.vision.training import fit
+from glore_pyg.apps.classification import insert_units, resnet50, unit_overhead
+from glore_pyg.apps.classification.pictures import draw_run
+from glore_pyg.apps.classification.training import fit
 
 CONFIGURATIONS = {'baseline': None, '+GloRe': 'glore',
                   '+LatentGNN': 'latentgnn:d=16,kernels=2',

@@ -1,6 +1,11 @@
 """The few helpers the stages share: the sample layout of visible nodes, the
-normalisations of projection weights and the memory-lean chunked passes."""
+normalisations of projection weights, the memory-lean chunked passes and
+the builders of explicit visible-latent graphs."""
+from .graphs import (complete_bipartite_graph, complete_latent_graph,
+                     topk_bipartite_graph)
 from .normalize import l2_normalize, normalize_projection
 from .segments import Segments
 
-__all__ = ['Segments', 'l2_normalize', 'normalize_projection']
+__all__ = ['Segments', 'l2_normalize', 'normalize_projection',
+           'complete_bipartite_graph', 'complete_latent_graph',
+           'topk_bipartite_graph']

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from ..nn.units import GlobalReasoningUnit, Projection
-from ..utils import to_networkx
+from .networkx import to_networkx
 from ._common import (PathLike, check_int, check_path, check_title, finish,
                       num_samples, select_projection)
 
@@ -29,7 +29,7 @@ def _latent_graph(source: Source, x: Optional[Tensor],
                   batch: Optional[Tensor], sample: int, kernel: int
                   ) -> Tuple[np.ndarray, nx.DiGraph]:
     """The latent graph as a dense ``[d, d]`` array (entry ``[k, j]``
-    weighs ``j -> k``) and as :func:`~glore_pyg.utils.to_networkx`'s
+    weighs ``j -> k``) and as :func:`~glore_pyg.viz.to_networkx`'s
     DiGraph (all non-zero edges, self-loops included)."""
     check_int(sample, 'sample')
     check_int(kernel, 'kernel')
@@ -111,7 +111,7 @@ def latent_graph_heatmap(
     Args:
         source (GlobalReasoningUnit, Tensor or Projection): a unit
             (node-level or grid; read with
-            :func:`glore_pyg.utils.to_networkx`), a square matrix
+            :func:`glore_pyg.viz.to_networkx`), a square matrix
             :math:`(d, d)`, or a :class:`~glore_pyg.nn.Projection` (or the
             list a unit returns) whose ``latent_graph[sample]`` is shown.
         x (Tensor, optional): the input of a unit whose graph depends on it
@@ -136,7 +136,7 @@ def latent_graph_heatmap(
     Raises:
         ValueError: ``sample`` or ``kernel`` out of range; a matrix that is
             not square; ``x`` missing or malformed for a data-dependent
-            graph (from :func:`~glore_pyg.utils.to_networkx`).
+            graph (from :func:`~glore_pyg.viz.to_networkx`).
         TypeError: ``source`` of another type; a non-floating matrix;
             ``path`` or ``title`` of the wrong type.
     """
@@ -185,7 +185,7 @@ def latent_graph_drawing(
     Networks" <https://arxiv.org/abs/1811.12814>`_, Eq. 3), LatentGNN's
     :math:`\mathbf{F}_X` (`"Learning Efficient Non-local Relations for
     Visual Recognition" <https://arxiv.org/abs/1905.11634>`_, Eq. 6-8) or
-    the non-local attention, as :func:`glore_pyg.utils.to_networkx` gives
+    the non-local attention, as :func:`glore_pyg.viz.to_networkx` gives
     it.
 
     The nodes, edges and labels are drawn with

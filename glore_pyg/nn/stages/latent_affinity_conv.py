@@ -55,7 +55,7 @@ class LatentAffinityConv(AttentionConv):
                 latent nodes of all samples).
             edge_index (Tensor, optional): the latent graph :math:`(2, E)`,
                 row 0 source :math:`j`, row 1 target :math:`k`, e.g.
-                :func:`glore_pyg.utils.complete_latent_graph`; :obj:`None`
+                :func:`glore_pyg.functional.complete_latent_graph`; :obj:`None`
                 selects the fused path (the complete graph of each sample,
                 self-loops included). (default: :obj:`None`)
             return_affinity (bool, optional): also return

@@ -8,7 +8,7 @@ without the unit knowing.  :class:`GlobalReasoningUnit` holds what every unit
 shares (input checks, the sample layout, empty inputs, the residual sum, the
 :class:`Projection` record); a unit only writes :meth:`~GlobalReasoningUnit
 .reason`, the branch of ``x + branch(x)``.  The grid adapters
-(:mod:`glore_pyg.nn.grid`) and :func:`glore_pyg.utils.to_networkx` use this
+(:mod:`glore_pyg.nn.grid`) and :func:`glore_pyg.viz.to_networkx` use this
 protocol and nothing unit-specific, so a new unit is one new file.
 """
 from typing import List, NamedTuple, Optional, Tuple, Union

@@ -16,7 +16,7 @@ from torch.func import functional_call
 
 from glore_pyg.nn.stages import (AttentionConv, GloReGraphConv,
                                  LatentAffinityConv)
-from glore_pyg.utils import complete_latent_graph
+from glore_pyg.functional import complete_latent_graph
 
 DT = torch.float64
 S, d, C, F = 3, 4, 5, 2

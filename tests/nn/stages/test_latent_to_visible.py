@@ -11,7 +11,7 @@ import torch
 
 from glore_pyg.functional import Segments
 from glore_pyg.nn.stages import LatentToVisible, VisibleToLatent
-from glore_pyg.utils import complete_bipartite_graph
+from glore_pyg.functional import complete_bipartite_graph
 from tests.layouts import LAYOUTS, batch_of, layout_kwargs, normalize_dense
 
 pytestmark = [

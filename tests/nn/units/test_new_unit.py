@@ -11,7 +11,7 @@ from torch.nn import BatchNorm1d, Linear
 from glore_pyg.functional import Segments
 from glore_pyg.nn import GlobalReasoningUnit, Projection
 from glore_pyg.nn.grid import GridMixin
-from glore_pyg.utils import to_networkx
+from glore_pyg.viz import to_networkx
 
 
 class GlobalContextConv(GlobalReasoningUnit):

@@ -1,0 +1,228 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from glore_pyg.nn import GloRe2d, LatentGNN1d, LatentGNN2d, NonLocal2d
+from glore_pyg.apps.classification import (InsertedUnit, ResNet, insert_units,
+                              inserted_units, read_output_shape,
+                              remove_units, resnet18, resnet50,
+                              unit_overhead)
+from glore_pyg.apps.classification.resnet import BasicBlock
+
+
+def small_resnet(**kw):
+    return ResNet(BasicBlock, [1, 1, 1], num_classes=5, in_channels=1,
+                  width=8, stem='small', **kw)
+
+
+def _perturb(model):
+    """Non-trivial BatchNorm statistics and affine parameters, as in a
+    trained network."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + .5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+
+
+@pytest.mark.parametrize('train', [False, True])
+@pytest.mark.parametrize('spec', ['glore', 'latentgnn:d=4,kernels=2',
+                                  'nonlocal'])
+def test_outputs_unchanged_right_after_insertion(train, spec):
+    model = small_resnet()
+    _perturb(model)
+    model.train(train)
+    reference = copy.deepcopy(model)
+    x = torch.randn(3, 1, 16, 16)
+    insert_units(model, ['layer1.0', 'layer2', 'layer3.0.bn2'], spec)
+    assert len(inserted_units(model)) == 3
+    assert all(u.training == train for u in inserted_units(model).values())
+    torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+    if train:  # the backbone's BatchNorm statistics moved alike
+        torch.testing.assert_close(model.bn1.running_mean,
+                                   reference.bn1.running_mean)
+
+
+def test_units_change_the_output_once_trained():
+    model = insert_units(small_resnet().eval(), 'layer3')
+    reference = copy.deepcopy(model)
+    unit = inserted_units(model)['layer3']
+    for p in unit.parameters():  # e.g. a non-zero scale of the last norm
+        p.data.add_(0.1)
+    x = torch.randn(2, 1, 16, 16)
+    assert (model(x) - reference(x)).abs().max() > 1e-4
+
+
+def test_channels_and_kinds_read_from_the_modules():
+    model = resnet18(num_classes=10)
+    insert_units(model, {'layer1': 'nonlocal', 'layer2.1': 'latentgnn',
+                         'layer3.0.conv1': 'glore', 'layer4.1.bn2': 'glore',
+                         'layer4.0.downsample': 'latentgnn:d=8'})
+    units = inserted_units(model)
+    assert [type(u) for u in units.values()] == [
+        NonLocal2d, LatentGNN2d, GloRe2d, LatentGNN2d, GloRe2d]
+    assert [u.in_channels for u in units.values()] == [64, 128, 256, 512,
+                                                       512]
+    assert isinstance(model.layer2[1], InsertedUnit)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_bottleneck_and_torchvision_style_names():
+    model = resnet50(num_classes=3)
+    assert read_output_shape(model.layer3[2]) == (1024, 2)  # its bn3
+    assert read_output_shape(model.layer4) == (2048, 2)
+    assert read_output_shape(model.relu) is None
+    assert read_output_shape(nn.Sequential(nn.Conv1d(2, 7, 3), nn.ReLU(),
+                                           nn.Dropout())) == (7, 1)
+
+
+class Opaque(nn.Module):
+    """A module whose output channels cannot be read from its layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv1d(4, 6, 3, padding=1)
+        self.b = nn.Conv1d(4, 6, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], 1)
+
+
+def test_dry_run_measures_what_cannot_be_read():
+    model = nn.Sequential(Opaque(), nn.ReLU(), nn.Conv1d(12, 2, 1))
+    with pytest.raises(ValueError, match="pass 'example_input'"):
+        insert_units(model, '0')
+    model.train()
+    insert_units(model, '0', 'latentgnn:d=4',
+                 example_input=torch.randn(2, 4, 9))
+    unit = inserted_units(model)['0']
+    assert isinstance(unit, LatentGNN1d) and unit.in_channels == 12
+    assert model.training  # the dry run restored the mode
+    assert model(torch.randn(2, 4, 9)).shape == (2, 2, 9)
+
+
+def test_pretrained_state_dict_loads_strictly_after_insertion():
+    trained = small_resnet()
+    _perturb(trained)
+    state = trained.state_dict()
+    model = insert_units(small_resnet(), {'layer2': 'glore',
+                                          'layer3.0': 'latentgnn:d=4'})
+    before = {k: v.clone() for k, v in inserted_units(model)['layer2']
+              .state_dict().items()}
+    model.load_state_dict(state)  # strict: the units keep their state
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(model.eval()(x), trained.eval()(x))
+    for k, v in inserted_units(model)['layer2'].state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    # a checkpoint of the model with units round-trips, units included
+    with torch.no_grad():
+        for p in inserted_units(model)['layer2'].parameters():
+            p.add_(1.0)
+    again = insert_units(small_resnet(), {'layer2': 'glore',
+                                          'layer3.0': 'latentgnn:d=4'})
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again.eval()(x), model(x))
+
+
+def test_indexing_passes_through_and_dtype_device_follow():
+    model = small_resnet().double()
+    insert_units(model, 'layer2')
+    assert model.layer2[0] is model.layer2.module[0]
+    assert len(model.layer2) == 1
+    unit = inserted_units(model)['layer2']
+    assert next(unit.parameters()).dtype == torch.float64
+    assert model(torch.randn(1, 1, 8, 8, dtype=torch.float64)).dtype == \
+        torch.float64
+
+
+def test_nested_points():
+    model = small_resnet()
+    insert_units(model, ['layer2', 'layer2.0'])
+    assert set(inserted_units(model)) == {'layer2', 'layer2.module.0'}
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 5)
+
+
+def test_errors():
+    model = small_resnet()
+    with pytest.raises(ValueError, match="close names.*'layer3'"):
+        insert_units(model, 'layer33')
+    with pytest.raises(ValueError, match="'points' is empty"):
+        insert_units(model, [])
+    with pytest.raises(TypeError, match="'points'"):
+        insert_units(model, 3)
+    with pytest.raises(TypeError, match="'model'"):
+        insert_units('resnet', 'layer1')
+    with pytest.raises(ValueError, match="Unknown unit 'attention'"):
+        insert_units(model, 'layer1', 'attention')
+    with pytest.raises(ValueError, match='module names'):
+        insert_units(model, [''])
+    with pytest.raises(ValueError, match='not a feature map|feature map'):
+        insert_units(model, 'fc', example_input=torch.randn(1, 1, 8, 8))
+    with pytest.raises(ValueError, match='was not called'):
+        m = Opaque()  # forward never calls m.unused
+        m.unused = nn.Conv1d(6, 6, 1)
+        insert_units(m, 'unused', example_input=torch.randn(1, 4, 5))
+    insert_units(model, 'layer1')
+    with pytest.raises(ValueError, match='already has a unit'):
+        insert_units(model, 'layer1')
+    # nothing was inserted by the failed calls
+    assert list(inserted_units(model)) == ['layer1']
+
+
+def test_overhead_against_hand_count():
+    model = small_resnet()
+    insert_units(model, {'layer3': 'glore:num_mid=4'})
+    report = unit_overhead(model, (1, 1, 16, 16))
+    (row,) = report.rows
+    # GloRe on C=32 channels, d=4 nodes, 2d=8 state channels, L=4*4
+    # positions: theta (C->d) and phi (C->2d) over L rows, V = B^T phi
+    # (d x L x 2d), node conv (d x d over 2d), state conv (2d x 2d over d),
+    # back-projection B Z (L x d x 2d), extension (2d -> C over L)
+    C, d, s, L = 32, 4, 8, 16
+    macs = L * C * d + L * C * s + d * L * s + d * d * s + d * s * s + \
+        L * d * s + L * s * C
+    assert row['flops'] == 2 * macs
+    assert row['params'] == sum(p.numel() for p in
+                                inserted_units(model)['layer3'].parameters())
+    base = unit_overhead(small_resnet(), (1, 1, 16, 16))
+    assert report.base_flops == base.total_flops
+    assert report.base_params == base.total_params
+    assert '| layer3 | GloRe2d | 32 |' in report.table()
+    with pytest.raises(TypeError, match="'example_input'"):
+        unit_overhead(model, (1, 0, 3))
+
+
+def test_torchvision_resnet_when_importable():
+    try:
+        import torchvision.models as tvm
+        tvm.resnet18()
+    except Exception as e:  # not installed, or its operators do not load
+        pytest.skip(f'torchvision unusable here: {e}')
+    model = tvm.resnet50(num_classes=7).eval()
+    _perturb(model)
+    reference = copy.deepcopy(model)
+    insert_units(model, {'layer3.1': 'glore', 'layer4': 'latentgnn:d=8'})
+    assert [u.in_channels for u in inserted_units(model).values()] == [
+        1024, 2048]
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+    model.load_state_dict(reference.state_dict())  # a torchvision checkpoint
+
+
+def test_remove_units_restores_the_plain_model():
+    plain = small_resnet()
+    _perturb(plain)
+    keys = list(plain.state_dict())
+    model = insert_units(copy.deepcopy(plain), ['layer2', 'layer2.0',
+                                                'layer3.0.bn2'])
+    removed = remove_units(model)
+    assert set(removed) == {'layer2', 'layer2.module.0', 'layer3.0.bn2'}
+    assert list(model.state_dict()) == keys and inserted_units(model) == {}
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(model.eval()(x), plain.eval()(x))
+    assert remove_units(model) == {}
+    assert 'network with units' in repr(unit_overhead(model, (1, 1, 8, 8)))

@@ -1,3 +1,4 @@
+import pickle
 import sys
 
 import numpy as np
@@ -89,13 +90,78 @@ def test_samples(train):
         assert len(torch.unique(data.pos, dim=0)) == 64
 
 
-def test_deterministic(cloud):
+def same(a, b):
+    return len(a) == len(b) and all(
+        torch.equal(x.pos, y.pos) and torch.equal(x.y, y.y)
+        for x, y in zip(a, b))
+
+
+def test_columns_are_keyed_by_seed_epoch_and_index(cloud):
     a = FrogTissues('train', num_points=256, num_samples=4, seed=3)
     b = FrogTissues('train', num_points=256, num_samples=4, seed=3)
     c = FrogTissues('train', num_points=256, num_samples=4, seed=4)
-    first = [a[i].pos for i in range(4)]
-    assert all(torch.equal(x, b[i].pos) for i, x in enumerate(first))
-    assert not torch.equal(first[0], c[0].pos)
+    first = [a[i] for i in range(4)]
+    # the same (seed, epoch, idx): the same column, from another instance,
+    # in another order, read again
+    assert same(first[::-1], [b[i] for i in (3, 2, 1, 0)])
+    assert same(first, [a[i] for i in range(4)])
+    assert not torch.equal(first[0].pos, first[1].pos)
+    assert not torch.equal(first[0].pos, c[0].pos)
+    # another epoch, other columns; back to an epoch, its columns again
+    a.set_epoch(1)
+    assert a.epoch == 1
+    second = [a[i] for i in range(4)]
+    assert not any(torch.equal(x.pos, y.pos) for x, y in zip(first, second))
+    b.set_epoch(1)
+    assert same(second, [b[i] for i in range(4)])
+    a.set_epoch(0)
+    assert same(first, [a[i] for i in range(4)])
+
+
+def test_columns_survive_pickling(cloud):
+    ds = FrogTissues('train', num_points=256, num_samples=3, seed=2)
+    ds.set_epoch(5)
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.epoch == 5
+    assert same([ds[i] for i in range(3)], [copy[i] for i in range(3)])
+
+
+def test_dataloader_workers_draw_the_keyed_columns(cloud):
+    """Workers hold copies of the data set: the columns do not depend on
+    which process draws them, and the epoch set before the loader is
+    iterated reaches them."""
+    from torch_geometric.loader import DataLoader
+
+    def batches(num_workers, epoch):
+        ds = FrogTissues('train', num_points=128, num_samples=6, seed=1)
+        ds.set_epoch(epoch)
+        return list(DataLoader(ds, batch_size=2, num_workers=num_workers))
+
+    main, workers = batches(0, 2), batches(2, 2)
+    assert same(main, workers)
+    assert not same(main, batches(0, 0))
+
+
+def test_test_split_is_fixed_without_an_epoch(test):
+    # a validation split never given an epoch draws the same columns
+    assert test.epoch == 0
+    assert same([test[i] for i in range(3)], [test[i] for i in range(3)])
+    tiles = FrogTissues('test', whole_scene=True, block_size=128.0)
+    before = tiles[0]
+    tiles.set_epoch(4)
+    assert torch.equal(before.pos, tiles[0].pos)
+
+
+def test_set_epoch_rejects_bad_input(train):
+    ds = FrogTissues('train', num_points=64, num_samples=2)
+    with pytest.raises(ValueError, match="'epoch'"):
+        ds.set_epoch(-1)
+    for bad in (1.0, '1', True, None):
+        with pytest.raises(TypeError, match="'epoch'"):
+            ds.set_epoch(bad)
+    assert ds.epoch == 0
+    ds.set_epoch(np.int64(2))
+    assert ds.epoch == 2 and type(ds.epoch) is int
 
 
 def test_whole_scene_covers_the_split(cloud):

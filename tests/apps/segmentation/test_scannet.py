@@ -143,34 +143,81 @@ def test_column_geometry():
     assert np.array_equal(inner, (offset[cand] <= 0.76).all(1))
 
 
-def test_generator_is_seeded(root):
+def columns(ds, indices):
+    return [ds[i] for i in indices]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(
+        torch.equal(x.pos, y.pos) and torch.equal(x.y, y.y)
+        and torch.equal(x.weight, y.weight) for x, y in zip(a, b))
+
+
+def test_columns_are_keyed_by_seed_epoch_and_index(root):
     a = ScanNetPickle(root, num_points=256, seed=5)
     b = ScanNetPickle(root, num_points=256, seed=5)
-    c = ScanNetPickle(root, num_points=256, seed=6)
-    first = [a[i % 3].pos for i in range(6)]
-    assert all(torch.equal(x, b[i % 3].pos) for i, x in enumerate(first))
-    assert not torch.equal(first[0], c[0].pos)
-    assert not torch.equal(first[0], first[3])  # a fresh column per access
-    assert isinstance(a.generator, np.random.Generator)
+    order = [0, 1, 2, 0, 2, 1]
+    first = columns(a, order)
+    # the same (seed, epoch, idx): the same column, read again, in another
+    # order or from another instance
+    assert same(first[:3], [first[3], first[5], first[4]])
+    assert same(first[::-1], [b[i] for i in order[::-1]])
+    assert not torch.equal(first[0].pos, first[1].pos)
+    # another seed, another column
+    assert not torch.equal(first[0].pos,
+                           ScanNetPickle(root, num_points=256, seed=6)[0].pos)
+    # another epoch, other columns; back to an epoch, its columns again
+    a.set_epoch(1)
+    assert a.epoch == 1
+    second = columns(a, order)
+    assert not any(torch.equal(x.pos, y.pos) for x, y in zip(first, second))
+    b.set_epoch(1)
+    assert same(second, columns(b, order))
+    a.set_epoch(0)
+    assert same(first, columns(a, order))
 
 
-def test_dataloader_workers_draw_different_columns(root, monkeypatch):
-    """Workers get copies of the data set: each re-seeds from its worker
-    seed, so they do not repeat each other's columns."""
+def test_columns_survive_pickling(root):
+    ds = ScanNetPickle(root, num_points=256, seed=2)
+    ds.set_epoch(3)
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.epoch == 3
+    assert same(columns(ds, range(3)), columns(copy, range(3)))
 
-    class Info:
-        def __init__(self, seed):
-            self.seed = seed
 
-    def columns(worker_seed):
-        ds = ScanNetPickle(root, num_points=256, seed=5)
-        monkeypatch.setattr(torch.utils.data, 'get_worker_info',
-                            lambda: Info(worker_seed))
-        return [ds[0].pos for _ in range(3)]
+def test_dataloader_workers_draw_the_keyed_columns(root):
+    """Workers hold copies of the data set: the columns do not depend on
+    which process draws them, and the epoch set before the loader is
+    iterated reaches them."""
+    from torch_geometric.loader import DataLoader
 
-    w0, w1, w0_again = columns(100), columns(101), columns(100)
-    assert not torch.equal(w0[0], w1[0])
-    assert all(torch.equal(x, y) for x, y in zip(w0, w0_again))
+    def batches(num_workers, epoch):
+        ds = ScanNetPickle(root, num_points=128, seed=4)
+        ds.set_epoch(epoch)
+        return list(DataLoader(ds, batch_size=1, num_workers=num_workers))
+
+    main, workers = batches(0, 1), batches(2, 1)
+    assert same(main, workers)
+    assert not same(main, batches(0, 0))
+
+
+def test_whole_scene_ignores_the_epoch(root):
+    ds = ScanNetPickle(root, split='test', whole_scene=True)
+    before = ds[1]
+    ds.set_epoch(7)
+    assert torch.equal(before.pos, ds[1].pos)
+
+
+def test_set_epoch_rejects_bad_input(root):
+    ds = ScanNetPickle(root, num_points=64)
+    with pytest.raises(ValueError, match="'epoch'"):
+        ds.set_epoch(-1)
+    for bad in (1.0, '1', True, None):
+        with pytest.raises(TypeError, match="'epoch'"):
+            ds.set_epoch(bad)
+    assert ds.epoch == 0
+    ds.set_epoch(np.int64(2))
+    assert ds.epoch == 2 and type(ds.epoch) is int
 
 
 def test_whole_scene_covers_every_point_once(root):

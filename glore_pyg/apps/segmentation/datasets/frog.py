@@ -43,6 +43,17 @@ the split (:func:`~glore_pyg.apps.segmentation.datasets.scannet.tile_columns`), 
 all its points, :obj:`inner` and :obj:`point_idx`, so that an evaluation
 covers every point of the split exactly once.
 
+**Randomness.** Random column :obj:`idx` (its centre and its points) is
+drawn from ``numpy.random.default_rng(numpy.random.SeedSequence([seed,
+epoch, idx]))``, as in
+:class:`~glore_pyg.apps.segmentation.datasets.ScanNetPickle`: the same
+(:obj:`seed`, :obj:`epoch`, :obj:`idx`) gives the same column in any
+process, DataLoader worker or order and after pickling, and
+:meth:`FrogTissues.set_epoch` (0 until called) draws another set of columns
+for another epoch. A split that is never given an epoch, such as a
+validation split, holds the same columns throughout. Whole-scene tiles hold
+no randomness.
+
 pyvista is an optional dependency (``pip install "glore-pyg[data]"``); it is
 imported only when the cloud is first built, and the cloud is cached per
 process (:func:`load_frog_point_cloud`, about 0.5 s the first time).
@@ -56,7 +67,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, Dataset
 
-from .scannet import _SampleRNG, _check_int, _check_length, tile_columns
+from .scannet import _check_int, _check_length, _item_rng, tile_columns
 
 __all__ = ['FROG_CLASS_NAMES', 'load_frog_point_cloud', 'FrogTissues']
 
@@ -167,9 +178,8 @@ class FrogTissues(Dataset):
         center_xy (bool, optional): Subtract the column centre from x and y;
             z keeps its absolute (dorsal-ventral) position.
             (default: :obj:`True`)
-        seed (int, optional): Seed of the data set's generator (re-seeded per
-            DataLoader worker as in
-            :class:`~glore_pyg.apps.segmentation.datasets.ScanNetPickle`).
+        seed (int, optional): Seed of the random columns: item :obj:`idx` of
+            epoch :obj:`e` is drawn from :obj:`SeedSequence([seed, e, idx])`.
             (default: :obj:`0`)
         transform (callable, optional): Applied to each item on access.
             (default: :obj:`None`)
@@ -181,6 +191,8 @@ class FrogTissues(Dataset):
         class_weights (None): The protocol defines none.
         points (numpy.ndarray): The split's positions [N, 3].
         labels (numpy.ndarray): The split's classes [N].
+        epoch (int): The epoch whose columns are drawn (0 until
+            :meth:`set_epoch`).
 
     An item is a :class:`~torch_geometric.data.Data` with :obj:`pos`
     [num_points, 3] float32, :obj:`x` :obj:`None` and :obj:`y` [num_points]
@@ -231,7 +243,7 @@ class FrogTissues(Dataset):
         mask = (side < -self.gap / 2) if split == 'train' else (side >
                                                                 self.gap / 2)
         self.points, self.labels = pos[mask], y[mask]
-        self._rng = _SampleRNG(self.seed)
+        self.epoch = 0
         self._tiles = (tile_columns(self.points, self.block_size, self.margin)
                        if self.whole_scene else None)
         super().__init__(None, transform)
@@ -239,6 +251,16 @@ class FrogTissues(Dataset):
     @property
     def num_classes(self) -> int:
         return len(FROG_CLASS_NAMES)
+
+    def set_epoch(self, epoch: int) -> None:
+        r"""Draws the random columns of epoch :obj:`epoch` from now on (see
+        the module docstring); whole-scene tiles do not depend on it.
+
+        Raises:
+            TypeError: If :obj:`epoch` is not an int.
+            ValueError: If :obj:`epoch` is negative.
+        """
+        self.epoch = _check_int('epoch', epoch, minimum=0)
 
     def len(self) -> int:
         return len(self._tiles) if self.whole_scene else self.num_samples
@@ -263,7 +285,7 @@ class FrogTissues(Dataset):
             data.inner = torch.from_numpy(inner)
             data.point_idx = torch.from_numpy(point_idx)
             return data
-        rng = self._rng()
+        rng = _item_rng(self.seed, self.epoch, int(idx))
         centre = self.points[rng.integers(len(self.points)), :2]
         reach = self.block_size / 2 + self.margin
         candidates = np.flatnonzero(

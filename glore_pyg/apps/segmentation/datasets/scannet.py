@@ -52,14 +52,17 @@ points of the cell grown by :obj:`margin` (context), and each cell carries
 ``pred[cell.point_idx[cell.inner]] = cell_pred[cell.inner]`` over the cells
 fills a prediction for every point exactly once.
 
-**Randomness.** Crops come from a :class:`numpy.random.Generator` owned by
-the data set and seeded by :obj:`seed`: in one process, the :math:`k`-th
-access gives the same column for the same seed. Inside a
-:class:`~torch.utils.data.DataLoader` worker the generator is re-seeded from
-``(seed, worker seed)``: workers would otherwise start from copies of one
-state and repeat each other's columns every epoch, and the worker seed
-changes each epoch and follows :func:`torch.manual_seed` (or the loader's
-``generator``), so runs stay reproducible.
+**Randomness.** Every random draw of a training item (the column centre,
+its retries, the resampled points) comes from a generator of its own,
+``numpy.random.default_rng(numpy.random.SeedSequence([seed, epoch, idx]))``:
+an item is a pure function of (:obj:`seed`, :obj:`epoch`, :obj:`idx`), the
+same in any process, :class:`~torch.utils.data.DataLoader` worker or access
+order and after pickling, so a resumed run draws what an uninterrupted one
+would. Reading item :obj:`idx` twice in one epoch gives the same column;
+:meth:`ScanNetPickle.set_epoch` moves to another epoch (0 until called), as a
+sampler's ``set_epoch`` does before each epoch. Workers hold copies of the
+data set made when they start: with ``persistent_workers=True`` they keep
+the epoch they started with. Whole-scene items hold no randomness.
 """
 from __future__ import annotations
 
@@ -103,21 +106,10 @@ _TRIES = 10
 _INNER_TOLERANCE = 0.01
 
 
-class _SampleRNG:
-    """A data set's numpy generator, re-seeded once per DataLoader worker
-    (see the module docstring)."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._worker_seed: Optional[int] = None
-
-    def __call__(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
-        if info is not None and info.seed != self._worker_seed:
-            self._worker_seed = info.seed
-            self._rng = np.random.default_rng([self.seed, info.seed])
-        return self._rng
+def _item_rng(seed: int, epoch: int, idx: int) -> np.random.Generator:
+    """The generator of item :obj:`idx` of :obj:`epoch` (see the module
+    docstring): a pure function of its key."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, idx]))
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -357,8 +349,9 @@ class ScanNetPickle(Dataset):
             (default: :obj:`0.2`)
         center_xy (bool, optional): Subtract the column centre from x and y
             (PointNet++ does not). (default: :obj:`True`)
-        seed (int, optional): Seed of the data set's generator.
-            (default: :obj:`0`)
+        seed (int, optional): Seed of the training columns: item :obj:`idx`
+            of epoch :obj:`e` is drawn from
+            :obj:`SeedSequence([seed, e, idx])`. (default: :obj:`0`)
         transform (callable, optional): Applied to each sample on access;
             with :obj:`whole_scene`, to each column before batching.
             (default: :obj:`None`)
@@ -373,6 +366,8 @@ class ScanNetPickle(Dataset):
             (as in PointNet++).
         scene_points (list[numpy.ndarray]): Per-scene xyz [N, 3] float32.
         scene_labels (list[numpy.ndarray]): Per-scene labels [N] int64.
+        epoch (int): The epoch whose columns are drawn (0 until
+            :meth:`set_epoch`).
 
     A training item is a :class:`~torch_geometric.data.Data` with :obj:`pos`
     [num_points, 3] (float32), :obj:`x` :obj:`None`, :obj:`y` [num_points]
@@ -430,7 +425,7 @@ class ScanNetPickle(Dataset):
         self.class_weights = (scannet_class_weights(self.scene_labels)
                               if split == 'train' else
                               torch.ones(NUM_SCANNET_CLASSES))
-        self._rng = _SampleRNG(self.seed)
+        self.epoch = 0
         # With whole scenes the transform acts on each column, not on the
         # batch of columns, so PyG's __getitem__ must not see it.
         self.column_transform = transform if self.whole_scene else None
@@ -440,10 +435,15 @@ class ScanNetPickle(Dataset):
     def num_classes(self) -> int:
         return NUM_SCANNET_CLASSES
 
-    @property
-    def generator(self) -> np.random.Generator:
-        """The generator the next column is drawn from."""
-        return self._rng()
+    def set_epoch(self, epoch: int) -> None:
+        r"""Draws the training columns of epoch :obj:`epoch` from now on
+        (see the module docstring); whole scenes do not depend on it.
+
+        Raises:
+            TypeError: If :obj:`epoch` is not an int.
+            ValueError: If :obj:`epoch` is negative.
+        """
+        self.epoch = _check_int('epoch', epoch, minimum=0)
 
     def len(self) -> int:
         return len(self.scene_points)
@@ -469,7 +469,7 @@ class ScanNetPickle(Dataset):
     def get(self, idx: int) -> Union[Data, Batch]:
         points, labels = self.scene_points[idx], self.scene_labels[idx]
         if not self.whole_scene:
-            rng = self._rng()
+            rng = _item_rng(self.seed, self.epoch, int(idx))
             candidates, inner, centre, _ = sample_scannet_column(
                 points, labels, rng, self.block_size, self.margin)
             choice = rng.integers(len(candidates), size=self.num_points)

@@ -5,6 +5,7 @@ from .units import (GlobalReasoningUnit, GloReConv, LatentGNNConv,
 from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
                    LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
 from .factory import create_unit, parse_unit_spec
+from .modes import eval_mode
 
 __all__ = [
     'GloReConv', 'LatentGNNConv', 'NonLocalConv',
@@ -13,5 +14,5 @@ __all__ = [
     'NonLocal1d', 'NonLocal2d', 'NonLocal3d',
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
     'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
-    'create_unit', 'parse_unit_spec',
+    'create_unit', 'parse_unit_spec', 'eval_mode',
 ]

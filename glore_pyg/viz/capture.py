@@ -4,6 +4,8 @@ from typing import Any, Callable, Dict, Tuple
 import torch
 from torch import nn
 
+from ..nn.modes import eval_mode
+
 
 @torch.no_grad()
 def unit_inputs(unit: nn.Module, run: Callable[[], Any]
@@ -50,7 +52,8 @@ def unit_projections(model: nn.Module, unit: nn.Module,
                      run: Callable[[], Any]) -> Tuple[tuple, list]:
     """What ``unit``, a module inside ``model``, does with the input
     ``run()`` feeds the network: the network runs once in evaluation mode
-    without gradients (its mode is restored), the unit's arguments are read
+    without gradients (every module's mode is restored, see
+    :func:`~glore_pyg.nn.eval_mode`), the unit's arguments are read
     with :func:`unit_inputs`, and the unit is run again on them with
     ``return_projection=True``.
 
@@ -65,16 +68,17 @@ def unit_projections(model: nn.Module, unit: nn.Module,
         list of :class:`~glore_pyg.nn.Projection` it returns.
 
     Raises:
+        TypeError: ``model`` or ``unit`` not a module, ``run`` not
+            callable.
         ValueError: ``run`` did not call ``unit``.
     """
-    training = model.training
-    model.eval()
-    try:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"'model' must be a torch.nn.Module, got "
+                        f"{type(model).__name__}")
+    with eval_mode(model):
         args, kwargs = unit_inputs(unit, run)
         with torch.no_grad():
             _, projections = unit(*args, return_projection=True, **kwargs)
-    finally:
-        model.train(training)
     return args, projections
 
 

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ..nn.grid import GridMixin
+from ..nn.modes import eval_mode
 from ..nn.units import GloReConv, GlobalReasoningUnit
 
 
@@ -88,17 +89,12 @@ def to_networkx(
         if x is None:
             raise ValueError(f"'x' is required: the latent graph of "
                              f"{type(source).__name__} depends on the input")
-        modes = [m.training for m in source.modules()]
-        source.eval()
-        try:
+        with eval_mode(source):
             if isinstance(source, GridMixin):
                 _, projections = source(x, return_projection=True)
             else:
                 _, projections = source(x, batch=batch, ptr=ptr,
                                         return_projection=True)
-        finally:
-            for m, mode in zip(source.modules(), modes):
-                m.training = mode
         if not 0 <= kernel < len(projections):
             raise ValueError(f"'kernel' must be in [0, {len(projections)})"
                              f", got {kernel}")

@@ -177,3 +177,11 @@ def test_bad_sources():
         to_networkx(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="'source'"):
         to_networkx([[1.0]])
+
+
+def test_each_modules_own_mode_restored():
+    unit = randomize(LatentGNN2d(C, [4]), 5).train()
+    unit.up[1].eval()  # a BatchNorm frozen by the user
+    modes = [(name, m.training) for name, m in unit.named_modules()]
+    to_networkx(unit, randn(2, C, 3, 5, seed=5))
+    assert [(name, m.training) for name, m in unit.named_modules()] == modes

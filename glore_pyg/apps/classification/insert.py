@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ...nn.factory import create_unit, parse_unit_spec
+from ...nn.modes import eval_mode
 from ...nn.units import GlobalReasoningUnit
 
 Points = Union[str, Sequence[str], Mapping[str, str]]
@@ -186,16 +187,13 @@ def _dry_run(model: nn.Module, names: Sequence[str],
         def record(module, args, out, name=name):
             shapes[name] = out
         hooks.append(model.get_submodule(name).register_forward_hook(record))
-    training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             if isinstance(example_input, (tuple, list)):
                 model(*example_input)
             else:
                 model(example_input)
     finally:
-        model.train(training)
         for h in hooks:
             h.remove()
     result = {}
@@ -223,7 +221,8 @@ def insert_units(model: nn.Module, points: Points, spec: str = 'glore',
     The channel count (and 1-D/2-D/3-D layout) of each insertion point is
     read from the module (see :func:`read_output_shape`) or, when
     ``example_input`` is given, measured by one forward pass on it (in
-    evaluation mode, without gradients; the model's mode is restored).
+    evaluation mode, without gradients; every module's mode is restored,
+    see :func:`~glore_pyg.nn.eval_mode`).
     Each unit is made by :func:`~glore_pyg.nn.create_unit` on the module's
     device and dtype and in the model's training mode.  A fresh unit is the
     identity, so the model's outputs are unchanged until the units train.
@@ -474,7 +473,8 @@ def unit_overhead(model: nn.Module,
     """Parameters and FLOPs each inserted unit adds (the papers' "+Params"
     and "+GFLOPs" columns), counted with
     :class:`torch.utils.flop_counter.FlopCounterMode` on one forward pass
-    in evaluation mode without gradients (the model's mode is restored).
+    in evaluation mode without gradients (every module's mode is restored,
+    see :func:`~glore_pyg.nn.eval_mode`).
 
     FLOPs are those of matrix products and convolutions, a multiply-add
     counted as 2 (divide by 2 for the multiply-accumulates that papers
@@ -511,13 +511,9 @@ def unit_overhead(model: nn.Module,
         example_input = torch.randn(*shape, generator=g)
         if ref is not None:
             example_input = example_input.to(ref.device, ref.dtype)
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(example_input)
-    finally:
-        model.train(training)
+    with eval_mode(model), torch.no_grad(), \
+            FlopCounterMode(display=False) as counter:
+        model(example_input)
     counts = counter.get_flop_counts()
     root = type(model).__name__
     report = Overhead(tuple(example_input.shape),

@@ -25,6 +25,7 @@ from torch.nn import Dropout, Linear, Module, ModuleDict, ModuleList
 from torch_geometric.nn import MLP, PointNetConv
 
 from ...nn.factory import create_unit
+from ...nn.modes import eval_mode
 from ...ops import fps, knn_interpolate, radius
 
 
@@ -395,8 +396,8 @@ def complexity(model: PointNet2Segmentation, num_points: int) -> dict:
     ``num_points`` random points, FLOPs counted by
     :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and
     convolutions, a multiply-add counted as 2 FLOPs; the point operations
-    add none), in evaluation mode without gradients.  The model's mode is
-    restored.
+    add none), in evaluation mode without gradients.  Every module's mode
+    is restored (see :func:`~glore_pyg.nn.eval_mode`).
 
     Args:
         model (PointNet2Segmentation): the network, on any device (the
@@ -422,11 +423,7 @@ def complexity(model: PointNet2Segmentation, num_points: int) -> dict:
     pos = torch.rand(num_points, 3, generator=g).to(dev)
     x = (torch.rand(num_points, model.in_channels, generator=g).to(dev)
          if model.in_channels else None)
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(pos, x)
-    finally:
-        model.train(training)
+    with eval_mode(model), torch.no_grad(), \
+            FlopCounterMode(display=False) as counter:
+        model(pos, x)
     return dict(params=params, flops=counter.get_total_flops())

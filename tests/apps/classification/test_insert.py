@@ -226,3 +226,32 @@ def test_remove_units_restores_the_plain_model():
     torch.testing.assert_close(model.eval()(x), plain.eval()(x))
     assert remove_units(model) == {}
     assert 'network with units' in repr(unit_overhead(model, (1, 1, 8, 8)))
+
+
+def _frozen_bn(model):
+    """``model`` in training mode with its stem's BatchNorm frozen in eval
+    mode, and every module's mode by identity."""
+    model.train()
+    model.bn1.eval()
+    return {m: m.training for m in model.modules()}
+
+
+def _assert_modes(model, modes):
+    for m, training in modes.items():
+        assert m.training == training, type(m).__name__
+    assert model.training and not model.bn1.training
+
+
+def test_dry_run_keeps_each_modules_own_mode():
+    model = small_resnet()
+    modes = _frozen_bn(model)
+    insert_units(model, 'layer2', example_input=torch.randn(1, 1, 8, 8))
+    _assert_modes(model, modes)
+    assert inserted_units(model)['layer2'].training
+
+
+def test_overhead_keeps_each_modules_own_mode():
+    model = insert_units(small_resnet(), 'layer2')
+    modes = _frozen_bn(model)
+    unit_overhead(model, (1, 1, 8, 8))
+    _assert_modes(model, modes)

@@ -107,3 +107,14 @@ def test_input_errors():
 def test_repr():
     assert repr(model({'sa1': 'glore'})) == (
         "PointNet2Segmentation(2, 5, levels=2, units={sa1='glore'})")
+
+
+def test_complexity_keeps_each_modules_own_mode():
+    net = model({'sa2': 'latentgnn:d=4'}).train()
+    frozen = next(m for m in net.modules()
+                  if isinstance(m, torch.nn.BatchNorm1d))
+    frozen.eval()  # fine-tuning with frozen statistics
+    modes = [(m, m.training) for m in net.modules()]
+    complexity(net, 64)
+    assert [(m, m.training) for m in net.modules()] == modes
+    assert net.training and not frozen.training

@@ -355,13 +355,33 @@ def inserted_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
             if isinstance(m, InsertedUnit)}
 
 
+def _filled_in(model: nn.Module, key: str, local_metadata: Mapping) -> bool:
+    """Whether a strict ``load_state_dict`` accepts a source without
+    ``key``: a BatchNorm's ``num_batches_tracked``, which its
+    ``_load_from_state_dict`` fills in when the source's metadata for the
+    module has no version or one below 2 (checkpoints older than the
+    buffer, or saved as a plain dict)."""
+    path, _, name = key.rpartition('.')
+    if name != 'num_batches_tracked':
+        return False
+    module = model.get_submodule(path)
+    version = local_metadata.get('version')
+    return (isinstance(module, nn.modules.batchnorm._NormBase)
+            and module.track_running_stats
+            and (version is None or version < 2))
+
+
 def load_backbone_weights(model: torch.nn.Module, source) -> Dict:
     """Loads pretrained backbone weights (e.g. a torchvision ResNet
     checkpoint, or a state dict of :class:`~glore_pyg.apps.classification.ResNet`) into
     ``model``, before or after units were inserted: the inserted units keep
     their fresh state (see :class:`~glore_pyg.apps.classification.InsertedUnit`), and
     tensors whose shape differs (the classifier of another number of
-    classes) are left out and reported.
+    classes) are left out and reported.  The source must hold the keys a
+    strict ``load_state_dict`` of the model without units needs: BatchNorm
+    ``num_batches_tracked`` buffers may be missing where PyTorch's own
+    strict load fills them in (a plain dict saved without them); the
+    modules keep their current count then.
 
     Args:
         model (torch.nn.Module): the network.
@@ -395,6 +415,7 @@ def load_backbone_weights(model: torch.nn.Module, source) -> Dict:
     # the keys the source would have for the model without units
     plain = {k.replace('.module.', '.'): k for k in own
              if '.unit.' not in k}
+    metadata = getattr(source, '_metadata', None) or {}
     state, skipped = {}, []
     for key, value in source.items():
         target = plain.get(key)
@@ -405,7 +426,8 @@ def load_backbone_weights(model: torch.nn.Module, source) -> Dict:
             continue
         state[target] = value
     unknown = [k for k in source if k not in plain]
-    lacking = [k for k in plain if k not in source]
+    lacking = [k for k in plain if k not in source and not _filled_in(
+        model, plain[k], metadata.get(k.rpartition('.')[0], {}))]
     if unknown or lacking:
         raise ValueError(
             f"The pretrained weights do not fit {type(model).__name__}: "

@@ -6,9 +6,9 @@ from torch import nn
 
 from glore_pyg.nn import GloRe2d, LatentGNN1d, LatentGNN2d, NonLocal2d
 from glore_pyg.apps.classification import (InsertedUnit, ResNet, insert_units,
-                              inserted_units, read_output_shape,
-                              remove_units, resnet18, resnet50,
-                              unit_overhead)
+                              inserted_units, load_backbone_weights,
+                              read_output_shape, remove_units, resnet18,
+                              resnet50, unit_overhead)
 from glore_pyg.apps.classification.resnet import BasicBlock
 
 
@@ -255,3 +255,60 @@ def test_overhead_keeps_each_modules_own_mode():
     modes = _frozen_bn(model)
     unit_overhead(model, (1, 1, 8, 8))
     _assert_modes(model, modes)
+
+
+def _variants(state):
+    """State dicts that a strict load of the plain model accepts or not."""
+    plain = dict(state)  # a plain dict keeps no metadata (version None)
+    without_nbt = {k: v for k, v in plain.items()
+                   if not k.endswith('num_batches_tracked')}
+    versioned = copy.copy(state)  # keeps _metadata: BatchNorm version 2
+    del versioned['bn1.num_batches_tracked']
+    return {
+        'full': (state, True),
+        'no num_batches_tracked, plain dict': (without_nbt, True),
+        'no num_batches_tracked, version 2': (versioned, False),
+        'no running_mean': ({k: v for k, v in without_nbt.items()
+                             if k != 'layer2.0.bn1.running_mean'}, False),
+        'unknown key': (dict(plain, **{'head.weight': torch.ones(1)}),
+                        False),
+    }
+
+
+@pytest.mark.parametrize('case', list(_variants(small_resnet().state_dict())))
+def test_backbone_weights_accepted_as_a_strict_load_accepts(case, tmp_path):
+    trained = small_resnet()
+    _perturb(trained)
+    trained.layer1[0].bn1.num_batches_tracked.fill_(7)
+    state, accepted = _variants(trained.state_dict())[case]
+    strict = small_resnet()
+    try:
+        strict.load_state_dict(state, strict=True)
+    except RuntimeError:
+        assert not accepted
+    else:
+        assert accepted
+    model = insert_units(small_resnet(), {'layer2': 'glore',
+                                          'layer3.0': 'latentgnn:d=4'})
+    units = {k: v.clone() for k, v in model.state_dict().items()
+             if '.unit.' in k}
+    if not accepted:
+        missing = ('layer2.0.bn1.running_mean' if 'running' in case else
+                   'bn1.num_batches_tracked')
+        match = 'head.weight' if 'unknown' in case else missing
+        with pytest.raises(ValueError, match=match):
+            load_backbone_weights(model, state)
+        return
+    torch.save(state, tmp_path / 'w.pt')
+    assert load_backbone_weights(model, tmp_path / 'w.pt') == dict(
+        skipped=[])
+    # the same weights as the strict load, buffers included; units untouched
+    plain = {k.replace('.module.', '.'): v
+             for k, v in model.state_dict().items() if '.unit.' not in k}
+    assert plain.keys() == strict.state_dict().keys()
+    for k, v in strict.state_dict().items():
+        torch.testing.assert_close(plain[k], v, rtol=0, atol=0)
+    for k, v in units.items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(model.eval()(x), strict.eval()(x))

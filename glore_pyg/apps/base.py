@@ -1,215 +1,516 @@
-"""What the training applications (point-cloud segmentation, image
-classification) share around Lightning (``pip install "glore-pyg[train]"``):
-the seeded per-epoch sample order that makes resumed runs end where
-uninterrupted ones do, the trainer with its checkpoints and CSV log, the
-check that a checkpoint belongs to the configuration about to be trained,
-and the per-epoch timer.
+"""The application base that segmentation and classification share
+(``pip install "glore-pyg[train]"``): a :class:`Task` (LightningModule) with
+the optimiser and learning-rate scheduler taken from the config, per-step
+seeding and torchmetrics metrics logged per stage; a :class:`DataModule`
+whose training order and random crops are a function of ``(seed, epoch)``;
+the rules of a run folder (:func:`prepare_fit`); the callbacks that keep a
+run's cost across resumes; and :func:`load_run` for the commands that read
+a trained run.
+
+**Exact resume.**  Nothing that decides what the next batch holds is kept
+in a random generator's history: the order of epoch ``e`` comes from
+:class:`EpochSampler` (``(seed, e)``), each random-crop data set draws item
+``i`` of epoch ``e`` from ``(seed, e, i)`` (its ``set_epoch``), and the
+random draws of training step ``s`` (farthest-point-sampling starts,
+dropout) from ``(seed, s)``.  A checkpoint holds the epoch, the step and
+the seed (``hyper_parameters`` and the data module's state), so a run
+resumed from ``checkpoints/last.ckpt`` ends bit-identical to an
+uninterrupted one.
 """
+import json
 import resource
+import shutil
 import sys
-import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
+from torch import Tensor
 
 try:
     import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 except ImportError as e:  # pragma: no cover - exercised without the extra
     raise ImportError("Training needs Lightning: pip install "
                       "\"glore-pyg[train]\"") from e
 
 
-class EpochOrder(torch.utils.data.Sampler):
-    """A random order of ``n`` samples drawn, when iterated, from ``(seed,
-    the trainer's current epoch)``: the same order for an epoch whether the
-    run was resumed or not.
+class RunFolderError(ValueError):
+    """A run folder that cannot be trained as asked (another configuration
+    in it, a smaller epoch budget than it holds); the message is one line
+    naming the option that resolves it."""
+
+
+# --------------------------------------------------------------------------
+# data: order and crops from (seed, epoch)
+# --------------------------------------------------------------------------
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """The training order of epoch ``e``: a permutation drawn from
+    ``(seed, e)`` (:class:`~torch.utils.data.DistributedSampler`'s
+    shuffle), split over ``num_replicas`` processes (1 by default: no
+    process group is needed).  :meth:`set_epoch`, which Lightning calls
+    before every epoch (also the first one after a resume), passes the
+    epoch on to the data set when it has a ``set_epoch`` of its own (the
+    random-crop data sets), so that what item ``i`` holds is a function of
+    ``(seed, e, i)`` too.
 
     Args:
-        n (int): number of samples.
+        dataset (Dataset): the training set.
         seed (int): the run's seed.
-        trainer (lightning.Trainer, optional): whose ``current_epoch`` is
-            read; :obj:`None` reads epoch 0.
+        num_replicas (int, optional): processes. (default: ``1``)
+        rank (int, optional): this process. (default: ``0``)
     """
 
-    def __init__(self, n: int, seed: int, trainer=None):
-        self.n, self.seed, self.trainer = n, seed, trainer
+    def __init__(self, dataset, seed: int, num_replicas: int = 1,
+                 rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank,
+                         shuffle=True, seed=seed, drop_last=False)
 
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        epoch = self.trainer.current_epoch if self.trainer else 0
-        g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, 'set_epoch'):
+            self.dataset.set_epoch(epoch)
 
 
-class EpochTimer(L.Callback):
-    """Wall-clock seconds of each training epoch (validation excluded)."""
+class DataModule(L.LightningDataModule):
+    """The data module pattern of both applications: ``train_set`` /
+    ``val_set`` (and ``test_set``, the validation split unless an
+    application sets another) built by :meth:`build`, loaders of
+    ``batch_size`` with :class:`EpochSampler` for training, and the facts
+    a task needs (``num_classes``, ``in_channels``, ``class_names``).
+
+    Args:
+        batch_size (int): samples per batch.
+        num_workers (int, optional): DataLoader worker processes (the
+            samples do not depend on it). (default: ``0``)
+        seed (int, optional): seed of the data and of the order (set from
+            ``seed_everything`` by the command line). (default: ``0``)
+    """
+
+    #: the loader class (PyG's for point clouds)
+    loader_class = torch.utils.data.DataLoader
+
+    def __init__(self, batch_size: int, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        from ..functional.checks import check_int
+        self.batch_size = check_int(batch_size, 'batch_size', 1)
+        self.num_workers = check_int(num_workers, 'num_workers', 0)
+        self.seed = check_int(seed, 'seed', 0)
+        self.train_set, self.val_set = self.build()
+        self.test_set = self.val_set
+
+    def build(self):  # pragma: no cover - abstract
+        """``(train_set, val_set)``."""
+        raise NotImplementedError
+
+    @property
+    def info(self):
+        """The object holding ``num_classes``, ``in_channels`` and
+        ``class_names`` (the training set, or its ``dataset`` for a
+        subset)."""
+        return getattr(self.train_set, 'dataset', self.train_set)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info.num_classes)
+
+    @property
+    def class_names(self) -> List[str]:
+        return list(getattr(self.info, 'class_names',
+                            range(self.num_classes)))
+
+    def _loader(self, dataset, shuffle: bool, batch_size=None):
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        sampler = EpochSampler(dataset, self.seed, world, rank) if shuffle \
+            else None
+        return self.loader_class(dataset, batch_size or self.batch_size,
+                                 sampler=sampler,
+                                 num_workers=self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, False)
+
+    def predict_dataloader(self):
+        return self._loader(self.test_set, False)
+
+    def state_dict(self) -> Dict[str, Any]:
+        # everything random in the data is a function of the seed and the
+        # epoch (the trainer's loops hold the epoch)
+        return {'seed': self.seed}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if state.get('seed', self.seed) != self.seed:
+            raise RunFolderError(
+                f"The checkpoint's data seed is {state['seed']}, this run's "
+                f"is {self.seed}: pass --seed_everything {state['seed']}")
+
+
+# --------------------------------------------------------------------------
+# the task
+# --------------------------------------------------------------------------
+class Task(L.LightningModule):
+    """The LightningModule base of both applications.  An application
+    supplies the network (``self.model``), :meth:`loss`,
+    :meth:`make_metrics` (a :class:`torchmetrics.Metric` whose ``compute``
+    returns a dict of scalars, plus optionally ``iou_per_class``) and
+    :meth:`update_metrics`; the base does the rest: the optimiser and
+    scheduler given in the config, ``train_loss`` / ``val_loss`` and the
+    metrics logged per epoch (reduced over processes by torchmetrics), the
+    per-step seeding that makes resumed runs exact, and the per-class table
+    of ``test``.
+
+    Args:
+        optimizer (callable, optional): ``params -> Optimizer``, e.g.
+            ``torch.optim.AdamW`` or ``functools.partial(torch.optim.SGD,
+            lr=0.1)``; in a config, ``class_path`` / ``init_args``.
+            (default: :class:`torch.optim.Adam` with its defaults)
+        lr_scheduler (callable, optional): ``optimizer -> LRScheduler``,
+            stepped once per epoch. (default: :obj:`None`: constant)
+        seed (int, optional): seed of the per-step random draws (set from
+            ``seed_everything`` by the command line). (default: ``0``)
+    """
+
+    #: the entry of the metrics' ``compute()`` that holds per-class values
+    per_class_key = 'iou_per_class'
+    #: what they are, for the table of ``test``
+    per_class_title = 'IoU'
+
+    def __init__(self, optimizer: Optional[OptimizerCallable] = None,
+                 lr_scheduler: Optional[LRSchedulerCallable] = None,
+                 seed: int = 0):
+        super().__init__()
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.seed = int(seed)
+        self.val_metrics = self.make_metrics()
+        self.test_metrics = self.make_metrics()
+        #: the last validation's / test's IoU (or accuracy) per class
+        self.per_class: Dict[str, float] = {}
+
+    # -- what an application supplies --------------------------------------
+    def make_metrics(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, logits: Tensor, batch) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def update_metrics(self, metrics, logits: Tensor, batch) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def batch_size_of(self, batch) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------
+    def configure_optimizers(self):
+        """The config's optimiser over all parameters and, if given, its
+        scheduler (stepped per epoch)."""
+        optimizer = (self.optimizer or torch.optim.Adam)(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        return dict(optimizer=optimizer,
+                    lr_scheduler=self.lr_scheduler(optimizer))
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # farthest-point-sampling starts and dropout: a function of the
+        # step (and the process), not of the generator's history, so that a
+        # resumed run draws what an uninterrupted one would
+        torch.manual_seed(self.seed * 1_000_003 + self.global_step * 1_009
+                          + self.global_rank)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        loss = self.loss(self(batch), batch)
+        self.log('train_loss', loss, on_step=False, on_epoch=True,
+                 prog_bar=True, batch_size=self.batch_size_of(batch),
+                 sync_dist=True)
+        return loss
+
+    def _eval_step(self, stage: str, batch) -> None:
+        logits = self(batch)
+        self.log(f'{stage}_loss', self.loss(logits, batch), on_epoch=True,
+                 batch_size=self.batch_size_of(batch), sync_dist=True)
+        self.update_metrics(getattr(self, f'{stage}_metrics'), logits, batch)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step('val', batch)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step('test', batch)
+
+    def _log_metrics(self, stage: str) -> None:
+        metrics = getattr(self, f'{stage}_metrics')
+        values = dict(metrics.compute())
+        per_class = values.pop(self.per_class_key, None)
+        self.log_dict({f'{stage}_{k}': float(v) for k, v in values.items()},
+                      sync_dist=False)  # torchmetrics reduced them
+        if per_class is not None:
+            names = getattr(self, 'class_names', None) or [
+                str(i) for i in range(len(per_class))]
+            self.per_class = {str(n): float(v)
+                              for n, v in zip(names, per_class)}
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics('val')
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics('test')
+        if self.per_class and self.trainer.is_global_zero:
+            print(per_class_table(self.per_class, self.per_class_title),
+                  flush=True)
+
+
+def per_class_table(values: Mapping[str, float], title: str = 'IoU') -> str:
+    """A Markdown table of per-class values in % (``-``: a class that was
+    not evaluated)."""
+    lines = [f'| class | {title} |', '|---|---|']
+    for name, v in values.items():
+        lines.append(f"| {name} | {'-' if v != v else f'{100 * v:.1f}'} |")
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# callbacks: cost of a run, kept across resumes
+# --------------------------------------------------------------------------
+class RunCost(Callback):
+    """Seconds per training epoch (validation included) and the peak
+    resident memory of the processes that trained the run, kept in the
+    checkpoint so that a resumed run reports the epochs of all its
+    processes, not only the last one's.  CUDA runs also record the peak
+    allocated device memory."""
 
     def __init__(self):
-        self.times = []
+        self.epoch_seconds: List[float] = []
+        self.peak_rss_bytes = 0
+        self.peak_cuda_bytes = 0
         self._start = None
 
     def on_train_epoch_start(self, trainer, module):
+        import time
         self._start = time.perf_counter()
 
+    def on_validation_end(self, trainer, module):
+        self._finish(trainer)
+
     def on_train_epoch_end(self, trainer, module):
-        if self._start is not None:
-            self.times.append(time.perf_counter() - self._start)
+        if not trainer.val_dataloaders or trainer.limit_val_batches == 0:
+            self._finish(trainer)
+
+    def _finish(self, trainer):
+        import time
+        if self._start is None or trainer.sanity_checking:
+            return
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self._start = None
+        self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes())
+        if torch.cuda.is_available() and trainer.strategy.root_device.type \
+                == 'cuda':
+            self.peak_cuda_bytes = max(
+                self.peak_cuda_bytes, torch.cuda.max_memory_allocated(
+                    trainer.strategy.root_device))
 
     def seconds_per_epoch(self) -> Optional[float]:
-        """Mean seconds per epoch trained in this process, or :obj:`None`
-        when none was."""
-        return sum(self.times) / len(self.times) if self.times else None
+        return (sum(self.epoch_seconds) / len(self.epoch_seconds)
+                if self.epoch_seconds else None)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(epoch_seconds=list(self.epoch_seconds),
+                    peak_rss_bytes=self.peak_rss_bytes,
+                    peak_cuda_bytes=self.peak_cuda_bytes)
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.epoch_seconds = list(state.get('epoch_seconds', []))
+        self.peak_rss_bytes = int(state.get('peak_rss_bytes', 0))
+        self.peak_cuda_bytes = int(state.get('peak_cuda_bytes', 0))
 
 
-class EpochLog(L.Callback):
-    """One line per epoch on standard error (for runs without a progress
-    bar): the epoch, the logged metrics and the epoch's seconds."""
+class EpochLog(Callback):
+    """One line per epoch on standard error, for runs without a progress
+    bar: the epoch, the logged metrics and the epoch's seconds."""
 
-    def __init__(self, timer: EpochTimer):
-        self.timer = timer
+    def __init__(self, cost: RunCost):
+        self.cost = cost
 
     def on_train_epoch_end(self, trainer, module):
-        # after the epoch's validation and after the timer (listed before)
-        if not self.timer.times:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = ', '.join(f'{k} {float(v):.4f}' for k, v in sorted(
-            trainer.callback_metrics.items()))
+            trainer.callback_metrics.items()) if v.numel() == 1)
+        took = (f' ({self.cost.epoch_seconds[-1]:.1f} s)'
+                if self.cost.epoch_seconds else '')
         print(f'epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: '
-              f'{metrics} ({self.timer.times[-1]:.1f} s)', file=sys.stderr,
-              flush=True)
-
-
-def check_checkpoint(path, hparams: Mapping, keys: Sequence[str]) -> None:
-    """Refuses a checkpoint written for another configuration, naming the
-    differences.
-
-    Args:
-        path (str or Path): a Lightning checkpoint (loaded on the CPU with
-            ``weights_only=False``: only open checkpoints you trust).
-        hparams (Mapping): the hyper-parameters of the task about to be
-            trained (``task.hparams``).
-        keys (sequence of str): the hyper-parameters that must agree.
-
-    Raises:
-        ValueError: the differences, or an unreadable checkpoint.
-    """
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        saved = state['hyper_parameters']
-    except Exception as e:  # noqa: BLE001 - any unreadable file
-        raise ValueError(f"Cannot read checkpoint {path} as a checkpoint of "
-                         f"this task: {e}") from e
-    diff = {k: (saved.get(k), hparams.get(k)) for k in keys
-            if _plain(saved.get(k)) != _plain(hparams.get(k))}
-    if diff:
-        raise ValueError(
-            f"Checkpoint {path} belongs to another configuration: "
-            + ', '.join(f'{k} is {a!r} there, {b!r} here'
-                        for k, (a, b) in diff.items())
-            + ". Use another output folder or resume=False (--no-resume)")
-
-
-def _plain(v):
-    if isinstance(v, Mapping):
-        return dict(v)
-    if isinstance(v, (list, tuple)):
-        return list(v)
-    return v
-
-
-def make_trainer(out_dir: str, epochs: int, precision: Optional[str] = None,
-                 progress: bool = True, accelerator: str = 'auto',
-                 callbacks: Optional[Iterable] = None
-                 ) -> Tuple['L.Trainer', EpochTimer]:
-    """A Lightning ``Trainer`` writing ``out_dir``: ``checkpoints/last.ckpt``
-    after every epoch, ``metrics.csv`` (CSV logger); and its
-    :class:`EpochTimer`.
-
-    Args:
-        out_dir (str): the run folder.
-        epochs (int): ``max_epochs``.
-        precision (str, optional): Lightning's ``precision``, e.g.
-            ``'bf16-mixed'``. (default: :obj:`None`: float32)
-        progress (bool, optional): the progress bar; without it, one line
-            per epoch on standard error (:class:`EpochLog`).
-            (default: :obj:`True`)
-        accelerator (str, optional): ``'cpu'``, ``'cuda'`` or ``'auto'``.
-            (default: :obj:`'auto'`)
-        callbacks (iterable, optional): further callbacks.
-
-    Returns:
-        ``(trainer, timer)``.
-    """
-    out = Path(out_dir)
-    timer = EpochTimer()
-    log = [] if progress else [EpochLog(timer)]
-    trainer = L.Trainer(
-        max_epochs=epochs, default_root_dir=str(out),
-        accelerator=accelerator, devices=1, precision=precision,
-        logger=L.pytorch.loggers.CSVLogger(str(out), name='', version=''),
-        callbacks=[L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=str(out / 'checkpoints'), filename='{epoch}',
-            save_last=True, save_top_k=1, every_n_epochs=1),
-            timer] + log + list(callbacks or []),
-        enable_progress_bar=progress, enable_model_summary=False,
-        deterministic=False, log_every_n_steps=1)
-    return trainer, timer
-
-
-def resume_from(out_dir: str, resume: bool, hparams: Mapping,
-                keys: Sequence[str]) -> Optional[str]:
-    """The checkpoint to resume from: ``out_dir/checkpoints/last.ckpt``
-    when ``resume`` and it exists (checked by :func:`check_checkpoint`),
-    else :obj:`None`.
-
-    Raises:
-        ValueError: a checkpoint of another configuration.
-    """
-    ckpt = Path(out_dir) / 'checkpoints' / 'last.ckpt'
-    if resume and ckpt.exists():
-        check_checkpoint(ckpt, hparams, keys)
-        return str(ckpt)
-    return None
-
-
-def load_run(out_dir, task_cls, command: str):
-    """The trained task of a run folder (its ``checkpoints/last.ckpt``,
-    loaded on the CPU, in evaluation mode) and its ``result.json``
-    configuration.
-
-    Args:
-        out_dir (str or Path): the run folder.
-        task_cls (type): the :class:`lightning.LightningModule` class.
-        command (str): the command that trains such runs, for the error
-            message (``'segment'``, ``'classify'``).
-
-    Returns:
-        ``(task, config)``.
-
-    Raises:
-        FileNotFoundError: no ``result.json`` or checkpoint in ``out_dir``.
-    """
-    import json
-    out = Path(out_dir)
-    config_path, ckpt = out / 'result.json', out / 'checkpoints' / 'last.ckpt'
-    for path in (config_path, ckpt):
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: train the run first (glore-pyg {command} "
-                f"train --out {out})")
-    config = json.loads(config_path.read_text())['config']
-    task = task_cls.load_from_checkpoint(str(ckpt), map_location='cpu')
-    return task.eval(), config
+              f'{metrics}{took}', file=sys.stderr, flush=True)
 
 
 def peak_rss_bytes() -> int:
-    """The process's peak resident memory in bytes (Linux' ``ru_maxrss``
-    is in KiB)."""
+    """The process's peak resident memory in bytes (Linux'
+    ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-__all__ = ['EpochOrder', 'EpochTimer', 'EpochLog', 'check_checkpoint',
-           'make_trainer', 'resume_from', 'load_run', 'peak_rss_bytes']
+# --------------------------------------------------------------------------
+# run folders
+# --------------------------------------------------------------------------
+#: config keys that may change between the processes of one run: they do not
+#: change what is computed (the epoch budget is checked on its own)
+RESUMABLE_KEYS = ('trainer.max_epochs', 'trainer.enable_progress_bar',
+                  'trainer.logger', 'trainer.callbacks', 'trainer.accelerator',
+                  'trainer.devices', 'trainer.num_nodes', 'trainer.strategy',
+                  'trainer.default_root_dir', 'trainer.max_time',
+                  'trainer.limit_val_batches', 'data.num_workers',
+                  'out', 'overwrite', 'ckpt_path', 'config')
+
+#: the files a run writes into its folder
+RUN_FILES = ('checkpoints', 'config.yaml', 'logs', 'result.json',
+             'evaluation.json', 'test.json', 'predictions', 'pictures')
+
+
+def _flatten(d: Mapping, prefix: str = '') -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f'{prefix}{k}'
+        if isinstance(v, Mapping) and 'class_path' not in v:
+            out.update(_flatten(v, key + '.'))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(saved: Mapping, current: Mapping) -> Dict[str, tuple]:
+    """``key -> (saved, current)`` for the config entries that differ,
+    leaving out :data:`RESUMABLE_KEYS` (dotted keys, nested mappings
+    flattened)."""
+    a, b = _flatten(saved), _flatten(current)
+
+    def free(key):
+        return any(key == k or key.startswith(k + '.')
+                   for k in RESUMABLE_KEYS)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if not free(k) and a.get(k) != b.get(k)}
+
+
+def checkpoint_epochs(path) -> int:
+    """Epochs a Lightning checkpoint saved at an epoch's end has trained."""
+    state = torch.load(path, map_location='cpu', weights_only=False)
+    loops = state.get('loops', {}).get('fit_loop', {})
+    done = loops.get('epoch_progress', {}).get('current', {}).get(
+        'completed')
+    return int(done) if done is not None else int(state['epoch']) + 1
+
+
+def prepare_fit(out, config: Mapping, max_epochs: int, overwrite: bool,
+                command: str) -> Optional[str]:
+    """Applies the run-folder rules before ``fit`` and returns the
+    checkpoint to resume from (or :obj:`None`: start afresh):
+
+    * ``overwrite``: the files of an earlier run (:data:`RUN_FILES`) are
+      deleted first, so that no stale checkpoint survives.
+    * A folder holding a run of the same configuration
+      (:func:`config_differences` empty) resumes from its
+      ``checkpoints/last.ckpt``; a larger epoch budget continues to it, the
+      same budget finds the run finished (``'finished'`` is returned), a
+      smaller one is refused.
+    * A folder holding another configuration, or a checkpoint without the
+      config that made it, is refused.
+
+    Args:
+        out (str or Path): the run folder.
+        config (Mapping): the command's config (as ``config.yaml`` holds
+            it).
+        max_epochs (int): the epoch budget.
+        overwrite (bool): delete an earlier run.
+        command (str): ``'segment'`` or ``'classify'`` for the messages.
+
+    Returns:
+        str or None: a checkpoint path, ``'finished'`` or :obj:`None`.
+
+    Raises:
+        RunFolderError: the refusals above, in one line each.
+    """
+    out = Path(out)
+    ckpt, saved = out / 'checkpoints' / 'last.ckpt', out / 'config.yaml'
+    if overwrite:
+        for name in RUN_FILES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return None
+    if not ckpt.exists():
+        if (out / 'checkpoints').is_dir() and any(
+                (out / 'checkpoints').iterdir()):
+            raise RunFolderError(
+                f"{out} holds checkpoints but no last.ckpt: pass --overwrite "
+                f"to delete them, or choose another --out")
+        return None
+    if not saved.exists():
+        raise RunFolderError(
+            f"{out} holds a checkpoint but no config.yaml (not a run of "
+            f"glore-pyg {command} fit): pass --overwrite to delete it, or "
+            f"choose another --out")
+    import yaml
+    diff = config_differences(yaml.safe_load(saved.read_text()) or {},
+                              config)
+    if diff:
+        shown = '; '.join(f'{k}: {a!r} there, {b!r} here'
+                          for k, (a, b) in list(diff.items())[:3])
+        more = f' (and {len(diff) - 3} more)' if len(diff) > 3 else ''
+        raise RunFolderError(
+            f"{out} holds a run of another configuration ({shown}{more}): "
+            f"pass --overwrite to replace it, or choose another --out")
+    done = checkpoint_epochs(ckpt)
+    if max_epochs is not None and max_epochs >= 0 and max_epochs < done:
+        raise RunFolderError(
+            f"{out} holds a run trained for {done} epochs, more than "
+            f"--trainer.max_epochs {max_epochs}: pass a budget of at least "
+            f"{done} to continue it, or --overwrite to start again")
+    if max_epochs == done:
+        return 'finished'
+    return str(ckpt)
+
+
+def write_result(out, result: Mapping) -> None:
+    """Writes ``out/result.json``."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / 'result.json').write_text(json.dumps(result, indent=2))
+
+
+def read_result(out) -> Optional[Dict[str, Any]]:
+    """``out/result.json``, or :obj:`None`."""
+    path = Path(out) / 'result.json'
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@contextmanager
+def quiet_lightning():
+    """Lightning's informational lines (devices, tips) at WARNING level
+    while the block runs; warnings and errors still show."""
+    import logging
+    names = ('lightning.pytorch.utilities.rank_zero',
+             'lightning.pytorch.accelerators.cuda',
+             'lightning.fabric.utilities.seed')
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+__all__ = ['Task', 'DataModule', 'EpochSampler', 'RunCost', 'EpochLog',
+           'RunFolderError', 'prepare_fit', 'config_differences',
+           'checkpoint_epochs', 'per_class_table', 'peak_rss_bytes',
+           'write_result', 'read_result', 'quiet_lightning',
+           'RESUMABLE_KEYS', 'RUN_FILES']

@@ -1,23 +1,29 @@
-"""``glore-pyg``: the console script.
+"""``glore-pyg``: the console script, on Lightning's
+:class:`~lightning.pytorch.cli.LightningCLI`.
 
-    glore-pyg segment train --units sa3=latentgnn --epochs 20 --out runs/lat
-    glore-pyg segment evaluate --out runs/lat
-    glore-pyg segment compare --epochs 20 --seeds 0,1,2 --out runs/compare
+    glore-pyg segment fit --out runs/lat --model.units '{sa3: latentgnn}'
+    glore-pyg segment fit --config frog --out runs/frog      # a shipped preset
+    glore-pyg segment fit --config my.yaml --out runs/x      # your own YAML
+    glore-pyg segment fit --print_config > my.yaml           # every option
+    glore-pyg segment validate --out runs/lat                # its last checkpoint
+    glore-pyg segment test --out runs/lat                    # + per-class table
+    glore-pyg segment predict --out runs/lat                 # .npy / .ply files
+    glore-pyg segment compare --seeds 0,1,2 --out runs/compare
     glore-pyg segment pictures --out runs/lat
 
-    glore-pyg classify train --units layer3=glore --out runs/g
+    glore-pyg classify fit --out runs/g --model.units '{layer3: glore}'
     glore-pyg classify compare --seeds 0,1,2 --out runs/digits
-    glore-pyg classify pictures --out runs/digits/GloRe/seed0
 
-``segment compare`` trains PointNet++ without a unit, with a non-local
-block, with LatentGNN (1 and 3 kernels) and with GloRe at the same level;
-``classify compare`` trains the image classifier without a unit and with
-GloRe, LatentGNN (1 and 2 kernels) and a non-local block after the same
-module.  Each
-configuration and seed runs in its own process (so that its peak memory is
-its own) and the paper-style table is printed.  Every run writes its
-folder: checkpoints (resumed when present), ``metrics.csv`` per epoch and
-``result.json``.
+``fit`` / ``validate`` / ``test`` / ``predict`` take every LightningCLI
+option (``--trainer.*``, ``--model.*``, ``--data.*``,
+``--seed_everything``, ``--config``, ``--print_config``) plus ``--out``
+(the run folder) and ``--overwrite``.  The presets (``synthetic``,
+``frog``, ``scannet`` for ``segment``; ``digits``, ``folder`` for
+``classify``) are YAML files shipped in ``glore_pyg/apps/configs``; the
+first of each command is its default.  ``compare`` trains each
+configuration of a table (baseline, +non-local, +LatentGNN, +GloRe) over
+seeds, each in its own process, and prints the paper-style table;
+``pictures`` draws what a trained unit does.
 """
 import argparse
 import json
@@ -25,315 +31,329 @@ import os
 import statistics
 import subprocess
 import sys
+import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
-#: name -> unit spec at the insertion level (None: the baseline)
-CONFIGURATIONS = {
-    'baseline': None,
-    '+non-local': 'nonlocal',
-    '+LatentGNN (1 kernel)': 'latentgnn:d=32',
-    '+LatentGNN (3 kernels)': 'latentgnn:d=32,kernels=3',
-    '+GloRe': 'glore',
+import torch
+import yaml
+
+from .base import (EpochLog, RunCost, RunFolderError, per_class_table,
+                   prepare_fit, quiet_lightning, read_result, write_result)
+
+try:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.loggers import CSVLogger
+except ImportError as e:  # pragma: no cover - exercised without the extra
+    raise ImportError("The command line needs Lightning: pip install "
+                      "\"glore-pyg[train]\"") from e
+
+CONFIGS = Path(__file__).parent / 'configs'
+
+#: per command: presets (the first is the default), the compare table's
+#: configurations (name -> unit spec at the insertion point, None: the
+#: baseline), the insertion point's option and default, the metrics shown
+APPS = {
+    'segment': dict(
+        presets=('synthetic', 'frog', 'scannet'),
+        configurations={
+            'baseline': None,
+            '+non-local': 'nonlocal',
+            '+LatentGNN (1 kernel)': 'latentgnn:d=32',
+            '+LatentGNN (3 kernels)': 'latentgnn:d=32,kernels=3',
+            '+GloRe': 'glore',
+        },
+        point=('--level', 'sa3', 'the level the units go after (default: '
+               'sa3, the coarsest level of the small network)'),
+        metrics=[('val_point_acc', 'point acc'),
+                 ('val_voxel_acc', 'voxel acc'),
+                 ('val_class_point_acc', 'class-avg acc'),
+                 ('val_miou', 'mIoU')]),
+    'classify': dict(
+        presets=('digits', 'folder'),
+        configurations={
+            'baseline': None,
+            '+GloRe': 'glore',
+            '+LatentGNN (1 kernel)': 'latentgnn:d=16',
+            '+LatentGNN (2 kernels)': 'latentgnn:d=16,kernels=2',
+            '+non-local': 'nonlocal',
+        },
+        point=('--point', 'layer3', 'the module the units go after '
+               '(default: layer3, the last stage of the digits network)'),
+        metrics=[('val_acc', 'accuracy')]),
 }
 
-
-#: name -> unit spec after the insertion point (None: the baseline)
-CLASSIFY_CONFIGURATIONS = {
-    'baseline': None,
-    '+GloRe': 'glore',
-    '+LatentGNN (1 kernel)': 'latentgnn:d=16',
-    '+LatentGNN (2 kernels)': 'latentgnn:d=16,kernels=2',
-    '+non-local': 'nonlocal',
-}
+LIGHTNING_JOBS = ('fit', 'validate', 'test', 'predict')
 
 
-def _units(values: Optional[List[str]], what: str = 'LEVEL',
-           example: str = 'sa3=latentgnn:kernels=3') -> Dict[str, str]:
-    units = {}
-    for item in values or []:
-        level, eq, spec = item.partition('=')
-        if not eq or not level or not spec:
-            raise argparse.ArgumentTypeError(
-                f"--units takes {what}=SPEC (e.g. "
-                f"{example}), got {item!r}")
-        units[level.strip()] = spec.strip()
-    return units
+def _classes(command: str):
+    if command == 'segment':
+        from .segmentation.task import SegmentationData, SegmentationTask
+        return SegmentationTask, SegmentationData
+    from .classification.task import ClassificationData, ClassificationTask
+    return ClassificationTask, ClassificationData
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group('data and model')
-    g.add_argument('--data', default='synthetic',
-                   choices=['synthetic', 'frog', 'scannet'],
-                   help='data set (default: the embedded synthetic scenes)')
-    g.add_argument('--root', default=None,
-                   help='folder of scannet_train.pickle / scannet_test.pickle')
-    g.add_argument('--points', type=int, default=2048,
-                   help='points per sample (default: 2048)')
-    g.add_argument('--train-size', type=int, default=None,
-                   help='training samples (default: 128 synthetic rooms, '
-                   '100 frog crops; ScanNet: every scene)')
-    g.add_argument('--val-size', type=int, default=None,
-                   help='validation samples (default: 32 rooms, 20 crops)')
-    g.add_argument('--preset', default='small', choices=['small', 'scannet'],
-                   help='network size (default: small)')
-    _training(p, epochs=25, batch_size=8, lr=1e-3)
+def preset_path(command: str, name: str) -> Path:
+    """The YAML file of a shipped preset."""
+    return CONFIGS / f'{name}.yaml'
 
 
-def _training(p: argparse.ArgumentParser, epochs: int, batch_size: int,
-              lr: float) -> None:
-    t = p.add_argument_group('training')
-    t.add_argument('--epochs', type=int, default=epochs)
-    t.add_argument('--batch-size', type=int, default=batch_size)
-    t.add_argument('--lr', type=float, default=lr)
-    t.add_argument('--precision', default=None,
-                   help="Lightning precision, e.g. bf16-mixed "
-                        "(default: float32)")
-    t.add_argument('--accelerator', default='auto',
-                   help='cpu, cuda or auto (default)')
-    t.add_argument('--no-progress', action='store_true',
-                   help='no progress bar')
-    t.add_argument('--config', default=None,
-                   help='a JSON file of these options (flags override it)')
+class AppCLI(LightningCLI):
+    """LightningCLI of one application (``command``: ``'segment'`` or
+    ``'classify'``) with the run folder (``--out``, ``--overwrite``), one
+    seed for weights, data and order (``--seed_everything``), the data's
+    facts (classes, channels, weights) passed to the model, and the
+    checkpoint / log / cost callbacks of a run.  ``fit`` follows the
+    run-folder rules of :func:`~glore_pyg.apps.base.prepare_fit` and writes
+    ``result.json``; ``validate`` / ``test`` write ``evaluation.json`` /
+    ``test.json``; ``predict`` writes the predictions."""
+
+    command = 'segment'
+
+    def __init__(self, command: str, args=None, run: bool = True):
+        self.command = command
+        model_class, data_class = _classes(command)
+        default = [str(preset_path(command, APPS[command]['presets'][0]))]
+        kwargs = dict(default_config_files=default)
+        parser_kwargs = ({job: dict(kwargs) for job in LIGHTNING_JOBS}
+                         if run else kwargs)
+        super().__init__(
+            model_class, data_class, save_config_callback=None,
+            seed_everything_default=0, auto_configure_optimizers=False,
+            trainer_defaults=dict(enable_model_summary=False,
+                                  use_distributed_sampler=False,
+                                  log_every_n_steps=1),
+            parser_kwargs=parser_kwargs, args=args, run=run)
+
+    # -- the parser --------------------------------------------------------
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            '--out', type=Optional[str], default=None,
+            help='the run folder: checkpoints/last.ckpt, config.yaml, '
+            'metrics.csv, result.json (fit resumes from it; validate, test, '
+            'predict read it)')
+        parser.add_argument(
+            '--overwrite', type=bool, default=False,
+            help='fit: delete an earlier run in --out before training')
+        parser.link_arguments('seed_everything', 'model.seed',
+                              compute_fn=_seed)
+        parser.link_arguments('seed_everything', 'data.seed',
+                              compute_fn=_seed)
+        links = ['num_classes', 'in_channels', 'class_names']
+        if self.command == 'segment':
+            links += ['class_weights', 'ignore_index']
+        for name in links:
+            parser.link_arguments('data', f'model.{name}',
+                                  compute_fn=_attribute(name),
+                                  apply_on='instantiate')
+
+    # -- the trainer ---------------------------------------------------------
+    def instantiate_trainer(self, **kwargs):
+        out = self._get(self.config, 'out')
+        trainer = self._get(self.config_init, 'trainer')
+        extra = []
+        if out is not None:
+            kwargs['default_root_dir'] = out
+            if self.subcommand == 'fit':
+                if trainer.get('logger') in (None, True):
+                    # one version folder per process of the run: a resumed
+                    # run keeps the earlier processes' metrics.csv
+                    kwargs['logger'] = CSVLogger(out, name='logs')
+                extra.append(ModelCheckpoint(
+                    dirpath=str(Path(out) / 'checkpoints'), save_last=True,
+                    save_top_k=0, enable_version_counter=False))
+        if self.subcommand != 'fit':
+            kwargs['logger'] = False
+        self.cost = RunCost()
+        extra.append(self.cost)
+        if trainer.get('enable_progress_bar') is False:
+            extra.append(EpochLog(self.cost))
+        self.trainer_defaults['callbacks'] = extra
+        return super().instantiate_trainer(**kwargs)
+
+    # -- the jobs ------------------------------------------------------------
+    def _config(self) -> Dict:
+        parser = self._parser(self.subcommand)
+        return yaml.safe_load(parser.dump(self.config[self.subcommand],
+                                          skip_none=False))
+
+    def fit(self, model, datamodule, ckpt_path=None, **kwargs) -> None:
+        out = self._get(self.config, 'out')
+        if out is None:
+            raise RunFolderError("fit needs --out: the run folder for "
+                                 "checkpoints, logs and result.json")
+        config = self._config()
+        max_epochs = self.trainer.max_epochs
+        resume = prepare_fit(out, config, max_epochs,
+                             self._get(self.config, 'overwrite'),
+                             self.command)
+        finished = resume == 'finished'
+        if finished and read_result(out) is not None:
+            print(f'{out}: already trained for {max_epochs} epochs '
+                  f'(result.json kept; raise --trainer.max_epochs to '
+                  f'continue)', file=sys.stderr)
+            return
+        if ckpt_path is None and resume is not None:
+            ckpt_path = str(Path(out) / 'checkpoints' / 'last.ckpt')
+        if self.trainer.is_global_zero:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / 'config.yaml').write_text(yaml.safe_dump(
+                config, sort_keys=False))
+        with quiet_lightning():
+            self.trainer.fit(model, datamodule=datamodule,
+                             ckpt_path=ckpt_path)
+            if self.trainer.interrupted:
+                return
+            metrics = self.trainer.validate(model, datamodule=datamodule,
+                                            verbose=False)[0]
+        if not self.trainer.is_global_zero:
+            return
+        size = model.complexity(datamodule)
+        result = dict(config=config, epochs=self.trainer.current_epoch,
+                      **size,
+                      seconds_per_epoch=self.cost.seconds_per_epoch(),
+                      peak_rss_bytes=self.cost.peak_rss_bytes,
+                      peak_cuda_bytes=self.cost.peak_cuda_bytes or None,
+                      metrics={k: float(v) for k, v in metrics.items()},
+                      per_class=dict(model.per_class))
+        write_result(out, result)
+        print(json.dumps(result['metrics'], indent=2))
+
+    def _evaluate(self, job: str, model, datamodule, ckpt_path, **kwargs):
+        with quiet_lightning():
+            out = getattr(self.trainer, job)(model, datamodule=datamodule,
+                                             ckpt_path=ckpt_path, **kwargs)
+        return out
+
+    def validate(self, model, datamodule, ckpt_path=None, verbose=True):
+        metrics = self._evaluate('validate', model, datamodule, ckpt_path,
+                                 verbose=verbose)[0]
+        self._write('evaluation.json', metrics)
+
+    def test(self, model, datamodule, ckpt_path=None, verbose=True):
+        metrics = dict(self._evaluate('test', model, datamodule, ckpt_path,
+                                      verbose=verbose)[0])
+        metrics['per_class'] = dict(model.per_class)
+        self._write('test.json', metrics)
+
+    def predict(self, model, datamodule, ckpt_path=None, return_predictions=
+                None):
+        batches = self._evaluate('predict', model, datamodule, ckpt_path)
+        items = [item for batch in batches for item in batch]
+        out = self._get(self.config, 'out') or '.'
+        if self.command == 'segment':
+            from .segmentation.task import write_predictions
+        else:
+            from .classification.task import write_predictions
+        for path in write_predictions(items, Path(out) / 'predictions',
+                                      datamodule.class_names):
+            print(path)
+
+    def _write(self, name: str, values) -> None:
+        out = self._get(self.config, 'out')
+        if out is not None and self.trainer.is_global_zero:
+            (Path(out) / name).write_text(json.dumps(
+                {k: (v if isinstance(v, dict) else float(v))
+                 for k, v in values.items()}, indent=2))
 
 
-def _classify_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group('data and model')
-    g.add_argument('--data', default='digits', choices=['digits', 'folder'],
-                   help='data set (default: digit mosaics built from '
-                   "scikit-learn's handwritten digits)")
-    g.add_argument('--root', default=None,
-                   help='folder of images, one sub-folder per class (or '
-                   'train/ and val/ folders of such)')
-    g.add_argument('--arch', default='digits',
-                   choices=['digits', 'resnet18', 'resnet50'],
-                   help='backbone (default: the small ResNet of the digits '
-                   'example)')
-    g.add_argument('--image-size', type=int, default=64,
-                   help='side the folder images are resized to (default 64)')
-    g.add_argument('--train-size', type=int, default=None,
-                   help='digits: training mosaics (default 8000)')
-    g.add_argument('--val-size', type=int, default=None,
-                   help='digits: test mosaics (default 2000)')
-    g.add_argument('--pretrained', default=None, metavar='FILE',
-                   help='backbone weights to start from (a state dict, e.g. '
-                   "torchvision's resnet18 weights with --arch resnet18; a "
-                   'classifier of another size is left out)')
-    g.add_argument('--val-fraction', type=float, default=0.2,
-                   help='folder without train/ and val/: the held-out '
-                   'fraction of each class (default 0.2, seeded)')
-    _training(p, epochs=10, batch_size=64, lr=2e-3)
+def _seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"'seed_everything' must be an int, got {value!r}")
+    return value
 
 
-def _train_job(jobs, common, metavar: str, units_help: str) -> None:
-    train = jobs.add_parser('train', help='train one configuration (resumes '
-                            'from the output folder)')
-    common(train)
-    train.add_argument('--units', nargs='*', default=[], metavar=metavar,
-                       help=units_help)
-    train.add_argument('--seed', type=int, default=0)
-    train.add_argument('--out', required=True, help='run folder')
-    train.add_argument('--no-resume', action='store_true',
-                       help='start afresh even if a checkpoint exists')
+def _attribute(name: str):
+    def read(data):
+        return getattr(data, name)
+    read.__name__ = f'read_{name}'
+    return read
 
 
-def _compare_job(jobs, common, help: str, flag: str, default: str,
-                 where_help: str) -> None:
-    cmp_ = jobs.add_parser('compare', help=help)
-    common(cmp_)
-    cmp_.add_argument(flag, default=default, help=where_help)
-    cmp_.add_argument('--seeds', default='0',
-                      help='comma-separated seeds (default: 0)')
-    cmp_.add_argument('--only', default=None,
-                      help='comma-separated configuration names')
-    cmp_.add_argument('--out', required=True, help='folder of the runs')
-    cmp_.add_argument('--json', default=None,
-                      help='also write the table as JSON here')
+# --------------------------------------------------------------------------
+# run folders for validate / test / predict / pictures
+# --------------------------------------------------------------------------
+def run_folder(out, command: str) -> Path:
+    """Checks that ``out`` holds a trained run and returns it.
+
+    Raises:
+        RunFolderError: a compare folder (one of its runs is named), a
+            folder without ``config.yaml`` or ``checkpoints/last.ckpt``.
+    """
+    out = Path(out)
+    if (out / 'config.yaml').exists() and (
+            out / 'checkpoints' / 'last.ckpt').exists():
+        return out
+    runs = sorted(p.parent for p in out.glob('*/seed*/config.yaml'))
+    if runs:
+        raise RunFolderError(f"{out} is a compare folder: pass one of its "
+                             f"runs, e.g. --out {runs[0]}")
+    raise RunFolderError(f"{out} holds no trained run (no config.yaml and "
+                         f"checkpoints/last.ckpt): train it first with "
+                         f"glore-pyg {command} fit --out {out}")
 
 
-def _pictures_job(jobs, help: str, sample: str, flag: str,
-                  which_help: str) -> None:
-    pic = jobs.add_parser('pictures', help=help)
-    pic.add_argument('--out', required=True, help='a trained run folder')
-    pic.add_argument('--to', default=None,
-                     help='folder of the PNG files (default: OUT/pictures)')
-    pic.add_argument('--index', type=int, default=0,
-                     help=f'the validation {sample} (default 0)')
-    pic.add_argument(flag, default=None, help=which_help)
+def load_run(out, command: str):
+    """The trained task of a run folder (its last checkpoint's weights, on
+    the CPU, in evaluation mode) and its data module, built from the
+    folder's ``config.yaml``.
+
+    Returns:
+        ``(task, datamodule)``.
+
+    Raises:
+        RunFolderError: see :func:`run_folder`.
+    """
+    out = run_folder(out, command)
+    config = yaml.safe_load((out / 'config.yaml').read_text())
+    config.pop('ckpt_path', None)
+    config.setdefault('trainer', {})['logger'] = False
+    with quiet_lightning():
+        cli = AppCLI(command, args=config, run=False)
+    state = torch.load(out / 'checkpoints' / 'last.ckpt', map_location='cpu',
+                       weights_only=False)['state_dict']
+    cli.model.load_state_dict(state)
+    return cli.model.eval(), cli.datamodule
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog='glore-pyg', description='Global reasoning units for PyTorch '
-        'Geometric: applications.')
-    sub = p.add_subparsers(dest='command', required=True)
-    seg = sub.add_parser('segment', help='point-cloud semantic segmentation '
-                         '(PointNet++ with global-reasoning units)')
-    jobs = seg.add_subparsers(dest='job', required=True)
-    _train_job(jobs, _common, 'LEVEL=SPEC',
-               'units to insert, e.g. sa3=latentgnn:kernels=3 (levels sa1.. '
-               'and fp1..; kinds glore, latentgnn, nonlocal)')
-    ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
-                         'run folder on its validation split (or on whole '
-                         'ScanNet test scenes)')
-    ev.add_argument('--out', required=True, help='run folder')
-    ev.add_argument('--root', default=None,
-                    help='ScanNet folder, if not the one used in training')
-    ev.add_argument('--whole-scene', action='store_true',
-                    help="ScanNet: every point of every test scene, in "
-                    "1.5 m columns (PointNet++'s protocol)")
-    _compare_job(jobs, _common, 'train baseline, +non-local, +LatentGNN (1 '
-                 'and 3 kernels) and +GloRe and print the table', '--level',
-                 'sa3', 'where the units go (default: sa3, the coarsest '
-                 'level of the small network)')
-    _pictures_job(jobs, 'draw what a trained unit does: points coloured by '
-                  'latent node, weight maps in 3-D, the latent graph (PNG '
-                  'files)', 'cloud', '--level', 'the level whose unit is '
-                  'drawn (default: the first with a unit)')
-
-    cls = sub.add_parser('classify', help='image classification (a ResNet '
-                         'with global-reasoning units inserted)')
-    jobs = cls.add_subparsers(dest='job', required=True)
-    _train_job(jobs, _classify_common, 'NAME=SPEC',
-               'units to insert after sub-modules, e.g. layer3=glore (kinds '
-               'glore, latentgnn, nonlocal)')
-    ev = jobs.add_parser('evaluate', help='evaluate the last checkpoint of a '
-                         'run folder on its validation split')
-    ev.add_argument('--out', required=True, help='run folder')
-    ev.add_argument('--root', default=None,
-                    help='image folder, if not the one used in training')
-    _compare_job(jobs, _classify_common, 'train baseline, +GloRe, '
-                 '+LatentGNN (1 and 2 kernels) and +non-local and print the '
-                 'table', '--point',
-                 'layer3', 'the module the units go after (default: layer3, '
-                 'the last stage of the digits network)')
-    _pictures_job(jobs, 'draw what a trained unit does: projection maps '
-                  'over an image, the latent graph as a heat map and as a '
-                  'graph (PNG files)', 'image', '--unit', 'the inserted unit '
-                  'by module name (default: the first)')
-    return p
-
-
-def _apply_config(args, parser) -> None:
-    if not args.config:
-        return
-    try:
-        values = json.loads(Path(args.config).read_text())
-    except (OSError, ValueError) as e:
-        parser.error(f"--config {args.config}: {e}")
-    defaults = parser.parse_args([args.command, args.job, '--out', 'x'])
-    for key, value in values.items():
-        key = key.replace('-', '_')
-        if not hasattr(args, key):
-            parser.error(f"--config {args.config}: unknown option {key!r}")
-        if getattr(args, key) == getattr(defaults, key, None):
-            setattr(args, key, value)  # flags given explicitly win
-
-
-def _train(args) -> Dict:
-    from ..pointcloud.training import fit
-    return fit(args.out, data=args.data, units=_units(args.units),
-               preset=args.preset, epochs=args.epochs,
-               batch_size=args.batch_size, num_points=args.points,
-               train_size=args.train_size, val_size=args.val_size,
-               lr=args.lr, seed=args.seed, root=args.root,
-               precision=args.precision, resume=not args.no_resume,
-               progress=not args.no_progress, accelerator=args.accelerator)
-
-
-def _evaluate(args) -> Dict:
-    from ..pointcloud.training import evaluate
-    try:
-        result = evaluate(args.out, root=args.root,
-                          whole_scene=args.whole_scene)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(str(e))
-    print(json.dumps(result, indent=2))
-    return result
-
-
-def _pick(names: List[str], only: Optional[str]) -> List[str]:
-    if not only:
-        return names
-    picked = [n.strip() for n in only.split(',')]
-    unknown = [n for n in picked if n not in names]
-    if unknown:
-        raise SystemExit(f"--only: unknown configuration(s) {unknown}; "
-                         f"choose from {names}")
-    return picked
-
-
-def _run(args, command: str, name: str, seed: int, extra: List[str]
-         ) -> Dict:
-    """One configuration and seed in its own process; its result.json."""
-    folder = Path(args.out) / _slug(name) / f'seed{seed}'
-    cmd = [sys.executable, '-m', 'glore_pyg.apps.cli', command, 'train',
-           '--out', str(folder), '--seed', str(seed), '--data', args.data,
-           '--epochs', str(args.epochs), '--batch-size', str(args.batch_size),
-           '--lr', str(args.lr), '--accelerator', args.accelerator,
-           '--no-progress'] + extra
-    for flag, value in (('--root', args.root),
-                        ('--train-size', args.train_size),
-                        ('--val-size', args.val_size),
-                        ('--precision', args.precision)):
-        if value is not None:
-            cmd += [flag, str(value)]
-    print(f'[compare] {name}, seed {seed}', file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, env=dict(os.environ))
-    return json.loads((folder / 'result.json').read_text())
-
-
-def _compare(args) -> List[Dict]:
-    names = _pick(list(CONFIGURATIONS), args.only)
-    seeds = [int(s) for s in args.seeds.split(',')]
-    rows = []
-    for name in names:
-        spec = CONFIGURATIONS[name]
-        extra = ['--points', str(args.points), '--preset', args.preset]
-        if spec:
-            extra += ['--units', f'{args.level}={spec}']
-        rows.append(_row(name, [_run(args, 'segment', name, seed, extra)
-                                for seed in seeds]))
-    print(table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return rows
-
-
+# --------------------------------------------------------------------------
+# compare: the table
+# --------------------------------------------------------------------------
 def _slug(name: str) -> str:
     return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
-METRICS = [('val_point_acc', 'point acc'), ('val_voxel_acc', 'voxel acc'),
-           ('val_class_point_acc', 'class-avg acc'), ('val_miou', 'mIoU')]
+def _stat(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), sd
 
 
 def _ambiguous_classes(result: Dict) -> List[str]:
     """The synthetic scenes' classes that only context tells apart."""
-    if result['config'].get('data') != 'synthetic':
+    if result['config'].get('data', {}).get('name') != 'synthetic':
         return []
-    from ..pointcloud.datasets import AMBIGUOUS_PAIRS, CLASS_NAMES
+    from .segmentation.datasets import AMBIGUOUS_PAIRS, CLASS_NAMES
     return [CLASS_NAMES[c] for pair in AMBIGUOUS_PAIRS for c in pair]
 
 
-def _row(name: str, results: List[Dict], metrics=None) -> Dict:
-    def stat(values):
-        values = [v for v in values if v is not None]
-        if not values:
-            return None, None
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        return statistics.mean(values), sd
-    row = dict(name=name, seeds=len(results),
-               params=results[0]['params'], flops=results[0]['flops'])
-    for key, _ in metrics or METRICS:
-        row[key] = stat([r['metrics'].get(key) for r in results])
+def table_row(name: str, results: List[Dict], metrics) -> Dict:
+    """One row of :func:`table` from the ``result.json`` of each seed."""
+    row = dict(name=name, seeds=len(results), params=results[0]['params'],
+               flops=results[0]['flops'])
+    for key, _ in metrics:
+        row[key] = _stat([r['metrics'].get(key) for r in results])
     ambiguous = _ambiguous_classes(results[0])
-    row['val_ambiguous_iou'] = stat([
-        statistics.mean(r['iou_per_class'][c] for c in ambiguous)
+    row['val_ambiguous_iou'] = _stat([
+        statistics.mean(r['per_class'][c] for c in ambiguous)
         for r in results]) if ambiguous else (None, None)
-    row['seconds_per_epoch'] = stat([r['seconds_per_epoch']
-                                     for r in results])
-    row['peak_rss_bytes'] = stat([r['peak_rss_bytes'] for r in results])
+    row['seconds_per_epoch'] = _stat([r['seconds_per_epoch']
+                                      for r in results])
+    row['peak_rss_bytes'] = _stat([r['peak_rss_bytes'] for r in results])
     return row
 
 
@@ -341,12 +361,10 @@ def _mega(v: float) -> str:
     return f'{v / 1e6:.0f}M' if abs(v) >= 1e8 else f'{v / 1e6:.3g}M'
 
 
-def table(rows: List[Dict], metrics=None) -> str:
-    """The paper-style table: params, FLOPs, accuracies (mean ± std over
+def table(rows: List[Dict], metrics: Sequence) -> str:
+    """The paper-style table: params, FLOPs, the metrics (mean ± std over
     seeds, in %; the value alone for one seed), time per epoch, peak
-    memory.  ``metrics``: (key, title)
-    pairs, default the segmentation metrics."""
-    metrics = metrics or METRICS
+    memory.  ``metrics``: (key, title) pairs."""
     base = rows[0]
     ambiguous = any(r.get('val_ambiguous_iou', (None, ))[0] is not None
                     for r in rows)
@@ -380,115 +398,210 @@ def table(rows: List[Dict], metrics=None) -> str:
     return '\n'.join(lines)
 
 
-CLASSIFY_METRICS = [('val_acc', 'accuracy')]
+def _compare_parser(command: str) -> argparse.ArgumentParser:
+    app = APPS[command]
+    names = list(app['configurations'])
+    p = argparse.ArgumentParser(
+        prog=f'glore-pyg {command} compare',
+        description='Train each configuration over the seeds (each in its '
+        'own process, resumed when its run folder exists) and print the '
+        'table. Options not listed here (--trainer.*, --model.*, --data.*) '
+        f'go to every run of glore-pyg {command} fit.')
+    p.add_argument('--config', default=app['presets'][0],
+                   help=f"a preset ({', '.join(app['presets'])}) or a YAML "
+                   f"file (default: {app['presets'][0]})")
+    flag, default, help_ = app['point']
+    p.add_argument(flag, default=default, help=help_)
+    p.add_argument('--seeds', default='0',
+                   help='comma-separated seeds (default: 0)')
+    p.add_argument('--only', default=None,
+                   help=f"comma-separated configuration names, from "
+                   f"{names} (default: all)")
+    p.add_argument('--out', required=True, help='folder of the runs')
+    p.add_argument('--json', default=None,
+                   help='also write the table as JSON here')
+    return p
 
 
-def _classify_train(args) -> Dict:
-    from ..vision.training import fit
-    return fit(args.out, data=args.data, val_fraction=args.val_fraction,
-               pretrained=args.pretrained,
-               units=_units(args.units, 'NAME', 'layer3=glore'),
-               arch=args.arch, epochs=args.epochs,
-               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-               root=args.root, train_size=args.train_size,
-               val_size=args.val_size, image_size=args.image_size,
-               precision=args.precision, resume=not args.no_resume,
-               progress=not args.no_progress, accelerator=args.accelerator)
+def compare(command: str, argv: List[str]) -> List[Dict]:
+    """``glore-pyg {segment,classify} compare``: see the module docstring.
 
-
-def _classify_evaluate(args) -> Dict:
-    from ..vision.training import evaluate
+    Raises:
+        RunFolderError: an unknown ``--only`` name, bad seeds, a run that
+            failed (its command and exit status named), a config that does
+            not build (checked in this process before any run starts).
+    """
+    app = APPS[command]
+    args, passthrough = _compare_parser(command).parse_known_args(argv)
+    configurations = app['configurations']
+    names = list(configurations)
+    if args.only:
+        picked = [n.strip() for n in args.only.split(',')]
+        unknown = [n for n in picked if n not in configurations]
+        if unknown:
+            raise RunFolderError(f"--only: unknown configuration(s) "
+                                 f"{unknown}; choose from {names}")
+        names = picked
     try:
-        result = evaluate(args.out, args.root)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(str(e))
-    print(json.dumps(result, indent=2))
-    return result
-
-
-def _classify_compare(args) -> List[Dict]:
-    names = _pick(list(CLASSIFY_CONFIGURATIONS), args.only)
-    seeds = [int(s) for s in args.seeds.split(',')]
+        seeds = [int(s) for s in args.seeds.split(',')]
+    except ValueError:
+        raise RunFolderError(f"--seeds takes comma-separated ints, got "
+                             f"{args.seeds!r}") from None
+    config = _config_argument(command, args.config)
+    point = getattr(args, app['point'][0].lstrip('-'))
+    # build the data and the network once here, so that a bad config ends
+    # in one line before any training process starts
+    with quiet_lightning():
+        AppCLI(command, args=['--config', config] + passthrough + [
+            '--trainer.logger', 'false'], run=False)
     rows = []
     for name in names:
-        spec = CLASSIFY_CONFIGURATIONS[name]
-        extra = ['--arch', args.arch, '--image-size', str(args.image_size),
-                 '--val-fraction', str(args.val_fraction)]
-        if args.pretrained:
-            extra += ['--pretrained', args.pretrained]
-        if spec:
-            extra += ['--units', f'{args.point}={spec}']
-        rows.append(_row(name, [_run(args, 'classify', name, seed, extra)
-                                for seed in seeds], CLASSIFY_METRICS))
-    print(table(rows, CLASSIFY_METRICS))
+        spec = configurations[name]
+        results = []
+        for seed in seeds:
+            folder = Path(args.out) / _slug(name) / f'seed{seed}'
+            cmd = [sys.executable, '-m', 'glore_pyg.apps.cli', command, 'fit',
+                   '--config', config, *passthrough, '--out', str(folder),
+                   '--seed_everything', str(seed),
+                   '--trainer.enable_progress_bar', 'false',
+                   '--model.units', json.dumps({point: spec} if spec
+                                               else {})]
+            print(f'[compare] {name}, seed {seed}', file=sys.stderr,
+                  flush=True)
+            done = subprocess.run(cmd, env=dict(os.environ),
+                                  stdout=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise RunFolderError(
+                    f"the run {name!r}, seed {seed} failed (exit status "
+                    f"{done.returncode}; its message is above); rerun it "
+                    f"alone with: {' '.join(cmd[1:])}")
+            results.append(read_result(folder))
+        rows.append(table_row(name, results, app['metrics']))
+    print(table(rows, app['metrics']))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return rows
 
 
-def _pictures(args) -> List[str]:
-    try:
-        if args.command == 'segment':
-            from ..pointcloud.pictures import draw_run
-            paths = draw_run(args.out, args.to, index=args.index,
-                             level=args.level)
-        else:
-            from ..vision.pictures import draw_run
-            paths = draw_run(args.out, args.to, index=args.index,
-                             unit=args.unit)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(str(e))
+def _config_argument(command: str, value: str) -> str:
+    """A preset name or a file, as a path."""
+    presets = APPS[command]['presets']
+    if value in presets:
+        return str(preset_path(command, value))
+    if not Path(value).is_file():
+        raise RunFolderError(f"--config: {value!r} is neither a preset "
+                             f"({', '.join(presets)}) nor a file")
+    return value
+
+
+# --------------------------------------------------------------------------
+# pictures
+# --------------------------------------------------------------------------
+def pictures(command: str, argv: List[str]) -> List[str]:
+    """``glore-pyg {segment,classify} pictures --out RUN``: draws what a
+    trained run's unit does with one validation sample."""
+    what = 'cloud' if command == 'segment' else 'image'
+    p = argparse.ArgumentParser(
+        prog=f'glore-pyg {command} pictures',
+        description='Draw what a trained unit does with one validation '
+        f'{what}: projection maps, the latent graph as a heat map and as a '
+        'graph (PNG files).')
+    p.add_argument('--out', required=True, help='a trained run folder')
+    p.add_argument('--to', default=None,
+                   help='folder of the PNG files (default: OUT/pictures)')
+    p.add_argument('--index', type=int, default=0,
+                   help=f'the validation {what} (default 0)')
+    p.add_argument('--unit', default=None,
+                   help='the unit drawn: a level (sa3, fp1, ...) or an '
+                   'inserted module name (default: the first unit)')
+    args = p.parse_args(argv)
+    task, data = load_run(args.out, command)
+    if not 0 <= args.index < len(data.val_set):
+        raise RunFolderError(f"--index must be in [0, {len(data.val_set)}),"
+                             f" got {args.index}")
+    paths = task.draw(data, args.index, args.to or str(Path(args.out) /
+                                                       'pictures'), args.unit)
     for path in paths:
         print(path)
     return paths
+
+
+# --------------------------------------------------------------------------
+# the entry point
+# --------------------------------------------------------------------------
+USAGE = """usage: glore-pyg {segment,classify} JOB [options]
+
+jobs:
+  fit        train (resumes from --out), writes result.json
+  validate   the last checkpoint of --out on the validation split
+  test       the same on the test split, with the per-class table
+  predict    writes the predictions of --out's model (.npy; .ply for clouds)
+  compare    trains a table of configurations over seeds, prints the table
+  pictures   draws what a trained unit does (PNG files)
+
+'glore-pyg segment fit --help' lists every option; presets:
+  segment:  --config synthetic (default) | frog | scannet
+  classify: --config digits (default) | folder
+"""
+
+
+def _lightning_args(command: str, job: str, argv: List[str]) -> List[str]:
+    """Preset names as paths; for validate / test / predict, ``--out RUN``
+    brings the run's config and last checkpoint."""
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg in ('--config', '-c'):
+            argv[i + 1] = _config_argument(command, argv[i + 1])
+    if job != 'fit' and '--out' in argv:
+        out = run_folder(argv[argv.index('--out') + 1], command)
+        argv = ['--config', str(out / 'config.yaml')] + argv
+        if '--ckpt_path' not in argv:
+            argv += ['--ckpt_path', str(out / 'checkpoints' / 'last.ckpt')]
+    return [job] + argv
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs ``glore-pyg ARGS`` (the console script's entry point).
 
     Args:
-        argv (list of str, optional): the arguments, without the program
+        argv (list of str, optional): the arguments without the program
             name. (default: :obj:`None`: ``sys.argv[1:]``)
 
     Returns:
-        0 on success; invalid arguments exit through
-        :meth:`argparse.ArgumentParser.error` (status 2).
+        0 on success.
 
     Raises:
-        SystemExit: ``--help`` (status 0); invalid arguments, an unreadable
-            ``--config`` or an unknown option in it (status 2); from
-            ``segment evaluate`` / ``classify evaluate`` /
-            ``classify pictures``, a missing run folder or checkpoint (and
-            a ``--whole-scene`` run that is not ScanNet, an unknown
-            ``--unit``), and from ``compare`` an unknown ``--only`` name
-            (status 1, the message printed).
-        subprocess.CalledProcessError: a run of ``compare`` failed.
-        ValueError: from ``segment train`` / ``classify train``, what
-            :func:`glore_pyg.apps.segmentation.training.fit` /
-            :func:`glore_pyg.apps.classification.training.fit` raise (e.g. a checkpoint
-            of another configuration in ``--out``).
-        ImportError: Lightning (the ``train`` extra) not installed, for
-            ``train`` / ``evaluate`` / ``compare``.
+        SystemExit: usage errors and ``--help`` (from the parsers); a run
+            folder, config or data set that cannot be used (status 1, one
+            line: the message of the :class:`ValueError`,
+            :class:`FileNotFoundError` or
+            :class:`~glore_pyg.apps.base.RunFolderError`).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    segment = args.command == 'segment'
-    if args.job in ('train', 'compare'):
-        _apply_config(args, parser)
-    if args.job == 'train':
-        try:
-            _units(args.units, *(() if segment else ('NAME', 'layer3=glore')))
-        except argparse.ArgumentTypeError as e:
-            parser.error(str(e))
-        try:
-            result = (_train if segment else _classify_train)(args)
-        except (ValueError, FileNotFoundError) as e:
-            raise SystemExit(f'glore-pyg {args.command} train: {e}')
-        print(json.dumps(result['metrics'], indent=2))
-    elif args.job == 'evaluate':
-        (_evaluate if segment else _classify_evaluate)(args)
-    elif args.job == 'compare':
-        (_compare if segment else _classify_compare)(args)
-    else:
-        _pictures(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] not in APPS or argv[1] not in (
+            *LIGHTNING_JOBS, 'compare', 'pictures'):
+        if argv[:1] in (['-h'], ['--help']) or argv[1:2] in (['-h'],
+                                                             ['--help']):
+            print(USAGE)
+            return 0
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    command, job, rest = argv[0], argv[1], argv[2:]
+    warnings.filterwarnings('ignore', message="LightningCLI's args parameter")
+    warnings.filterwarnings('ignore', message='.*treespec, LeafSpec')
+    try:
+        if job == 'compare':
+            compare(command, rest)
+        elif job == 'pictures':
+            pictures(command, rest)
+        else:
+            with quiet_lightning():
+                AppCLI(command, args=_lightning_args(command, job, rest))
+    except (RunFolderError, ValueError, FileNotFoundError) as e:
+        print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
+        raise SystemExit(1)
     return 0
+
+
+if __name__ == '__main__':  # python -m glore_pyg.apps.cli
+    sys.exit(main())

@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import yaml
 
-from .base import (EpochLog, RunCost, RunFolderError, per_class_table,
+from .base import (EpochLog, RunCost, RunFolderError,
                    prepare_fit, quiet_lightning, read_result, write_result)
 
 try:
@@ -161,9 +161,11 @@ class AppCLI(LightningCLI):
                     # one version folder per process of the run: a resumed
                     # run keeps the earlier processes' metrics.csv
                     kwargs['logger'] = CSVLogger(out, name='logs')
+                # one file, last.ckpt, rewritten after every epoch: never a
+                # last-v1.ckpt beside a stale one
                 extra.append(ModelCheckpoint(
-                    dirpath=str(Path(out) / 'checkpoints'), save_last=True,
-                    save_top_k=0, enable_version_counter=False))
+                    dirpath=str(Path(out) / 'checkpoints'), filename='last',
+                    save_top_k=1, enable_version_counter=False))
         if self.subcommand != 'fit':
             kwargs['logger'] = False
         self.cost = RunCost()

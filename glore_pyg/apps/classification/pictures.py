@@ -1,7 +1,6 @@
 """Pictures of what a trained classifier's unit does with one image: its
 projection maps over the image and its latent graph (needs matplotlib)."""
 from functools import partial
-from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -64,47 +63,4 @@ def draw_unit(model: nn.Module, image: torch.Tensor, folder: str,
         f'{name}: {type(target).__name__}', title)
 
 
-def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,
-             unit: Optional[str] = None) -> List[str]:
-    """:func:`draw_unit` for a trained run folder of
-    :func:`glore_pyg.apps.classification.training.fit` on image ``index`` of its
-    validation split (what ``glore-pyg classify pictures`` runs).
-
-    Args:
-        out_dir (str): the run folder.
-        to (str, optional): the folder of the PNG files.
-            (default: :obj:`None`: ``out_dir/pictures``)
-        index (int, optional): the validation image. (default: :obj:`0`)
-        unit (str, optional): the unit's module name.
-            (default: :obj:`None`: the first)
-
-    Returns:
-        list of str: the file paths.
-
-    Raises:
-        FileNotFoundError: no trained run in ``out_dir``.
-        ValueError: a run without units, an unknown ``unit``, ``index`` out
-            of range.
-    """
-    from .training import load_run, make_datasets
-    task, config = load_run(out_dir)
-    _, val = make_datasets(config['data'], config.get('root'),
-                           config.get('train_size'), config.get('val_size'),
-                           config['seed'], config.get('image_size', 64))
-    if isinstance(index, bool) or not isinstance(index, int) or not (
-            -len(val) <= index < len(val)):
-        raise ValueError(f"'index' must be an int in [0, {len(val)}), got "
-                         f"{index!r}")
-    image, label = val[index]
-    names = getattr(getattr(val, 'dataset', val), 'class_names', None)
-    with torch.no_grad():
-        pred = int(task(image[None]).argmax(1))
-    text = (f'validation image {index}: label '
-            f'{names[int(label)] if names else int(label)}, predicted '
-            f'{names[pred] if names else pred}')
-    return draw_unit(task.model, image, to or str(Path(out_dir) /
-                                                  'pictures'),
-                     unit=unit, title=text)
-
-
-__all__ = ['draw_unit', 'draw_run']
+__all__ = ['draw_unit']

@@ -2,7 +2,6 @@
 cloud: the points coloured by the latent node they project to most, a few
 latent nodes' weights in 3-D, and the latent graph (needs matplotlib)."""
 from functools import partial
-from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -74,40 +73,4 @@ def draw_level(model: PointNet2Segmentation, data, folder: str,
         f'{level}: {type(unit).__name__}', title)
 
 
-def draw_run(out_dir: str, to: Optional[str] = None, index: int = 0,
-             level: Optional[str] = None) -> List[str]:
-    """:func:`draw_level` for a trained run folder of
-    :func:`glore_pyg.apps.segmentation.training.fit` on cloud ``index`` of its
-    validation split (what ``glore-pyg segment pictures`` runs).
-
-    Args:
-        out_dir (str): the run folder.
-        to (str, optional): the folder of the PNG files.
-            (default: :obj:`None`: ``out_dir/pictures``)
-        index (int, optional): the validation cloud. (default: :obj:`0`)
-        level (str, optional): the level whose unit is drawn.
-            (default: :obj:`None`: the first with a unit)
-
-    Returns:
-        list of str: the file paths.
-
-    Raises:
-        FileNotFoundError: no trained run in ``out_dir``.
-        ValueError: see :func:`draw_level`; ``index`` out of range.
-    """
-    from .training import load_run, make_datasets
-    out = Path(out_dir)
-    task, config = load_run(out)
-    _, val = make_datasets(config['data'], config.get('root'),
-                           config['num_points'],
-                           val_size=config.get('val_size'),
-                           seed=config['seed'])
-    if isinstance(index, bool) or not isinstance(index, int) or not (
-            0 <= index < len(val)):
-        raise ValueError(f"'index' must be an int in [0, {len(val)}), got "
-                         f"{index!r}")
-    return draw_level(task.model, val[index], to or str(out / 'pictures'),
-                      level=level)
-
-
-__all__ = ['draw_level', 'draw_run']
+__all__ = ['draw_level']

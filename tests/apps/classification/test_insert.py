@@ -10,6 +10,7 @@ from glore_pyg.apps.classification import (InsertedUnit, ResNet, insert_units,
                               read_output_shape, remove_units, resnet18,
                               resnet50, unit_overhead)
 from glore_pyg.apps.classification.resnet import BasicBlock
+from tests.torchvision_models import torchvision_models
 
 
 def small_resnet(**kw):
@@ -196,12 +197,9 @@ def test_overhead_against_hand_count():
         unit_overhead(model, (1, 0, 3))
 
 
+@pytest.mark.torchvision
 def test_torchvision_resnet_when_importable():
-    try:
-        import torchvision.models as tvm
-        tvm.resnet18()
-    except Exception as e:  # not installed, or its operators do not load
-        pytest.skip(f'torchvision unusable here: {e}')
+    tvm = torchvision_models()
     model = tvm.resnet50(num_classes=7).eval()
     _perturb(model)
     reference = copy.deepcopy(model)

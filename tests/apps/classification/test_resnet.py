@@ -8,6 +8,7 @@ from torch import nn
 
 from glore_pyg.apps.classification.resnet import (BasicBlock, Bottleneck, ResNet,
                                      resnet18, resnet50)
+from tests.torchvision_models import torchvision_models
 
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var',
            'num_batches_tracked')
@@ -279,17 +280,10 @@ def test_invalid_input():
         m([[1.0]])
 
 
-def _torchvision_models():
-    try:
-        import torchvision.models as tvm
-    except Exception as e:  # absent, or its operators fail to load
-        pytest.skip(f'torchvision not usable: {e!r}')
-    return tvm
-
-
+@pytest.mark.torchvision
 @pytest.mark.parametrize('name', ['resnet18', 'resnet50'])
 def test_torchvision_checkpoint_loads_strictly(name):
-    tvm = _torchvision_models()
+    tvm = torchvision_models()
     torch.manual_seed(0)
     theirs = getattr(tvm, name)(weights=None, num_classes=10)
     gen = torch.Generator().manual_seed(3)

@@ -4,12 +4,12 @@ A batch of clouds is PyG's: the rows of ``x`` (and of ``y``) sorted by their
 cloud index ``batch``; cloud ``b`` holds rows ``ptr[b]:ptr[b + 1]``.  Every
 check runs before any work, and its message names the argument.
 """
-import math
-import numbers
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from ..functional.checks import check_int
 
 
 def positions(name: str, t, flatten: bool = False) -> Tensor:
@@ -45,32 +45,6 @@ def same_space(x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
     if y.dtype != x.dtype:
         raise TypeError(f"'{y_name}' must have the dtype of '{x_name}' "
                         f'({x.dtype}), got {y.dtype}')
-
-
-def integer(name: str, value, minimum: int) -> int:
-    """An int (numpy's too, not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"'{name}' must be an int, "
-                        f'got {type(value).__name__}')
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"'{name}' must be >= {minimum}, got {value}")
-    return value
-
-
-def number(name: str, value, low: float, high: float = math.inf,
-           include_high: bool = False) -> float:
-    """A real number in ``(low, high)`` (or ``(low, high]``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"'{name}' must be a number, "
-                        f'got {type(value).__name__}')
-    value = float(value)
-    ok = low < value and (value <= high if include_high else value < high)
-    if not ok:
-        bracket = ']' if include_high else ')'
-        raise ValueError(f"'{name}' must lie in ({low}, {high}{bracket}, "
-                         f'got {value}')
-    return value
 
 
 def batch_vector(name: str, batch, points: Tensor,
@@ -112,7 +86,7 @@ def num_clouds(batches: List[Tuple[str, Optional[Tensor]]],
     the largest cloud index; 1 without batch vectors."""
     given = [(n, b) for n, b in batches if b is not None]
     if batch_size is not None:
-        integer('batch_size', batch_size, 1)
+        check_int(batch_size, 'batch_size', minimum=1)
     if not given:
         return 1
     highest = [int(b[-1]) if b.numel() > 0 else -1 for _, b in given]

@@ -5,8 +5,9 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
+from ..functional.checks import check_float
 from . import _backend
-from ._clouds import batch_vector, num_clouds, number, pointer, positions
+from ._clouds import batch_vector, num_clouds, pointer, positions
 
 
 def fps(
@@ -72,7 +73,7 @@ def fps(
     """
     x = positions('x', x, flatten=True)
     batch = batch_vector('batch', batch, x, 'x')
-    ratio = number('ratio', ratio, 0.0, 1.0, include_high=True)
+    ratio = check_float(ratio, 'ratio', 0, 1, low_open=True)
     if not isinstance(random_start, bool):
         raise TypeError(f"'random_start' must be a bool, "
                         f'got {type(random_start).__name__}')

@@ -4,9 +4,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..functional.checks import check_int
 from . import _backend
-from ._clouds import (batch_vector, integer, layout, num_clouds, positions,
-                      same_space)
+from ._clouds import batch_vector, layout, num_clouds, positions, same_space
 from ._neighbors import nearest_scipy, nearest_torch
 
 
@@ -77,11 +77,11 @@ def knn(
     x = positions('x', x)
     y = positions('y', y)
     same_space(x, y, 'x', 'y')
-    k = integer('k', k, 1)
+    k = check_int(k, 'k', minimum=1)
     if not isinstance(cosine, bool):
         raise TypeError(f"'cosine' must be a bool, "
                         f'got {type(cosine).__name__}')
-    num_workers = integer('num_workers', num_workers, 1)
+    num_workers = check_int(num_workers, 'num_workers', minimum=1)
     batch_x = batch_vector('batch_x', batch_x, x, 'x')
     batch_y = batch_vector('batch_y', batch_y, y, 'y')
     num = num_clouds([('batch_x', batch_x), ('batch_y', batch_y)], batch_size)

@@ -5,7 +5,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from ._clouds import batch_vector, integer, num_clouds, positions, same_space
+from ..functional.checks import check_int
+from ._clouds import batch_vector, num_clouds, positions, same_space
 from .knn import checked_knn
 
 
@@ -70,8 +71,8 @@ def knn_interpolate(x: Tensor, pos_x: Tensor, pos_y: Tensor,
     if x.device != pos_x.device:
         raise ValueError(f"'x' must be on the device of 'pos_x' "
                          f'({pos_x.device}), got {x.device}')
-    k = integer('k', k, 1)
-    num_workers = integer('num_workers', num_workers, 1)
+    k = check_int(k, 'k', minimum=1)
+    num_workers = check_int(num_workers, 'num_workers', minimum=1)
     batch_x = batch_vector('batch_x', batch_x, pos_x, 'pos_x')
     batch_y = batch_vector('batch_y', batch_y, pos_y, 'pos_y')
     num = num_clouds([('batch_x', batch_x), ('batch_y', batch_y)], None)

@@ -4,9 +4,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..functional.checks import check_float, check_int
 from . import _backend
-from ._clouds import (batch_vector, integer, layout, num_clouds, number,
-                      positions, same_space)
+from ._clouds import batch_vector, layout, num_clouds, positions, same_space
 from ._neighbors import nearest_scipy, nearest_torch
 
 
@@ -83,9 +83,10 @@ def radius(
     x = positions('x', x)
     y = positions('y', y)
     same_space(x, y, 'x', 'y')
-    r = number('r', r, 0.0)
-    max_num_neighbors = integer('max_num_neighbors', max_num_neighbors, 1)
-    num_workers = integer('num_workers', num_workers, 1)
+    r = check_float(r, 'r', low=0, low_open=True)
+    max_num_neighbors = check_int(max_num_neighbors, 'max_num_neighbors',
+                                  minimum=1)
+    num_workers = check_int(num_workers, 'num_workers', minimum=1)
     batch_x = batch_vector('batch_x', batch_x, x, 'x')
     batch_y = batch_vector('batch_y', batch_y, y, 'y')
     num = num_clouds([('batch_x', batch_x), ('batch_y', batch_y)], batch_size)

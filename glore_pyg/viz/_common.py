@@ -13,6 +13,7 @@ except ImportError as error:  # pragma: no cover - matplotlib is optional
     raise ImportError("glore_pyg.viz needs matplotlib "
                       "(pip install matplotlib)") from error
 
+from ..functional.checks import check_int
 from ..nn.units import Projection
 
 #: Resolution of the saved PNG files (dots per inch).
@@ -35,9 +36,9 @@ def save_figure(fig: Figure, path: PathLike, dpi: int = DPI) -> Path:
         pathlib.Path: the path written.
 
     Raises:
-        TypeError: ``fig`` not a :class:`matplotlib.figure.Figure`, or
-            ``path`` not a string or path.
-        ValueError: ``dpi`` not a positive int.
+        TypeError: ``fig`` not a :class:`matplotlib.figure.Figure`,
+            ``path`` not a string or path, or ``dpi`` not an int.
+        ValueError: ``dpi`` below 1.
     """
     if not isinstance(fig, Figure):
         raise TypeError(f"'fig' must be a matplotlib Figure, got "
@@ -45,7 +46,7 @@ def save_figure(fig: Figure, path: PathLike, dpi: int = DPI) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"'path' must be a str or os.PathLike, got "
                         f"{type(path).__name__}")
-    check_int(dpi, 'dpi', low=1)
+    check_int(dpi, 'dpi', minimum=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format='png')
@@ -60,18 +61,6 @@ def finish(fig: Figure, path: Optional[PathLike]) -> Figure:
 
 
 # -- checks ---------------------------------------------------------------
-def check_int(value, name: str, low: int = 0,
-              high: Optional[int] = None) -> int:
-    """``value`` if it is an ``int`` in ``[low, high)``, else a
-    ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"'{name}' must be an int, got {value!r}")
-    if value < low or (high is not None and value >= high):
-        bound = f"[{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"'{name}' must be in {bound}, got {value}")
-    return value
-
-
 def check_path(path) -> None:
     """``path`` must be :obj:`None`, a string or an ``os.PathLike``."""
     if path is not None and not isinstance(path, (str, os.PathLike)):
@@ -93,7 +82,7 @@ def select_projection(projection, kernel: int,
         return projection
     if isinstance(projection, (list, tuple)) and len(projection) > 0 and \
             all(isinstance(p, Projection) for p in projection):
-        check_int(kernel, 'kernel', 0, len(projection))
+        check_int(kernel, 'kernel', 0, len(projection) - 1)
         return projection[kernel]
     raise TypeError(f"'{name}' must be a Projection or a non-empty list of "
                     f"them (what a unit returns with return_projection=True)"
@@ -107,26 +96,26 @@ def num_samples(projection: Projection) -> int:
 
 
 def check_nodes(nodes, num_latent: int, name: str = 'nodes') -> List[int]:
-    """``nodes`` as a list of distinct ints in ``[0, num_latent)``."""
+    """``nodes`` as a list of distinct ints in ``[0, num_latent)``: a
+    ``TypeError`` for a container or an entry of another type, a
+    ``ValueError`` for a wrong shape, an empty list, an entry out of range
+    (named ``'nodes[i]'``) or a repeated node."""
     if isinstance(nodes, Tensor):
-        if nodes.dim() > 1 or nodes.is_floating_point() or \
+        if nodes.is_floating_point() or nodes.is_complex() or \
                 nodes.dtype == torch.bool:
-            raise ValueError(f"'{name}' must be a 1-D integer tensor or a "
-                             f"sequence of ints, got {nodes!r}")
+            raise TypeError(f"'{name}' must be an integer tensor or a "
+                            f"sequence of ints, got a {nodes.dtype} tensor")
+        if nodes.dim() > 1:
+            raise ValueError(f"'{name}' must be 1-D, got shape "
+                             f"{tuple(nodes.shape)}")
         nodes = nodes.tolist() if nodes.dim() else [int(nodes)]
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
-        raise ValueError(f"'{name}' must be a sequence of ints, got "
-                         f"{nodes!r}")
+        raise TypeError(f"'{name}' must be a sequence of ints, got "
+                        f"{type(nodes).__name__} {nodes!r}")
     if len(nodes) == 0:
         raise ValueError(f"'{name}' must not be empty")
-    out = []
-    for node in nodes:
-        if isinstance(node, bool) or not isinstance(node, int):
-            raise ValueError(f"'{name}' must hold ints, got {node!r}")
-        if not 0 <= node < num_latent:
-            raise ValueError(f"'{name}' must be in [0, {num_latent}), got "
-                             f"{node}")
-        out.append(node)
+    out = [check_int(node, f'{name}[{i}]', 0, num_latent - 1)
+           for i, node in enumerate(nodes)]
     if len(set(out)) != len(out):
         raise ValueError(f"'{name}' must not repeat a node, got {out}")
     return out

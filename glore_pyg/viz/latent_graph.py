@@ -1,7 +1,6 @@
 """The latent graph of a unit (GloRe's :math:`I - A_g`, LatentGNN's
 :math:`F_X`, the non-local attention) as a heat map and as a drawn
 graph."""
-from numbers import Real
 from typing import Optional, Sequence, Tuple, Union
 
 import networkx as nx
@@ -13,10 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from ..functional.checks import check_float, check_int
 from ..nn.units import GlobalReasoningUnit, Projection
 from .networkx import to_networkx
-from ._common import (PathLike, check_int, check_path, check_title, finish,
-                      num_samples, select_projection)
+from ._common import (PathLike, check_path, check_title, finish, num_samples,
+                      select_projection)
 
 Source = Union[GlobalReasoningUnit, Tensor, Projection, Sequence[Projection]]
 
@@ -31,12 +31,12 @@ def _latent_graph(source: Source, x: Optional[Tensor],
     """The latent graph as a dense ``[d, d]`` array (entry ``[k, j]``
     weighs ``j -> k``) and as :func:`~glore_pyg.viz.to_networkx`'s
     DiGraph (all non-zero edges, self-loops included)."""
-    check_int(sample, 'sample')
-    check_int(kernel, 'kernel')
+    check_int(sample, 'sample', minimum=0)
+    check_int(kernel, 'kernel', minimum=0)
     if isinstance(source, Projection) or (
             isinstance(source, (list, tuple)) and not isinstance(source, str)):
         proj = select_projection(source, kernel, name='source')
-        check_int(sample, 'sample', 0, num_samples(proj))
+        check_int(sample, 'sample', 0, num_samples(proj) - 1)
         matrix = proj.latent_graph[sample]
         graph = to_networkx(matrix)
     elif isinstance(source, Tensor):
@@ -138,7 +138,8 @@ def latent_graph_heatmap(
             not square; ``x`` missing or malformed for a data-dependent
             graph (from :func:`~glore_pyg.viz.to_networkx`).
         TypeError: ``source`` of another type; a non-floating matrix;
-            ``path`` or ``title`` of the wrong type.
+            ``sample``, ``kernel``, ``path`` or ``title`` of the wrong
+            type.
     """
     check_path(path)
     check_title(title)
@@ -221,17 +222,15 @@ def latent_graph_drawing(
         and the colorbar of :math:`w` or :math:`|w|`.
 
     Raises:
-        ValueError: ``threshold`` negative or not a number; ``sample`` or
+        ValueError: ``threshold`` negative or not finite; ``sample`` or
             ``kernel`` out of range; a matrix that is not square; ``x``
             missing or malformed for a data-dependent graph.
-        TypeError: ``source`` of another type; ``path`` or ``title`` of
-            the wrong type.
+        TypeError: ``source`` of another type; ``threshold`` not a number
+            (nor :obj:`None`); ``sample``, ``kernel``, ``path`` or
+            ``title`` of the wrong type.
     """
-    if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, Real)
-            or not threshold >= 0):
-        raise ValueError(f"'threshold' must be None or a number >= 0, got "
-                         f"{threshold!r}")
+    if threshold is not None:
+        threshold = check_float(threshold, 'threshold', low=0)
     check_path(path)
     check_title(title)
     _, full = _latent_graph(source, x, batch, sample, kernel)

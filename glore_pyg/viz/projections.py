@@ -12,10 +12,11 @@ from matplotlib.lines import Line2D
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers '3d')
 from torch import Tensor
 
+from ..functional.checks import check_int
 from ..nn.units import Projection
-from ._common import (PathLike, check_int, check_nodes, check_path,
-                      check_title, finish, grid_shape, num_samples,
-                      select_projection, strongest_nodes)
+from ._common import (PathLike, check_nodes, check_path, check_title, finish,
+                      grid_shape, num_samples, select_projection,
+                      strongest_nodes)
 
 ProjectionLike = Union[Projection, Sequence[Projection]]
 
@@ -54,20 +55,20 @@ def _check_image(image) -> np.ndarray:
 
 
 def _check_feature_shape(feature_shape) -> Tuple[int, int]:
-    if isinstance(feature_shape, torch.Size):
-        feature_shape = tuple(feature_shape)
-    if not isinstance(feature_shape, (tuple, list)) or \
-            len(feature_shape) != 2 or any(
-                isinstance(s, bool) or not isinstance(s, int) or s < 1
-                for s in feature_shape):
-        raise ValueError(f"'feature_shape' must be (h, w) with two positive "
-                         f"ints, got {feature_shape!r}")
-    return int(feature_shape[0]), int(feature_shape[1])
+    if not isinstance(feature_shape, (tuple, list)):  # torch.Size included
+        raise TypeError(f"'feature_shape' must be a pair (h, w) of ints, got "
+                        f"{type(feature_shape).__name__} {feature_shape!r}")
+    if len(feature_shape) != 2:
+        raise ValueError(f"'feature_shape' must be a pair (h, w) of ints, got "
+                         f"{len(feature_shape)} values {feature_shape!r}")
+    h, w = (check_int(s, f'feature_shape[{i}]', minimum=1)
+            for i, s in enumerate(feature_shape))
+    return h, w
 
 
 def _sample_mask(proj: Projection, sample: int) -> Tensor:
     """Rows of ``sample`` (a boolean mask over the projection's rows)."""
-    check_int(sample, 'sample', 0, num_samples(proj))
+    check_int(sample, 'sample', 0, num_samples(proj) - 1)
     return (proj.batch == sample).cpu()
 
 
@@ -166,16 +167,18 @@ def image_projection_maps(
         ValueError: ``image`` not :math:`(C, H, W)` / :math:`(H, W)` with
             :math:`C \in \{1, 3\}`, empty or not finite; ``feature_shape``
             not two positive ints, or not matching the projection's rows;
-            ``sample``, ``kernel``, ``nodes`` out of range;
-            ``num_nodes`` not a positive int.
+            ``sample``, ``kernel``, ``nodes`` out of range, or ``nodes``
+            empty or repeating a node; ``num_nodes`` below 1.
         TypeError: ``image`` not a tensor; ``projection`` not a
-            :class:`~glore_pyg.nn.Projection` or a list of them; ``path``
-            or ``title`` of the wrong type.
+            :class:`~glore_pyg.nn.Projection` or a list of them;
+            ``feature_shape``, ``nodes`` or one of their entries, ``sample``,
+            ``kernel``, ``num_nodes``, ``path`` or ``title`` of the wrong
+            type.
     """
     img = _check_image(image)
     proj = select_projection(projection, kernel)
     h, w = _check_feature_shape(feature_shape)
-    check_int(num_nodes, 'num_nodes', low=1)
+    check_int(num_nodes, 'num_nodes', minimum=1)
     check_path(path)
     check_title(title)
     mask = _sample_mask(proj, sample)
@@ -304,10 +307,12 @@ def point_projection_maps(
             :math:`N`, or not finite; a ``projection`` without
             ``visible_to_latent`` (the non-local block has no latent
             nodes); ``sample`` (or a sample without points), ``kernel``,
-            ``nodes`` out of range; ``num_nodes`` not a positive int.
+            ``nodes`` out of range, or ``nodes`` empty or repeating a node;
+            ``num_nodes`` below 1.
         TypeError: ``pos`` not a floating-point tensor; ``projection`` not
-            a :class:`~glore_pyg.nn.Projection` or a list of them; ``path``
-            or ``title`` of the wrong type.
+            a :class:`~glore_pyg.nn.Projection` or a list of them;
+            ``nodes`` or one of its entries, ``sample``, ``kernel``,
+            ``num_nodes``, ``path`` or ``title`` of the wrong type.
     """
     if not isinstance(pos, Tensor) or not pos.is_floating_point():
         raise TypeError(f"'pos' must be a floating-point tensor [N, 3], got "
@@ -323,7 +328,7 @@ def point_projection_maps(
                          f"{weights.size(0)}, got {tuple(pos.shape)}")
     if not torch.isfinite(pos).all():
         raise ValueError("'pos' must hold finite values only")
-    check_int(num_nodes, 'num_nodes', low=1)
+    check_int(num_nodes, 'num_nodes', minimum=1)
     check_path(path)
     check_title(title)
     mask = _sample_mask(proj, sample)

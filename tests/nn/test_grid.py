@@ -301,7 +301,8 @@ def test_wrong_channels():
 def test_constructor_errors_pass_through():
     with pytest.raises(ValueError, match="'mode'"):
         LatentGNN2d(C, [4], mode='nope')
-    with pytest.raises(ValueError, match="'num_mid'"):
+    with pytest.raises(ValueError,
+                       match="^'num_mid' must be an int >= 1, got 0$"):
         GloRe3d(C, 0)
 
 

@@ -22,11 +22,12 @@ KNN_ERRORS = [
      "'y' must hold finite"),
     (dict(y=X[:, :2]), ValueError, "'y' must have as many coordinates"),
     (dict(y=X.double()), TypeError, "'y' must have the dtype"),
-    (dict(k=0), ValueError, "'k' must be >= 1"),
-    (dict(k=2.0), TypeError, "'k' must be an int"),
-    (dict(k=True), TypeError, "'k' must be an int"),
+    (dict(k=0), ValueError, "^'k' must be an int >= 1, got 0$"),
+    (dict(k=2.0), TypeError, r"^'k' must be an int >= 1, got float 2\.0$"),
+    (dict(k=True), TypeError, "^'k' must be an int >= 1, got bool True$"),
     (dict(cosine=1), TypeError, "'cosine' must be a bool"),
-    (dict(num_workers=0), ValueError, "'num_workers' must be >= 1"),
+    (dict(num_workers=0), ValueError,
+     "^'num_workers' must be an int >= 1, got 0$"),
     (dict(batch_x=B.float()), TypeError, "'batch_x' must be an integer"),
     (dict(batch_x=B.bool()), TypeError, "'batch_x' must be an integer"),
     (dict(batch_x=[0, 0, 1, 1, 1]), TypeError, "'batch_x' must be a tensor"),
@@ -36,8 +37,10 @@ KNN_ERRORS = [
     (dict(batch_y=B - 1), ValueError, "'batch_y' must be non-negative"),
     (dict(batch_x=B, batch_size=1), ValueError,
      "'batch_x' holds cloud index 1 but 'batch_size' is 1"),
-    (dict(batch_size=0), ValueError, "'batch_size' must be >= 1"),
-    (dict(batch_size=2.0), TypeError, "'batch_size' must be an int"),
+    (dict(batch_size=0), ValueError,
+     "^'batch_size' must be an int >= 1, got 0$"),
+    (dict(batch_size=2.0), TypeError,
+     r"^'batch_size' must be an int >= 1, got float 2\.0$"),
 ]
 
 
@@ -50,14 +53,19 @@ def test_knn_errors(change, error, match):
 
 
 @pytest.mark.parametrize('change,error,match', [
-    (dict(r=0.0), ValueError, "'r' must lie in"),
-    (dict(r=-1), ValueError, "'r' must lie in"),
-    (dict(r=float('inf')), ValueError, "'r' must lie in"),
-    (dict(r=float('nan')), ValueError, "'r' must lie in"),
-    (dict(r='1'), TypeError, "'r' must be a number"),
-    (dict(max_num_neighbors=0), ValueError, "'max_num_neighbors' must be"),
-    (dict(max_num_neighbors=None), TypeError, "'max_num_neighbors' must"),
-    (dict(num_workers=-1), ValueError, "'num_workers' must be >= 1"),
+    (dict(r=0.0), ValueError, r"^'r' must be a finite number > 0, got 0\.0$"),
+    (dict(r=-1), ValueError, r"^'r' must be a finite number > 0, got -1\.0$"),
+    (dict(r=float('inf')), ValueError,
+     "^'r' must be a finite number > 0, got inf$"),
+    (dict(r=float('nan')), ValueError,
+     "^'r' must be a finite number > 0, got nan$"),
+    (dict(r='1'), TypeError, "^'r' must be a finite number > 0, got str '1'$"),
+    (dict(max_num_neighbors=0), ValueError,
+     "^'max_num_neighbors' must be an int >= 1, got 0$"),
+    (dict(max_num_neighbors=None), TypeError,
+     "^'max_num_neighbors' must be an int >= 1, got NoneType None$"),
+    (dict(num_workers=-1), ValueError,
+     "^'num_workers' must be an int >= 1, got -1$"),
     (dict(y=X.T), ValueError, "'y' must have as many coordinates"),
     (dict(batch_y=B[1:]), ValueError, "'batch_y' must have shape"),
 ])
@@ -69,9 +77,12 @@ def test_radius_errors(change, error, match):
 
 
 @pytest.mark.parametrize('change,error,match', [
-    (dict(ratio=0.0), ValueError, "'ratio' must lie in"),
-    (dict(ratio=1.5), ValueError, "'ratio' must lie in"),
-    (dict(ratio=torch.tensor(0.5)), TypeError, "'ratio' must be a number"),
+    (dict(ratio=0.0), ValueError,
+     r"^'ratio' must be a finite number in \(0, 1\], got 0\.0$"),
+    (dict(ratio=1.5), ValueError,
+     r"^'ratio' must be a finite number in \(0, 1\], got 1\.5$"),
+    (dict(ratio=torch.tensor(0.5)), TypeError,
+     r"^'ratio' must be a finite number in \(0, 1\], got Tensor tensor"),
     (dict(random_start=0), TypeError, "'random_start' must be a bool"),
     (dict(x=X.int()), TypeError, "'x' must be a floating-point"),
     (dict(x=torch.full((2, 2), float('inf'))), ValueError, "'x' must hold"),

@@ -129,10 +129,21 @@ def test_heatmap_errors(cloud, tmp_path):
         latent_graph_heatmap(unit, x=x, batch=batch, kernel=1, path=path)
     with torch.no_grad():
         _, projections = unit.eval()(x, batch=batch, return_projection=True)
-    with pytest.raises(ValueError, match="'sample'"):
+    with pytest.raises(ValueError,
+                       match="^'sample' must be an int >= 0, got -1$"):
         latent_graph_heatmap(projections, sample=-1, path=path)
-    with pytest.raises(ValueError, match="'kernel'"):
+    with pytest.raises(ValueError,
+                       match=r"^'sample' must be an int in \[0, 1\], got 2$"):
+        latent_graph_heatmap(projections, sample=2, path=path)
+    with pytest.raises(TypeError,
+                       match="^'sample' must be an int >= 0, got str '0'$"):
+        latent_graph_heatmap(projections, sample='0', path=path)
+    with pytest.raises(ValueError,
+                       match=r"^'kernel' must be an int in \[0, 0\], got 1$"):
         latent_graph_heatmap(projections, kernel=1, path=path)
+    with pytest.raises(TypeError, match="^'kernel' must be an int >= 0, got "
+                       "bool False$"):
+        latent_graph_heatmap(projections, kernel=False, path=path)
     with pytest.raises(ValueError, match="'source'"):
         latent_graph_heatmap(torch.ones(3, 4), path=path)
     with pytest.raises(TypeError, match="'source'"):
@@ -218,9 +229,13 @@ def test_latentgnn_and_non_local_drawing(cloud, tmp_path):
 
 def test_drawing_errors(tmp_path):
     path = tmp_path / 'never.png'
-    for bad in (-1.0, 'strong', float('nan')):
-        with pytest.raises(ValueError, match="'threshold'"):
+    for bad in (-1.0, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match=f"^'threshold' must be a finite "
+                           f"number >= 0, got {bad}$"):
             latent_graph_drawing(torch.eye(3), threshold=bad, path=path)
+    with pytest.raises(TypeError, match="^'threshold' must be a finite "
+                       "number >= 0, got str 'strong'$"):
+        latent_graph_drawing(torch.eye(3), threshold='strong', path=path)
     with pytest.raises(ValueError, match="'source'"):
         latent_graph_drawing(torch.ones(2, 3), path=path)
     with pytest.raises(TypeError, match="'title'"):
@@ -240,8 +255,11 @@ def test_save_figure(tmp_path):
     assert imread(path).shape[:2] == (100, 150)
     with pytest.raises(TypeError, match="'fig'"):
         save_figure(None, tmp_path / 'z.png')
-    with pytest.raises(ValueError, match="'dpi'"):
+    with pytest.raises(ValueError, match="^'dpi' must be an int >= 1, got 0$"):
         save_figure(fig, tmp_path / 'z.png', dpi=0)
+    with pytest.raises(TypeError, match=r"^'dpi' must be an int >= 1, got "
+                       r"float 72\.0$"):
+        save_figure(fig, tmp_path / 'z.png', dpi=72.0)
 
 
 def test_no_pyplot_figures():

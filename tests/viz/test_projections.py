@@ -155,26 +155,58 @@ def test_image_maps_errors(fmap, tmp_path):
             call(image=bad)
     with pytest.raises(TypeError, match="'image'"):
         call(image=[[0.0, 1.0]])
-    for bad in ((5, 6), (6,), (6, 6, 1), (0, 36), (36, 1.0)):
-        with pytest.raises(ValueError, match="'feature_shape'"):
+    for bad, error, match in [
+            ((5, 6), ValueError, "^'feature_shape' "),  # not the rows
+            ((6, ), ValueError,
+             r"^'feature_shape' must be a pair \(h, w\) of ints, got 1 "),
+            ((6, 6, 1), ValueError, "^'feature_shape' must be a pair"),
+            ('6x6', TypeError, "^'feature_shape' must be a pair"),
+            ((0, 36), ValueError,
+             r"^'feature_shape\[0\]' must be an int >= 1, got 0$"),
+            ((36, 1.0), TypeError,
+             r"^'feature_shape\[1\]' must be an int >= 1, got float 1\.0$")]:
+        with pytest.raises(error, match=match):
             call(feature_shape=bad)
     for bad in (2, -1):
-        with pytest.raises(ValueError, match="'sample'"):
+        with pytest.raises(ValueError,
+                           match=rf"^'sample' must be an int in \[0, 1\], "
+                           rf"got {bad}$"):
             call(sample=bad)
-    with pytest.raises(ValueError, match="'kernel'"):
+    with pytest.raises(TypeError, match="^'sample' must be an int in"):
+        call(sample=0.0)
+    with pytest.raises(ValueError,
+                       match=r"^'kernel' must be an int in \[0, 0\], got 1$"):
         call(kernel=1)
-    for bad in ([8], [-1], [0, 0], [], [1.0]):
-        with pytest.raises(ValueError, match="'nodes'"):
+    for bad, error, match in [
+            ([8], ValueError, r"^'nodes\[0\]' must be an int in \[0, 7\], "
+             r"got 8$"),
+            ([0, -1], ValueError, r"^'nodes\[1\]' must be an int in "
+             r"\[0, 7\], got -1$"),
+            ([0, 0], ValueError, "^'nodes' must not repeat a node"),
+            ([], ValueError, "^'nodes' must not be empty"),
+            ([1.0], TypeError, r"^'nodes\[0\]' must be an int in \[0, 7\], "
+             r"got float 1\.0$"),
+            (3, TypeError, "^'nodes' must be a sequence of ints, got int 3"),
+            (torch.tensor([0.0]), TypeError, "^'nodes' must be an integer "
+             "tensor"),
+            (torch.zeros(1, 1, dtype=torch.long), ValueError,
+             "^'nodes' must be 1-D")]:
+        with pytest.raises(error, match=match):
             call(nodes=bad)
-    with pytest.raises(ValueError, match="'num_nodes'"):
+    with pytest.raises(ValueError,
+                       match="^'num_nodes' must be an int >= 1, got 0$"):
         call(num_nodes=0)
+    with pytest.raises(TypeError, match="^'num_nodes' must be an int >= 1, "
+                       "got str '2'$"):
+        call(num_nodes='2')
     with pytest.raises(TypeError, match="'projection'"):
         call(projection='B')
     with pytest.raises(TypeError, match="'projection'"):
         call(projection=[])
     # non-local: queries out of the map
     _, non_local = run(NonLocal2d(C), fmap)
-    with pytest.raises(ValueError, match="'nodes'"):
+    with pytest.raises(ValueError, match=r"^'nodes\[0\]' must be an int in "
+                       r"\[0, 35\], got 36$"):
         call(projection=non_local, nodes=[H * W])
     assert not path.exists()
 
@@ -221,7 +253,8 @@ def test_point_maps_nodes(cloud):
     assert len(panels) == 2 and len(fig.axes) == 3
     v2l = projections[1].visible_to_latent[batch == 0]
     assert_close(panels[1].collections[0].get_array(), v2l[:, 5].double())
-    with pytest.raises(ValueError, match="'nodes'"):
+    with pytest.raises(ValueError, match=r"^'nodes\[0\]' must be an int in "
+                       r"\[0, 3\], got 5$"):
         point_projection_maps(pos, projections, kernel=0, nodes=[5])
 
 
@@ -237,9 +270,9 @@ def test_point_maps_errors(cloud, tmp_path):
         point_projection_maps(pos.long(), projections, path=path)
     with pytest.raises(ValueError, match="'sample'"):
         point_projection_maps(pos, projections, sample=2, path=path)
-    with pytest.raises(ValueError, match="'nodes'"):
+    with pytest.raises(ValueError, match=r"^'nodes\[0\]' must be an int in "):
         point_projection_maps(pos, projections, nodes=[8], path=path)
-    with pytest.raises(ValueError, match="'kernel'"):
+    with pytest.raises(ValueError, match=r"^'kernel' must be an int in "):
         point_projection_maps(pos, projections, kernel=1, path=path)
     _, non_local = run(NonLocalConv(C), x, batch=batch)
     with pytest.raises(ValueError, match="'projection'.*visible_to_latent"):

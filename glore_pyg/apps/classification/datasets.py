@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import operator
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -27,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
+
+from ...functional.checks import check_float, check_index, check_int
 
 __all__ = ['DigitMosaics', 'ImageFolder']
 
@@ -43,47 +44,11 @@ DEFAULT_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif',
 # ---------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: Optional[int] = None,
-               maximum: Optional[int] = None) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be an int (got "
-                        f"{type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got {value})")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"'{name}' must be at most {maximum} (got {value})")
-    return value
-
-
-def _check_fraction(name: str, value: Any) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be a float (got "
-                        f"{type(value).__name__})")
-    value = float(value)
-    if not 0.0 < value < 1.0:  # also rejects NaN
-        raise ValueError(f"'{name}' must lie in the open interval (0, 1) "
-                         f"(got {value})")
-    return value
-
-
 def _check_transform(transform: Any) -> Optional[Callable]:
     if transform is not None and not callable(transform):
         raise TypeError(f"'transform' must be callable or None (got "
                         f"{type(transform).__name__})")
     return transform
-
-
-def _check_index(index: Any, length: int) -> int:
-    try:
-        i = operator.index(index)
-    except TypeError:
-        raise TypeError(f"indices must be integers (got "
-                        f"{type(index).__name__})") from None
-    if not -length <= i < length:
-        raise IndexError(f"index {i} is out of range for a data set of "
-                         f"{length} items")
-    return i + length if i < 0 else i
 
 
 # ---------------------------------------------------------------------------
@@ -309,12 +274,13 @@ class DigitMosaics(Dataset):
                              f"(got {split!r})")
         if size is None:
             size = _DEFAULT_SIZE[split]
-        self.size = _check_int('size', size, minimum=1)
-        self.grid = _check_int('grid', grid, minimum=2)
-        self.min_distance = _check_int('min_distance', min_distance,
-                                       minimum=1, maximum=self.grid - 1)
-        self.test_fraction = _check_fraction('test_fraction', test_fraction)
-        self.seed = _check_int('seed', seed, minimum=0)
+        self.size = check_int(size, 'size', minimum=1)
+        self.grid = check_int(grid, 'grid', minimum=2)
+        self.min_distance = check_int(min_distance, 'min_distance',
+                                      minimum=1, maximum=self.grid - 1)
+        self.test_fraction = check_float(test_fraction, 'test_fraction', 0, 1,
+                                         low_open=True, high_open=True)
+        self.seed = check_int(seed, 'seed', minimum=0)
         self.transform = _check_transform(transform)
         self.split = split
         side = _CELL * self.grid
@@ -369,7 +335,7 @@ class DigitMosaics(Dataset):
         return self.size
 
     def __getitem__(self, index: int) -> Tuple[Any, Tensor]:
-        i = _check_index(index, self.size)
+        i = check_index(index, self.size)
         image = self.images[i].float() / _SCAN_MAX
         if self.transform is not None:
             image = self.transform(image)
@@ -394,7 +360,7 @@ class DigitMosaics(Dataset):
         Raises:
             IndexError: If :obj:`index` is out of range.
         """
-        i = _check_index(index, self.size)
+        i = check_index(index, self.size)
         cells = [tuple(int(v) for v in cell) for cell in self.cells[i]]
         label = int(self.labels[i])
         return {
@@ -427,22 +393,16 @@ def _import_pil():
 
 def _check_size(size: Any) -> Tuple[int, int]:
     if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        hw = (size, size)
-    elif isinstance(size, (tuple, list)):
-        if len(size) != 2:
-            raise ValueError(f"'size' must be an int or a pair (H, W) (got "
-                             f"{len(size)} values)")
-        hw = tuple(size)
-        for v in hw:
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
-                raise TypeError(f"'size' must hold ints (got "
-                                f"{type(v).__name__})")
-    else:
-        raise TypeError(f"'size' must be an int or a pair (H, W) (got "
-                        f"{type(size).__name__})")
-    if min(hw) < 1:
-        raise ValueError(f"'size' must be positive (got {size!r})")
-    return int(hw[0]), int(hw[1])
+        size = check_int(size, 'size', minimum=1)
+        return size, size
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"'size' must be an int or a pair (H, W) of ints, "
+                        f"got {type(size).__name__} {size!r}")
+    if len(size) != 2:
+        raise ValueError(f"'size' must be an int or a pair (H, W) of ints, "
+                         f"got {len(size)} values {size!r}")
+    h, w = (check_int(v, f'size[{i}]', minimum=1) for i, v in enumerate(size))
+    return h, w
 
 
 def _check_extensions(extensions: Any) -> Tuple[str, ...]:
@@ -612,7 +572,7 @@ class ImageFolder(Dataset):
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
     def __getitem__(self, index: int) -> Tuple[Any, Tensor]:
-        i = _check_index(index, len(self.samples))
+        i = check_index(index, len(self.samples))
         path, target = self.samples[i]
         image = self.load(path)
         if self.transform is not None:
@@ -644,8 +604,9 @@ class ImageFolder(Dataset):
                 :obj:`seed` is negative.
             TypeError: If an argument has the wrong type.
         """
-        fraction = _check_fraction('fraction', fraction)
-        seed = _check_int('seed', seed, minimum=0)
+        fraction = check_float(fraction, 'fraction', 0, 1, low_open=True,
+                               high_open=True)
+        seed = check_int(seed, 'seed', minimum=0)
         rng = np.random.default_rng(np.random.SeedSequence([seed]))
         targets = self.targets.numpy()
         train, val = [], []

@@ -20,20 +20,11 @@ from typing import List, Optional, Sequence, Type, Union
 import torch
 from torch import Tensor, nn
 
+from ...functional.checks import check_int
+
 __all__ = ['BasicBlock', 'Bottleneck', 'ResNet', 'resnet18', 'resnet50']
 
 STEMS = ('imagenet', 'small')
-
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    """A positive (``>= minimum``) Python int, ``bool`` excluded."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int >= {minimum}, got "
-                        f"{type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be an int >= {minimum}, got "
-                         f"{value!r}")
-    return value
 
 
 def _check_downsample(downsample) -> Optional[nn.Module]:
@@ -43,12 +34,13 @@ def _check_downsample(downsample) -> Optional[nn.Module]:
     return downsample
 
 
-def _check_block(in_channels, planes, stride, downsample) -> None:
-    """The arguments every residual block takes, checked before any work."""
-    _check_int(in_channels, 'in_channels')
-    _check_int(planes, 'planes')
-    _check_int(stride, 'stride')
+def _check_block(in_channels, planes, stride, downsample) -> List[int]:
+    """The arguments every residual block takes, checked before any work;
+    returns the three ints."""
+    ints = [check_int(value, name, minimum=1) for value, name in (
+        (in_channels, 'in_channels'), (planes, 'planes'), (stride, 'stride'))]
     _check_downsample(downsample)
+    return ints
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1
@@ -104,7 +96,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None):
-        _check_block(in_channels, planes, stride, downsample)
+        in_channels, planes, stride = _check_block(in_channels, planes,
+                                                   stride, downsample)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = planes * self.expansion
@@ -166,7 +159,8 @@ class Bottleneck(nn.Module):
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None):
-        _check_block(in_channels, planes, stride, downsample)
+        in_channels, planes, stride = _check_block(in_channels, planes,
+                                                   stride, downsample)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = planes * self.expansion
@@ -264,12 +258,13 @@ class ResNet(nn.Module):
 
     Raises:
         TypeError: ``block`` not a :class:`BasicBlock` or
-            :class:`Bottleneck` class; ``num_classes``, ``in_channels`` or
-            ``width`` not an int (a ``bool`` is not one).
-        ValueError: ``layers`` empty, not a sequence, or with a count that is
-            not a positive int; ``num_classes``, ``in_channels`` or
-            ``width`` below 1; ``stem`` not one of ``'imagenet'``,
-            ``'small'``; an input of the wrong shape (see :meth:`forward`).
+            :class:`Bottleneck` class; ``layers`` not a sequence, or a count
+            in it, ``num_classes``, ``in_channels`` or ``width`` not an int
+            (a ``bool`` is not one).
+        ValueError: ``layers`` empty or with a count below 1;
+            ``num_classes``, ``in_channels`` or ``width`` below 1; ``stem``
+            not one of ``'imagenet'``, ``'small'``; an input of the wrong
+            shape (see :meth:`forward`).
     """
 
     def __init__(self, block: Block, layers: Sequence[int],
@@ -282,18 +277,18 @@ class ResNet(nn.Module):
                             f"a subclass), got {block!r}")
         if isinstance(layers, (str, bytes)) or not isinstance(
                 layers, Sequence):
+            raise TypeError(f"'layers' must be a non-empty sequence of "
+                            f"positive ints (blocks per stage), got "
+                            f"{type(layers).__name__} {layers!r}")
+        if not layers:
             raise ValueError(f"'layers' must be a non-empty sequence of "
                              f"positive ints (blocks per stage), got "
                              f"{layers!r}")
-        layers = list(layers)
-        if not layers or any(isinstance(n, bool) or not isinstance(n, int)
-                             or n < 1 for n in layers):
-            raise ValueError(f"'layers' must be a non-empty sequence of "
-                             f"positive ints (blocks per stage), got "
-                             f"{layers!r}")
-        _check_int(num_classes, 'num_classes')
-        _check_int(in_channels, 'in_channels')
-        _check_int(width, 'width')
+        layers = [check_int(n, f'layers[{i}]', minimum=1)
+                  for i, n in enumerate(layers)]
+        num_classes = check_int(num_classes, 'num_classes', minimum=1)
+        in_channels = check_int(in_channels, 'in_channels', minimum=1)
+        width = check_int(width, 'width', minimum=1)
         if not isinstance(stem, str) or stem not in STEMS:
             raise ValueError(f"'stem' must be one of {list(STEMS)}, got "
                              f"{stem!r}")

@@ -56,12 +56,13 @@ classes and for ``ignore_index``, so that entry ``c`` belongs to label ``c``.
 This module needs ``torchmetrics`` (an optional dependency of glore-pyg).
 """
 import math
-import numbers
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
+
+from ...functional.checks import check_float, check_int
 
 try:
     from torchmetrics import Metric
@@ -84,34 +85,9 @@ _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32,
 # ---------------------------------------------------------------------------
 # argument checks (all before any work)
 # ---------------------------------------------------------------------------
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"'{name}' must be an int, got "
-                        f"{type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_ignore_index(ignore_index) -> Optional[int]:
-    if ignore_index is None:
-        return None
-    if isinstance(ignore_index, bool) or not isinstance(
-            ignore_index, numbers.Integral):
-        raise TypeError(f"'ignore_index' must be an int or None, got "
-                        f"{type(ignore_index).__name__}")
-    return int(ignore_index)
-
-
-def _check_voxel_size(voxel_size) -> float:
-    if isinstance(voxel_size, bool) or not isinstance(voxel_size,
-                                                      numbers.Real):
-        raise TypeError(f"'voxel_size' must be a positive number, got "
-                        f"{type(voxel_size).__name__}")
-    if not (math.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"'voxel_size' must be a finite number > 0, got "
-                         f"{voxel_size}")
-    return float(voxel_size)
+    return None if ignore_index is None else check_int(ignore_index,
+                                                       'ignore_index')
 
 
 def _check_label_tensor(t, name: str) -> None:
@@ -282,7 +258,8 @@ def voxel_labels(pos: Tensor, labels: Tensor, voxel_size: float = 0.02,
             ``voxel_size <= 0``, negative ``batch``, or cells too many to
             number in int64 (``voxel_size`` tiny for the extent of ``pos``).
     """
-    voxel_size = _check_voxel_size(voxel_size)
+    voxel_size = check_float(voxel_size, 'voxel_size', low=0,
+                             low_open=True)
     if not isinstance(labels, Tensor):
         raise TypeError(f"'labels' must be a tensor of integer labels, got "
                         f"{type(labels).__name__}")
@@ -376,7 +353,7 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int,
         ValueError: lengths differ, labels out of range,
             ``num_classes < 1``.
     """
-    num_classes = _check_int(num_classes, 'num_classes', 1)
+    num_classes = check_int(num_classes, 'num_classes', minimum=1)
     ignore_index = _check_ignore_index(ignore_index)
     _check_labels(pred, target, num_classes, ignore_index)
     return _confmat(pred, target, num_classes, ignore_index)
@@ -506,7 +483,8 @@ def voxel_accuracy(pos: Tensor, pred: Tensor, target: Tensor,
         ValueError: mismatched lengths or shapes, non-finite ``pos``,
             ``voxel_size <= 0``.
     """
-    voxel_size = _check_voxel_size(voxel_size)
+    voxel_size = check_float(voxel_size, 'voxel_size', low=0,
+                             low_open=True)
     ignore_index = _check_ignore_index(ignore_index)
     _check_labels(pred, target, None, ignore_index)
     _check_pos(pos, pred.numel(), pred.device)
@@ -545,8 +523,9 @@ def class_voxel_accuracy(
         TypeError: as :func:`voxel_accuracy`, ``num_classes`` not an int.
         ValueError: as :func:`voxel_accuracy`, labels out of range.
     """
-    voxel_size = _check_voxel_size(voxel_size)
-    num_classes = _check_int(num_classes, 'num_classes', 1)
+    voxel_size = check_float(voxel_size, 'voxel_size', low=0,
+                             low_open=True)
+    num_classes = check_int(num_classes, 'num_classes', minimum=1)
     ignore_index = _check_ignore_index(ignore_index)
     _check_labels(pred, target, num_classes, ignore_index)
     _check_pos(pos, pred.numel(), pred.device)
@@ -602,9 +581,10 @@ class SegmentationMetrics(Metric):
     def __init__(self, num_classes: int, ignore_index: Optional[int] = 0,
                  voxel_size: float = 0.02, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_int(num_classes, 'num_classes', 1)
+        self.num_classes = check_int(num_classes, 'num_classes', minimum=1)
         self.ignore_index = _check_ignore_index(ignore_index)
-        self.voxel_size = _check_voxel_size(voxel_size)
+        self.voxel_size = check_float(voxel_size, 'voxel_size', low=0,
+                                      low_open=True)
         zeros = torch.zeros(self.num_classes, self.num_classes,
                             dtype=torch.long)
         self.add_state('point_confmat', zeros.clone(), dist_reduce_fx='sum')

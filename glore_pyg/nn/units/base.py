@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ReLU, Sequential
 
+from ...functional.checks import check_int
 from ...functional.segments import Segments
 
 
@@ -206,8 +207,8 @@ def reset_module(module: Module):
 
 
 def check_positive_int(value, name: str) -> int:
-    """``value`` if it is a positive ``int``, else a ``ValueError`` naming
+    """``value`` as an ``int >= 1``, by
+    :func:`~glore_pyg.functional.checks.check_int`: a ``TypeError`` for
+    another type, a ``ValueError`` for a value below 1, both naming
     ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"'{name}' must be a positive int, got {value!r}")
-    return value
+    return check_int(value, name, minimum=1)

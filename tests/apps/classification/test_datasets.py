@@ -163,12 +163,18 @@ def test_getitem(train, digits):
     assert torch.equal(last, train[len(train) - 1][0])
     assert last_label == train.labels[-1]
     assert train[torch.tensor(5)][1] == train.labels[5]
-    with pytest.raises(IndexError):
-        train[len(train)]
-    with pytest.raises(IndexError):
-        train[-len(train) - 1]
-    with pytest.raises(TypeError):
+    n = len(train)
+    with pytest.raises(IndexError, match=rf"^'index' must be an int in "
+                       rf"\[-{n}, {n}\) \(a sequence of {n} items\), "
+                       rf"got {n}$"):
+        train[n]
+    with pytest.raises(IndexError, match=rf"got {-n - 1}$"):
+        train[-n - 1]
+    with pytest.raises(TypeError, match=rf"^'index' must be an int in "
+                       rf"\[-{n}, {n}\), got float 1\.5$"):
         train[1.5]
+    with pytest.raises(TypeError, match="^'index' must be an int in"):
+        train[True]
 
 
 def test_transform_and_attributes():
@@ -194,7 +200,7 @@ def test_describe(train):
     assert d['cells'] == tuple(map(tuple, train.cells[i].tolist()))
     assert d['sources'] == tuple(train.sources[i].tolist())
     assert d['distance'] >= 3
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="^'index' must be an int in "):
         train.describe(len(train))
 
 
@@ -226,29 +232,42 @@ def test_pickles():
     assert torch.equal(copy.images, ds.images)
 
 
-@pytest.mark.parametrize('kwargs,error,name', [
-    (dict(split='val'), ValueError, 'split'),
-    (dict(split=0), ValueError, 'split'),
-    (dict(grid=1), ValueError, 'grid'),
-    (dict(grid=6.0), TypeError, 'grid'),
-    (dict(grid=True), TypeError, 'grid'),
-    (dict(min_distance=0), ValueError, 'min_distance'),
-    (dict(min_distance=6), ValueError, 'min_distance'),
-    (dict(grid=3, min_distance=3), ValueError, 'min_distance'),
-    (dict(min_distance=4.0), TypeError, 'min_distance'),
-    (dict(test_fraction=0.0), ValueError, 'test_fraction'),
-    (dict(test_fraction=1.0), ValueError, 'test_fraction'),
-    (dict(test_fraction=float('nan')), ValueError, 'test_fraction'),
-    (dict(test_fraction='0.3'), TypeError, 'test_fraction'),
-    (dict(size=0), ValueError, 'size'),
-    (dict(size=10.0), TypeError, 'size'),
-    (dict(size=False), TypeError, 'size'),
-    (dict(seed=-1), ValueError, 'seed'),
-    (dict(seed=1.0), TypeError, 'seed'),
-    (dict(transform=3), TypeError, 'transform'),
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(split='val'), ValueError, "^'split'"),
+    (dict(split=0), ValueError, "^'split'"),
+    (dict(grid=1), ValueError, "^'grid' must be an int >= 2, got 1$"),
+    (dict(grid=6.0), TypeError,
+     r"^'grid' must be an int >= 2, got float 6\.0$"),
+    (dict(grid=True), TypeError,
+     "^'grid' must be an int >= 2, got bool True$"),
+    (dict(min_distance=0), ValueError,
+     r"^'min_distance' must be an int in \[1, 3\], got 0$"),
+    (dict(min_distance=6), ValueError,
+     r"^'min_distance' must be an int in \[1, 3\], got 6$"),
+    (dict(grid=3, min_distance=3), ValueError,
+     r"^'min_distance' must be an int in \[1, 2\], got 3$"),
+    (dict(min_distance=4.0), TypeError,
+     r"^'min_distance' must be an int in \[1, 3\], got float 4\.0$"),
+    (dict(test_fraction=0.0), ValueError,
+     r"^'test_fraction' must be a finite number in \(0, 1\), got 0\.0$"),
+    (dict(test_fraction=1.0), ValueError,
+     r"^'test_fraction' must be a finite number in \(0, 1\), got 1\.0$"),
+    (dict(test_fraction=float('nan')), ValueError,
+     r"^'test_fraction' must be a finite number in \(0, 1\), got nan$"),
+    (dict(test_fraction='0.3'), TypeError,
+     r"^'test_fraction' must be a finite number in \(0, 1\), got str "),
+    (dict(size=0), ValueError, "^'size' must be an int >= 1, got 0$"),
+    (dict(size=10.0), TypeError,
+     r"^'size' must be an int >= 1, got float 10\.0$"),
+    (dict(size=False), TypeError,
+     "^'size' must be an int >= 1, got bool False$"),
+    (dict(seed=-1), ValueError, "^'seed' must be an int >= 0, got -1$"),
+    (dict(seed=1.0), TypeError,
+     r"^'seed' must be an int >= 0, got float 1\.0$"),
+    (dict(transform=3), TypeError, "^'transform'"),
 ])
-def test_digit_mosaics_errors(kwargs, error, name):
-    with pytest.raises(error, match=name):
+def test_digit_mosaics_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
         DigitMosaics(**kwargs)
 
 
@@ -324,10 +343,13 @@ def test_image_folder_items(folder):
     gray, _ = ds[3]  # dog/d.bmp, L = 128 everywhere
     assert torch.allclose(gray, torch.full((3, 8, 12), 128 / 255))
     assert torch.equal(ds[-1][0], ds[4][0])
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"^'index' must be an int in "
+                       r"\[-5, 5\) \(a sequence of 5 items\), got 5$"):
         ds[5]
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="got -6$"):
         ds[-6]
+    # iteration through __getitem__ ends at the IndexError
+    assert [int(label) for _, label in ds] == ds.targets.tolist()
 
 
 def test_image_folder_grayscale_and_transform(folder):
@@ -366,10 +388,16 @@ def test_image_folder_errors(tmp_path, folder):
     (empty / 'a' / 'x.txt').write_text('x')
     with pytest.raises(ValueError, match=r'no_images.*\.png'):
         ImageFolder(empty)
-    for size, error in [(0, ValueError), ((8, 0), ValueError),
-                        ((1, 2, 3), ValueError), ('a', TypeError),
-                        (True, TypeError), ((8, 2.0), TypeError)]:
-        with pytest.raises(error, match='size'):
+    for size, error, match in [
+            (0, ValueError, "^'size' must be an int >= 1, got 0$"),
+            ((8, 0), ValueError, r"^'size\[1\]' must be an int >= 1, got 0$"),
+            ((1, 2, 3), ValueError, r"^'size' must be an int or a pair "
+             r"\(H, W\) of ints, got 3 values"),
+            ('a', TypeError, "^'size' must be an int or a pair"),
+            (True, TypeError, "^'size' must be an int or a pair"),
+            ((8, 2.0), TypeError,
+             r"^'size\[1\]' must be an int >= 1, got float 2\.0$")]:
+        with pytest.raises(error, match=match):
             ImageFolder(folder, size=size)
     with pytest.raises(ValueError, match='extensions'):
         ImageFolder(folder, extensions=())
@@ -408,9 +436,11 @@ def test_image_folder_split(tmp_path):
     assert other[1].indices != val.indices
     image, label = val[0]
     assert image.shape == (3, 2, 2) and label == ds.targets[val.indices[0]]
-    with pytest.raises(ValueError, match='fraction'):
+    with pytest.raises(ValueError, match=r"^'fraction' must be a finite "
+                       r"number in \(0, 1\), got 1\.0$"):
         ds.split(1.0)
-    with pytest.raises(TypeError, match='seed'):
+    with pytest.raises(TypeError,
+                       match="^'seed' must be an int >= 0, got str '0'$"):
         ds.split(0.2, seed='0')
 
 

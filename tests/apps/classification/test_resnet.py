@@ -1,6 +1,7 @@
 """glore_pyg.apps.classification.resnet: torchvision-compatible ResNet backbones."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -230,19 +231,31 @@ def test_reset_parameters_and_zero_init_residual():
 
 
 @pytest.mark.parametrize('kwargs, exc, match', [
-    (dict(layers=[]), ValueError, 'layers'),
-    (dict(layers=[2, 0]), ValueError, 'layers'),
-    (dict(layers=[2, -1]), ValueError, 'layers'),
-    (dict(layers=[2, 1.5]), ValueError, 'layers'),
-    (dict(layers=[True, 1]), ValueError, 'layers'),
-    (dict(layers=3), ValueError, 'layers'),
-    (dict(width=0), ValueError, 'width'),
-    (dict(width=8.0), TypeError, 'width'),
-    (dict(width=True), TypeError, 'width'),
-    (dict(num_classes=0), ValueError, 'num_classes'),
-    (dict(num_classes='10'), TypeError, 'num_classes'),
-    (dict(in_channels=-3), ValueError, 'in_channels'),
-    (dict(in_channels=True), TypeError, 'in_channels'),
+    (dict(layers=[]), ValueError,
+     r"^'layers' must be a non-empty sequence of positive ints .*got \[\]$"),
+    (dict(layers=[2, 0]), ValueError,
+     r"^'layers\[1\]' must be an int >= 1, got 0$"),
+    (dict(layers=[2, -1]), ValueError,
+     r"^'layers\[1\]' must be an int >= 1, got -1$"),
+    (dict(layers=[2, 1.5]), TypeError,
+     r"^'layers\[1\]' must be an int >= 1, got float 1\.5$"),
+    (dict(layers=[True, 1]), TypeError,
+     r"^'layers\[0\]' must be an int >= 1, got bool True$"),
+    (dict(layers=3), TypeError,
+     "^'layers' must be a non-empty sequence of positive ints .*got int 3$"),
+    (dict(width=0), ValueError, "^'width' must be an int >= 1, got 0$"),
+    (dict(width=8.0), TypeError,
+     r"^'width' must be an int >= 1, got float 8\.0$"),
+    (dict(width=True), TypeError,
+     "^'width' must be an int >= 1, got bool True$"),
+    (dict(num_classes=0), ValueError,
+     "^'num_classes' must be an int >= 1, got 0$"),
+    (dict(num_classes='10'), TypeError,
+     "^'num_classes' must be an int >= 1, got str '10'$"),
+    (dict(in_channels=-3), ValueError,
+     "^'in_channels' must be an int >= 1, got -3$"),
+    (dict(in_channels=True), TypeError,
+     "^'in_channels' must be an int >= 1, got bool True$"),
     (dict(stem='cifar'), ValueError, r"stem.*'imagenet', 'small'"),
     (dict(stem=None), ValueError, 'stem'),
     (dict(block=nn.Conv2d), TypeError, 'block'),
@@ -256,16 +269,23 @@ def test_invalid_arguments(kwargs, exc, match):
 
 
 def test_invalid_block_arguments():
-    with pytest.raises(ValueError, match='planes'):
+    with pytest.raises(ValueError, match="^'planes' must be an int >= 1, "
+                       "got 0$"):
         BasicBlock(4, 0)
-    with pytest.raises(TypeError, match='in_channels'):
+    with pytest.raises(TypeError, match=r"^'in_channels' must be an int >= 1, "
+                       r"got float 4\.0$"):
         Bottleneck(4.0, 2)
-    with pytest.raises(ValueError, match='stride'):
+    with pytest.raises(ValueError, match="^'stride' must be an int >= 1, "
+                       "got 0$"):
         Bottleneck(4, 2, stride=0)
     with pytest.raises(TypeError, match='downsample'):
         BasicBlock(4, 8, downsample='conv')
-    with pytest.raises(TypeError, match='width'):
+    with pytest.raises(TypeError, match="^'width' must be an int >= 1, "
+                       "got str '64'$"):
         resnet18(width='64')
+    # numpy ints are ints, stored as Python ints
+    block = BasicBlock(np.int64(4), np.int64(4))
+    assert type(block.in_channels) is int
 
 
 def test_invalid_input():

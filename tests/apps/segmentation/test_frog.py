@@ -154,10 +154,12 @@ def test_test_split_is_fixed_without_an_epoch(test):
 
 def test_set_epoch_rejects_bad_input(train):
     ds = FrogTissues('train', num_points=64, num_samples=2)
-    with pytest.raises(ValueError, match="'epoch'"):
+    with pytest.raises(ValueError,
+                       match="^'epoch' must be an int >= 0, got -1$"):
         ds.set_epoch(-1)
     for bad in (1.0, '1', True, None):
-        with pytest.raises(TypeError, match="'epoch'"):
+        with pytest.raises(TypeError, match="^'epoch' must be an int >= 0, "
+                           f"got {type(bad).__name__} "):
             ds.set_epoch(bad)
     assert ds.epoch == 0
     ds.set_epoch(np.int64(2))
@@ -179,11 +181,17 @@ def test_whole_scene_covers_the_split(cloud):
 def test_bad_arguments(cloud):
     with pytest.raises(ValueError, match="'split'"):
         FrogTissues('val')
-    with pytest.raises(ValueError, match="'stride'"):
+    with pytest.raises(ValueError,
+                       match="^'stride' must be an int >= 1, got 0$"):
         load_frog_point_cloud(stride=0)
-    with pytest.raises(ValueError, match="'block_size'"):
+    with pytest.raises(ValueError, match=r"^'block_size' must be a finite "
+                       r"number > 0, got -1\.0$"):
         FrogTissues(block_size=-1.0)
-    with pytest.raises(TypeError, match="'num_points'"):
+    with pytest.raises(ValueError, match="^'gap' must be a finite number "
+                       ">= 0, got nan$"):
+        FrogTissues(gap=float('nan'))
+    with pytest.raises(TypeError, match="^'num_points' must be an int >= 1, "
+                       "got str 'many'$"):
         FrogTissues(num_points='many')
 
 

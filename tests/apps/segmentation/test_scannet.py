@@ -210,10 +210,12 @@ def test_whole_scene_ignores_the_epoch(root):
 
 def test_set_epoch_rejects_bad_input(root):
     ds = ScanNetPickle(root, num_points=64)
-    with pytest.raises(ValueError, match="'epoch'"):
+    with pytest.raises(ValueError,
+                       match="^'epoch' must be an int >= 0, got -1$"):
         ds.set_epoch(-1)
     for bad in (1.0, '1', True, None):
-        with pytest.raises(TypeError, match="'epoch'"):
+        with pytest.raises(TypeError, match="^'epoch' must be an int >= 0, "
+                           f"got {type(bad).__name__} "):
             ds.set_epoch(bad)
     assert ds.epoch == 0
     ds.set_epoch(np.int64(2))
@@ -319,13 +321,23 @@ def test_malformed_pickles(tmp_path):
 def test_bad_arguments(root):
     with pytest.raises(ValueError, match="'split'"):
         ScanNetPickle(root, split='val')
-    with pytest.raises(ValueError, match="'num_points'"):
+    with pytest.raises(ValueError,
+                       match="^'num_points' must be an int >= 1, got 0$"):
         ScanNetPickle(root, num_points=0)
-    with pytest.raises(TypeError, match="'num_points'"):
+    with pytest.raises(TypeError, match=r"^'num_points' must be an int >= 1, "
+                       r"got float 10\.0$"):
         ScanNetPickle(root, num_points=10.0)
-    with pytest.raises(ValueError, match="'block_size'"):
+    with pytest.raises(ValueError, match=r"^'block_size' must be a finite "
+                       r"number > 0, got 0\.0$"):
         ScanNetPickle(root, block_size=0)
-    with pytest.raises(ValueError, match="'margin'"):
+    with pytest.raises(ValueError, match="^'block_size' must be a finite "
+                       "number > 0, got inf$"):
+        ScanNetPickle(root, block_size=float('inf'))
+    with pytest.raises(ValueError, match=r"^'margin' must be a finite "
+                       r"number >= 0, got -0\.1$"):
         ScanNetPickle(root, margin=-0.1)
+    with pytest.raises(TypeError, match="^'seed' must be an int >= 0, "
+                       "got NoneType None$"):
+        ScanNetPickle(root, seed=None)
     with pytest.raises(TypeError, match="'root'"):
         ScanNetPickle(3)

@@ -192,22 +192,41 @@ def test_batches_with_pyg_loader():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="'split'"):
         SyntheticIndoorScenes('validation')
-    with pytest.raises(ValueError, match="'num_points'"):
+    with pytest.raises(ValueError,
+                       match="^'num_points' must be an int >= 64, got 10$"):
         SyntheticIndoorScenes(num_points=10)
-    with pytest.raises(TypeError, match="'num_rooms'"):
+    with pytest.raises(TypeError, match=r"^'num_rooms' must be an int >= 1, "
+                       r"got float 2\.5$"):
         SyntheticIndoorScenes(num_rooms=2.5)
-    with pytest.raises(ValueError, match="'num_rooms'"):
+    with pytest.raises(ValueError,
+                       match="^'num_rooms' must be an int >= 1, got 0$"):
         SyntheticIndoorScenes(num_rooms=0)
-    with pytest.raises(ValueError, match="'context_distance'"):
+    with pytest.raises(ValueError, match=r"^'context_distance' must be a "
+                       r"finite number in \(0, 2\], got 3\.0$"):
         SyntheticIndoorScenes(context_distance=3.0)
-    with pytest.raises(ValueError, match="'seed'"):
+    with pytest.raises(ValueError, match="^'seed' must be an int >= 0, "
+                       "got -1$"):
         SyntheticIndoorScenes(seed=-1)
-    with pytest.raises(ValueError, match="'seed'"):
+    with pytest.raises(ValueError, match=r"^'seed\[1\]' must be an int >= 0, "
+                       r"got -2$"):
         generate_room([1, -2])
-    with pytest.raises(ValueError, match="'room_type'"):
+    with pytest.raises(ValueError, match="^'seed' must be a non-negative int"):
+        generate_room([])
+    with pytest.raises(TypeError, match="^'seed' must be a non-negative int"):
+        generate_room(1.5)
+    with pytest.raises(TypeError, match="^'seed' must be an int >= 0, got "
+                       "bool True$"):
+        generate_room(True)
+    with pytest.raises(ValueError, match="^'room_type' must be 0, 1, "
+                       "'bedroom' or 'living room', got 'kitchen'$"):
         generate_room(0, room_type='kitchen')
-    with pytest.raises(ValueError, match="'room_type'"):
+    with pytest.raises(ValueError, match="^'room_type' must be 0, 1, "
+                       "'bedroom' or 'living room', got 2$"):
         generate_room(0, room_type=2)
-    with pytest.raises(ValueError, match="'noise'"):
+    with pytest.raises(TypeError, match="^'room_type' must be 0, 1, "
+                       r"'bedroom' or 'living room', got float 1\.0$"):
+        generate_room(0, room_type=1.0)
+    with pytest.raises(ValueError, match=r"^'noise' must be a finite number "
+                       r"in \[0, 0\.1\], got -0\.1$"):
         generate_room(0, noise=-0.1)
     assert ROOM_TYPES == ('bedroom', 'living room')

@@ -304,14 +304,18 @@ def test_wrong_input_shape():
         unit(torch.randn(C))
 
 
-@pytest.mark.parametrize('kwargs, name', [
-    (dict(in_channels=0, num_mid=M), 'in_channels'),
-    (dict(in_channels=C, num_mid=0), 'num_mid'),
-    (dict(in_channels=C, num_mid=2.0), 'num_mid'),
-    (dict(in_channels=True, num_mid=M), 'in_channels'),
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(in_channels=0, num_mid=M), ValueError,
+     "^'in_channels' must be an int >= 1, got 0$"),
+    (dict(in_channels=C, num_mid=0), ValueError,
+     "^'num_mid' must be an int >= 1, got 0$"),
+    (dict(in_channels=C, num_mid=2.0), TypeError,
+     r"^'num_mid' must be an int >= 1, got float 2\.0$"),
+    (dict(in_channels=True, num_mid=M), TypeError,
+     "^'in_channels' must be an int >= 1, got bool True$"),
 ])
-def test_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=f"'{name}'"):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         GloReConv(**kwargs)
 
 

@@ -372,22 +372,27 @@ def test_wrong_input_shape():
         unit(torch.randn(2, C, 5))
 
 
-@pytest.mark.parametrize('kwargs, name', [
-    (dict(in_channels=C, latent_dims=DIMS, mode='dense'), 'mode'),
-    (dict(in_channels=C, latent_dims=DIMS, mode='Symmetric'), 'mode'),
-    (dict(in_channels=C, latent_dims=[]), 'latent_dims'),
-    (dict(in_channels=C, latent_dims=()), 'latent_dims'),
-    (dict(in_channels=C, latent_dims=4), 'latent_dims'),
-    (dict(in_channels=C, latent_dims=[4, 0]), 'latent_dims'),
-    (dict(in_channels=C, latent_dims=[4, 2.5]), 'latent_dims'),
-    (dict(in_channels=C, latent_dims=DIMS, channel_stride=17),
-     'channel_stride'),
-    (dict(in_channels=C, latent_dims=DIMS, channel_stride=0),
-     'channel_stride'),
-    (dict(in_channels=0, latent_dims=DIMS), 'in_channels'),
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(in_channels=C, latent_dims=DIMS, mode='dense'), ValueError,
+     "'mode'"),
+    (dict(in_channels=C, latent_dims=DIMS, mode='Symmetric'), ValueError,
+     "'mode'"),
+    (dict(in_channels=C, latent_dims=[]), ValueError, "'latent_dims'"),
+    (dict(in_channels=C, latent_dims=()), ValueError, "'latent_dims'"),
+    (dict(in_channels=C, latent_dims=4), ValueError, "'latent_dims'"),
+    (dict(in_channels=C, latent_dims=[4, 0]), ValueError,
+     "^'latent_dims' must be an int >= 1, got 0$"),
+    (dict(in_channels=C, latent_dims=[4, 2.5]), TypeError,
+     r"^'latent_dims' must be an int >= 1, got float 2\.5$"),
+    (dict(in_channels=C, latent_dims=DIMS, channel_stride=17), ValueError,
+     "'channel_stride'"),
+    (dict(in_channels=C, latent_dims=DIMS, channel_stride=0), ValueError,
+     "^'channel_stride' must be an int >= 1, got 0$"),
+    (dict(in_channels=0, latent_dims=DIMS), ValueError,
+     "^'in_channels' must be an int >= 1, got 0$"),
 ])
-def test_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=f"'{name}'"):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         LatentGNNConv(**kwargs)
 
 

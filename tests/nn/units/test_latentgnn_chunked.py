@@ -93,8 +93,12 @@ def test_chunked_is_lean(h):
 
 
 def test_chunk_size_errors(h):
-    with pytest.raises(ValueError, match="'chunk_size' must be a positive"):
+    with pytest.raises(ValueError,
+                       match="^'chunk_size' must be an int >= 1, got 0$"):
         LatentGNNConv(C, [4], chunk_size=0)
+    with pytest.raises(TypeError, match=r"^'chunk_size' must be an int >= 1, "
+                       r"got float 4\.0$"):
+        LatentGNNConv(C, [4], chunk_size=4.0)
     unit = LatentGNNConv(C, [4], chunk_size=4)
     with pytest.raises(ValueError, match="'return_projection' is not"):
         unit(torch.randn(10, C), return_projection=True)

@@ -172,9 +172,14 @@ def test_errors_and_repr():
     unit = NonLocalConv(C)
     with pytest.raises(ValueError, match=r"'x' must be \[N, 16\]"):
         unit(torch.randn(10, 8))
-    with pytest.raises(ValueError, match="'inter_channels'"):
+    with pytest.raises(ValueError,
+                       match="^'inter_channels' must be an int >= 1, got 0$"):
         NonLocalConv(C, 0)
-    with pytest.raises(ValueError, match="'in_channels'"):
+    with pytest.raises(ValueError,
+                       match="^'in_channels' must be an int >= 1, got -1$"):
         NonLocalConv(-1)
+    with pytest.raises(TypeError, match="^'in_channels' must be an int >= 1, "
+                       "got str '16'$"):
+        NonLocalConv('16')
     assert repr(unit) == 'NonLocalConv(16, inter_channels=8)'
     assert repr(NonLocalConv(6, 5)) == 'NonLocalConv(6, inter_channels=5)'

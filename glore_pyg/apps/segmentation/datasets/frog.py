@@ -67,7 +67,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, Dataset
 
-from .scannet import _check_int, _check_length, _item_rng, tile_columns
+from ....functional.checks import check_float, check_int
+from .scannet import _item_rng, tile_columns
 
 __all__ = ['FROG_CLASS_NAMES', 'load_frog_point_cloud', 'FrogTissues']
 
@@ -144,7 +145,7 @@ def load_frog_point_cloud(stride: int = 2, surface: bool = True
         ValueError: If :obj:`stride` is not positive.
         TypeError: If :obj:`stride` is not an int.
     """
-    stride = _check_int('stride', stride, minimum=1)
+    stride = check_int(stride, 'stride', minimum=1)
     return _cloud(stride, bool(surface))
 
 
@@ -229,12 +230,13 @@ class FrogTissues(Dataset):
             raise ValueError(f"'split' must be 'train' or 'test' (got "
                              f"{split!r})")
         self.split = split
-        self.num_points = _check_int('num_points', num_points, minimum=1)
-        self.num_samples = _check_int('num_samples', num_samples, minimum=1)
-        self.block_size = _check_length('block_size', block_size)
-        self.margin = _check_length('margin', margin, allow_zero=True)
-        self.gap = _check_length('gap', gap, allow_zero=True)
-        self.seed = _check_int('seed', seed, minimum=0)
+        self.num_points = check_int(num_points, 'num_points', minimum=1)
+        self.num_samples = check_int(num_samples, 'num_samples', minimum=1)
+        self.block_size = check_float(block_size, 'block_size', low=0,
+                                      low_open=True)
+        self.margin = check_float(margin, 'margin', low=0)
+        self.gap = check_float(gap, 'gap', low=0)
+        self.seed = check_int(seed, 'seed', minimum=0)
         self.whole_scene = bool(whole_scene)
         self.center_xy = bool(center_xy)
         pos, y = load_frog_point_cloud(stride, surface)
@@ -260,7 +262,7 @@ class FrogTissues(Dataset):
             TypeError: If :obj:`epoch` is not an int.
             ValueError: If :obj:`epoch` is negative.
         """
-        self.epoch = _check_int('epoch', epoch, minimum=0)
+        self.epoch = check_int(epoch, 'epoch', minimum=0)
 
     def len(self) -> int:
         return len(self._tiles) if self.whole_scene else self.num_samples

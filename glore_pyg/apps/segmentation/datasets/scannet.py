@@ -66,7 +66,6 @@ the epoch they started with. Whole-scene items hold no randomness.
 """
 from __future__ import annotations
 
-import numbers
 import os
 import os.path as osp
 import pickle
@@ -75,6 +74,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from torch_geometric.data import Batch, Data, Dataset
+
+from ....functional.checks import check_float, check_int
 
 __all__ = [
     'SCANNET_CLASS_NAMES',
@@ -110,27 +111,6 @@ def _item_rng(seed: int, epoch: int, idx: int) -> np.random.Generator:
     """The generator of item :obj:`idx` of :obj:`epoch` (see the module
     docstring): a pure function of its key."""
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, idx]))
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be an int (got "
-                        f"{type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got {value})")
-    return int(value)
-
-
-def _check_length(name: str, value, allow_zero: bool = False) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be a float (got "
-                        f"{type(value).__name__})")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"'{name}' must be a finite "
-                         f"{'non-negative' if allow_zero else 'positive'} "
-                         f"number (got {value})")
-    return value
 
 
 def scannet_class_weights(labels: Sequence[np.ndarray],
@@ -406,10 +386,11 @@ class ScanNetPickle(Dataset):
         if split not in ('train', 'test'):
             raise ValueError(f"'split' must be 'train' or 'test' (got "
                              f"{split!r})")
-        self.num_points = _check_int('num_points', num_points, minimum=1)
-        self.block_size = _check_length('block_size', block_size)
-        self.margin = _check_length('margin', margin, allow_zero=True)
-        self.seed = _check_int('seed', seed, minimum=0)
+        self.num_points = check_int(num_points, 'num_points', minimum=1)
+        self.block_size = check_float(block_size, 'block_size', low=0,
+                                      low_open=True)
+        self.margin = check_float(margin, 'margin', low=0)
+        self.seed = check_int(seed, 'seed', minimum=0)
         self.whole_scene = bool(whole_scene)
         self.center_xy = bool(center_xy)
         self.split = split
@@ -443,7 +424,7 @@ class ScanNetPickle(Dataset):
             TypeError: If :obj:`epoch` is not an int.
             ValueError: If :obj:`epoch` is negative.
         """
-        self.epoch = _check_int('epoch', epoch, minimum=0)
+        self.epoch = check_int(epoch, 'epoch', minimum=0)
 
     def len(self) -> int:
         return len(self.scene_points)

@@ -71,6 +71,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, Dataset
 
+from ....functional.checks import check_float, check_int
+
 __all__ = [
     'CLASS_NAMES',
     'ROOM_TYPES',
@@ -455,13 +457,19 @@ def _layout_components(rng: np.random.Generator, context_distance: float,
 def _seed_sequence(seed) -> np.random.SeedSequence:
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    entropy = [seed] if isinstance(seed, numbers.Integral) else list(seed)
-    if not entropy or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool)
-            and s >= 0 for s in entropy):
-        raise ValueError(f"'seed' must be a non-negative int or a non-empty "
-                         f"sequence of them (got {seed!r})")
-    return np.random.SeedSequence([int(s) for s in entropy])
+    if isinstance(seed, numbers.Integral):
+        return np.random.SeedSequence([check_int(seed, 'seed', minimum=0)])
+    try:
+        entropy = list(seed)
+    except TypeError:
+        raise TypeError(f"'seed' must be a non-negative int, a non-empty "
+                        f"sequence of them or a SeedSequence, got "
+                        f"{type(seed).__name__} {seed!r}") from None
+    if not entropy:
+        raise ValueError(f"'seed' must be a non-negative int, a non-empty "
+                         f"sequence of them or a SeedSequence, got {seed!r}")
+    return np.random.SeedSequence(
+        [check_int(s, f'seed[{i}]', minimum=0) for i, s in enumerate(entropy)])
 
 
 def generate_room(
@@ -509,23 +517,27 @@ def generate_room(
         TypeError: If an argument has the wrong type.
     """
     ss = _seed_sequence(seed)
-    num_points = _check_int('num_points', num_points, minimum=64)
+    num_points = check_int(num_points, 'num_points', minimum=64)
     if room_type is not None:
         if isinstance(room_type, str):
             if room_type not in ROOM_TYPES:
-                raise ValueError(f"'room_type' must be one of {ROOM_TYPES} "
-                                 f"(got {room_type!r})")
+                raise ValueError(f"'room_type' must be 0, 1, 'bedroom' or "
+                                 f"'living room', got {room_type!r}")
             room_type = ROOM_TYPES.index(room_type)
         elif (not isinstance(room_type, numbers.Integral)
-              or isinstance(room_type, bool) or room_type not in (0, 1)):
+              or isinstance(room_type, bool)):
+            raise TypeError(f"'room_type' must be 0, 1, 'bedroom' or "
+                            f"'living room', got {type(room_type).__name__} "
+                            f"{room_type!r}")
+        elif room_type not in (0, 1):
             raise ValueError(f"'room_type' must be 0, 1, 'bedroom' or "
-                             f"'living room' (got {room_type!r})")
+                             f"'living room', got {room_type!r}")
         room_type = int(room_type)
-    context_distance = _check_float('context_distance', context_distance,
-                                    low=0.0, high=2.0)
-    noise = _check_float('noise', noise, low=0.0, high=0.1, open_low=False)
-    furniture_density = _check_float('furniture_density', furniture_density,
-                                     low=0.0, high=100.0)
+    context_distance = check_float(context_distance, 'context_distance',
+                                   low=0, high=2, low_open=True)
+    noise = check_float(noise, 'noise', low=0, high=0.1)
+    furniture_density = check_float(furniture_density, 'furniture_density',
+                                    low=0, high=100, low_open=True)
 
     # Separate streams: only ``type_rng`` and ``anchor_rng`` differ between
     # the two room types of one seed; the rest is bit-identical.
@@ -578,28 +590,6 @@ def generate_room(
         room_type=torch.tensor([room_type], dtype=torch.long),
     )
     return data
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be an int (got "
-                        f"{type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got {value})")
-    return int(value)
-
-
-def _check_float(name: str, value, low: float, high: float,
-                 open_low: bool = True) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be a float (got "
-                        f"{type(value).__name__})")
-    value = float(value)
-    if not (value > low if open_low else value >= low) or not value <= high:
-        bracket = '(' if open_low else '['
-        raise ValueError(f"'{name}' must lie in {bracket}{low}, {high}] "
-                         f"(got {value})")
-    return value
 
 
 class SyntheticIndoorScenes(Dataset):
@@ -670,12 +660,13 @@ class SyntheticIndoorScenes(Dataset):
                              f"(got {split!r})")
         if num_rooms is None:
             num_rooms = DEFAULT_NUM_ROOMS[split]
-        self.num_rooms = _check_int('num_rooms', num_rooms, minimum=1)
-        self.num_points = _check_int('num_points', num_points, minimum=64)
-        self.seed = _check_int('seed', seed, minimum=0)
-        self.context_distance = _check_float('context_distance',
-                                             context_distance, 0.0, 2.0)
-        self.noise = _check_float('noise', noise, 0.0, 0.1, open_low=False)
+        self.num_rooms = check_int(num_rooms, 'num_rooms', minimum=1)
+        self.num_points = check_int(num_points, 'num_points', minimum=64)
+        self.seed = check_int(seed, 'seed', minimum=0)
+        self.context_distance = check_float(
+            context_distance, 'context_distance', low=0, high=2,
+            low_open=True)
+        self.noise = check_float(noise, 'noise', low=0, high=0.1)
         self.use_color = bool(use_color)
         self.split = split
         super().__init__(None, transform)

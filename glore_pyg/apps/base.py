@@ -89,9 +89,6 @@ class DataModule(L.LightningDataModule):
             ``seed_everything`` by the command line). (default: ``0``)
     """
 
-    #: the loader class (PyG's for point clouds)
-    loader_class = torch.utils.data.DataLoader
-
     def __init__(self, batch_size: int, num_workers: int = 0, seed: int = 0):
         super().__init__()
         from ..functional.checks import check_int
@@ -127,9 +124,13 @@ class DataModule(L.LightningDataModule):
             world, rank = self.trainer.world_size, self.trainer.global_rank
         sampler = EpochSampler(dataset, self.seed, world, rank) if shuffle \
             else None
-        return self.loader_class(dataset, batch_size or self.batch_size,
-                                 sampler=sampler,
-                                 num_workers=self.num_workers)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
+            num_workers=self.num_workers, collate_fn=self.collate(dataset))
+
+    def collate(self, dataset):
+        """The loaders' ``collate_fn`` (:obj:`None`: PyTorch's default)."""
+        return None
 
     def train_dataloader(self):
         return self._loader(self.train_set, True)
@@ -398,12 +399,10 @@ def config_differences(saved: Mapping, current: Mapping) -> Dict[str, tuple]:
 
 
 def checkpoint_epochs(path) -> int:
-    """Epochs a Lightning checkpoint saved at an epoch's end has trained."""
+    """Epochs a checkpoint of a run's ``last.ckpt`` (written at the end of
+    an epoch, after its validation) has trained."""
     state = torch.load(path, map_location='cpu', weights_only=False)
-    loops = state.get('loops', {}).get('fit_loop', {})
-    done = loops.get('epoch_progress', {}).get('current', {}).get(
-        'completed')
-    return int(done) if done is not None else int(state['epoch']) + 1
+    return int(state['epoch']) + 1
 
 
 def prepare_fit(out, config: Mapping, max_epochs: int, overwrite: bool,

@@ -182,6 +182,8 @@ class AppCLI(LightningCLI):
                                           skip_none=False))
 
     def fit(self, model, datamodule, ckpt_path=None, **kwargs) -> None:
+        """``trainer.fit`` under the run-folder rules, then ``result.json``
+        (on the first process)."""
         out = self._get(self.config, 'out')
         if out is None:
             raise RunFolderError("fit needs --out: the run folder for "
@@ -205,7 +207,7 @@ class AppCLI(LightningCLI):
                 config, sort_keys=False))
         with quiet_lightning():
             self.trainer.fit(model, datamodule=datamodule,
-                             ckpt_path=ckpt_path)
+                             ckpt_path=ckpt_path, **kwargs)
             if self.trainer.interrupted:
                 return
             metrics = self.trainer.validate(model, datamodule=datamodule,
@@ -229,20 +231,21 @@ class AppCLI(LightningCLI):
                                              ckpt_path=ckpt_path, **kwargs)
         return out
 
-    def validate(self, model, datamodule, ckpt_path=None, verbose=True):
+    def validate(self, model, datamodule, ckpt_path=None, **kwargs):
         metrics = self._evaluate('validate', model, datamodule, ckpt_path,
-                                 verbose=verbose)[0]
+                                 **kwargs)[0]
         self._write('evaluation.json', metrics)
 
-    def test(self, model, datamodule, ckpt_path=None, verbose=True):
+    def test(self, model, datamodule, ckpt_path=None, **kwargs):
         metrics = dict(self._evaluate('test', model, datamodule, ckpt_path,
-                                      verbose=verbose)[0])
+                                      **kwargs)[0])
         metrics['per_class'] = dict(model.per_class)
         self._write('test.json', metrics)
 
-    def predict(self, model, datamodule, ckpt_path=None, return_predictions=
-                None):
-        batches = self._evaluate('predict', model, datamodule, ckpt_path)
+    def predict(self, model, datamodule, ckpt_path=None, **kwargs):
+        kwargs['return_predictions'] = True
+        batches = self._evaluate('predict', model, datamodule, ckpt_path,
+                                 **kwargs)
         items = [item for batch in batches for item in batch]
         out = self._get(self.config, 'out') or '.'
         if self.command == 'segment':
@@ -310,7 +313,8 @@ def load_run(out, command: str):
     """
     out = run_folder(out, command)
     config = yaml.safe_load((out / 'config.yaml').read_text())
-    config.pop('ckpt_path', None)
+    for key in ('ckpt_path', 'weights_only'):  # arguments of fit only
+        config.pop(key, None)
     config.setdefault('trainer', {})['logger'] = False
     with quiet_lightning():
         cli = AppCLI(command, args=config, run=False)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.loader import DataLoader
+from torch_geometric.loader.dataloader import Collater
 
 from ..base import DataModule, LRSchedulerCallable, OptimizerCallable, Task
 from .metrics import SegmentationMetrics
@@ -53,8 +53,6 @@ class SegmentationData(DataModule):
         FileNotFoundError: a missing ScanNet pickle.
         ImportError: pyvista missing for ``'frog'``.
     """
-
-    loader_class = DataLoader
 
     def __init__(self, name: str = 'synthetic', root: Optional[str] = None,
                  num_points: int = 2048, train_size: Optional[int] = None,
@@ -111,6 +109,11 @@ class SegmentationData(DataModule):
     @property
     def ignore_index(self) -> Optional[int]:
         return getattr(self.info, 'ignore_index', None)
+
+    def collate(self, dataset):
+        # PyG's batching in a plain torch DataLoader, which Lightning can
+        # re-create (for predict) from its arguments
+        return Collater(dataset)
 
     def _loader(self, dataset, shuffle: bool, batch_size=None):
         if isinstance(dataset, _WholeScenes):  # one scene at a time

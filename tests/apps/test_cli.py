@@ -1,0 +1,206 @@
+"""The console script on the shared application base: run-folder rules,
+configs, the jobs after fit, compare.  Each regression test names the
+problem a user hit before (issue 20)."""
+import json
+
+import pytest
+import torch
+import yaml
+
+pytest.importorskip('lightning')
+from tests.apps.helpers import (QUIET, TINY, assert_same_weights, fit,  # noqa
+                                glore, root_of, weights)
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert 'Traceback' not in err
+    return lines[0]
+
+
+def test_new_configuration_in_an_old_folder_is_refused_then_overwritten(
+        tmp_path, capsys):
+    """Regression 2: a new run in a folder holding another run left the
+    old checkpoint beside a new last-v1.ckpt, which evaluate, pictures and
+    the next resume then loaded."""
+    run = tmp_path / 'run'
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1',
+               '--model.units', '{sa3: glore}') == 0
+    capsys.readouterr()
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1',
+               '--model.units', '{sa3: latentgnn}') == 1
+    line = _one_line(capsys.readouterr().err)
+    assert 'another configuration' in line and '--overwrite' in line
+    assert 'model.units' in line
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1',
+               '--model.units', '{sa3: latentgnn}', '--overwrite',
+               'true') == 0
+    assert [p.name for p in (run / 'checkpoints').iterdir()] == ['last.ckpt']
+    state = weights(run)[0]
+    assert 'model.units.sa3.gamma' in state  # LatentGNN's
+    assert not any('latent_graph.adjacency' in k for k in state)  # GloRe's
+    saved = yaml.safe_load((run / 'config.yaml').read_text())
+    assert saved['model']['units'] == {'sa3': 'latentgnn'}
+    # the next resume of the same configuration is accepted
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '2',
+               '--model.units', '{sa3: latentgnn}') == 0
+    assert weights(run)[1] > 0
+
+
+def test_epoch_budget_rules(tmp_path, capsys):
+    """Regression 3: a smaller --epochs was accepted silently (result.json
+    said 1 epoch, the checkpoint held 2), and further past it the command
+    ended in a traceback."""
+    run = tmp_path / 'run'
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '2') == 0
+    before = (run / 'result.json').read_text()
+    capsys.readouterr()
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1') == 1
+    line = _one_line(capsys.readouterr().err)
+    assert 'trained for 2 epochs' in line and '--overwrite' in line
+    # the same budget: finished, result.json kept as it was (regression 6)
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '2') == 0
+    assert 'already trained' in capsys.readouterr().err
+    assert (run / 'result.json').read_text() == before
+    result = json.loads(before)
+    assert result['epochs'] == 2 and result['seconds_per_epoch'] > 0
+    # a larger budget continues; every epoch's time is kept
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '3') == 0
+    result = json.loads((run / 'result.json').read_text())
+    assert result['epochs'] == 3 and result['seconds_per_epoch'] > 0
+    state = torch.load(run / 'checkpoints' / 'last.ckpt',
+                       weights_only=False)
+    costs = [v for k, v in state['callbacks'].items() if 'RunCost' in k]
+    assert len(costs[0]['epoch_seconds']) == 3
+
+
+def test_yaml_config_and_print_config_round_trip(tmp_path, capsys):
+    """Regression 8 (only JSON was read); --print_config's YAML passed back
+    with --config reproduces the run bit for bit."""
+    args = ['segment', 'fit', '--config', 'synthetic', *TINY['synthetic'],
+            *QUIET, '--trainer.max_epochs', '1', '--seed_everything', '5',
+            '--model.units', '{sa3: latentgnn:d=8}']
+    capsys.readouterr()
+    assert glore(*args, '--print_config') == 0
+    printed = capsys.readouterr().out
+    config = yaml.safe_load(printed)
+    assert config['model']['units'] == {'sa3': 'latentgnn:d=8'}
+    assert config['seed_everything'] == 5
+    assert config['model']['optimizer']['class_path'] == 'torch.optim.Adam'
+    (tmp_path / 'cfg.yaml').write_text(printed)
+    assert glore(*args, '--out', tmp_path / 'a') == 0
+    assert glore('segment', 'fit', '--config', tmp_path / 'cfg.yaml',
+                 '--out', tmp_path / 'b') == 0
+    assert_same_weights(weights(tmp_path / 'a'), weights(tmp_path / 'b'))
+
+
+def test_help_shows_defaults_and_compare_names(capsys):
+    """Regression 8: the options had no help or shown defaults; the valid
+    --only names appeared only in an error."""
+    assert glore('segment', 'fit', '--help') == 0
+    out = capsys.readouterr().out
+    for option in ('--data.batch_size', '--trainer.max_epochs',
+                   '--model.optimizer', '--seed_everything', '--out',
+                   '--overwrite'):
+        assert option in out
+    assert 'clouds per batch' in out  # from the docstring
+    assert glore('classify', 'compare', '--help') == 0
+    out = capsys.readouterr().out
+    assert "'+GloRe'" in out and "'baseline'" in out
+
+
+def test_validate_test_predict_and_pictures(tmp_path, capsys):
+    run = tmp_path / 'run'
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1',
+               '--model.units', '{sa3: glore}') == 0
+    result = json.loads((run / 'result.json').read_text())
+    capsys.readouterr()
+    assert glore('segment', 'validate', '--out', run) == 0
+    evaluation = json.loads((run / 'evaluation.json').read_text())
+    assert evaluation['val_miou'] == pytest.approx(
+        result['metrics']['val_miou'], abs=1e-6)
+    assert glore('segment', 'test', '--out', run) == 0
+    out = capsys.readouterr().out
+    assert '| class | IoU |' in out and '| side table |' in out
+    tested = json.loads((run / 'test.json').read_text())
+    assert set(tested['per_class']) == set(result['per_class'])
+    assert glore('segment', 'predict', '--out', run) == 0
+    files = capsys.readouterr().out.split()
+    assert any(f.endswith('cloud0.ply') for f in files)
+    assert any(f.endswith('cloud0.png') for f in files)
+    import numpy as np
+    pred = np.load(run / 'predictions' / 'cloud0.npy')
+    assert pred.shape == (256, ) and pred.max() < 11
+    ply = (run / 'predictions' / 'cloud0.ply').read_text().splitlines()
+    assert ply[0] == 'ply' and 'element vertex 256' in ply
+    pytest.importorskip('matplotlib')
+    assert glore('segment', 'pictures', '--out', run) == 0
+    assert len(list((run / 'pictures').glob('*.png'))) == 3
+
+
+def test_evaluating_a_compare_folder_or_nothing(tmp_path, capsys):
+    """Regression 7: validate on a compare folder said 'result.json not
+    found: train the run first'."""
+    (tmp_path / 'cmp' / 'baseline' / 'seed0').mkdir(parents=True)
+    (tmp_path / 'cmp' / 'baseline' / 'seed0' / 'config.yaml').write_text('')
+    assert glore('segment', 'validate', '--out', tmp_path / 'cmp') == 1
+    line = _one_line(capsys.readouterr().err)
+    assert 'compare folder' in line and 'baseline/seed0' in line
+    assert glore('classify', 'pictures', '--out', tmp_path / 'none') == 1
+    line = _one_line(capsys.readouterr().err)
+    assert 'no trained run' in line and 'classify fit' in line
+
+
+def test_compare_with_a_bad_root_fails_in_one_line(tmp_path, capsys):
+    """Regression 7: a missing ScanNet folder printed the child's message
+    and then the parent's traceback, after starting a training process."""
+    assert glore('segment', 'compare', '--config', 'scannet',
+                 '--data.root', tmp_path / 'nonexistent',
+                 '--out', tmp_path / 'cmp') == 1
+    line = _one_line(capsys.readouterr().err)
+    assert 'scannet_train.pickle' in line
+    assert not (tmp_path / 'cmp').exists()  # no run was started
+    assert glore('segment', 'compare', '--only', 'transformer',
+                 '--out', tmp_path / 'cmp') == 1
+    assert "'+GloRe'" in _one_line(capsys.readouterr().err)
+
+
+def test_compare_twice_keeps_the_measured_figures(tmp_path, capsys):
+    """Regression 6: running a finished compare again overwrote each
+    run's result.json with the resumed process's figures (empty time per
+    epoch, another peak memory)."""
+    args = ['classify', 'compare', '--only', 'baseline,+GloRe',
+            '--seeds', '0,1', '--out', tmp_path, *TINY['digits'],
+            '--trainer.max_epochs', '1', '--trainer.accelerator', 'cpu']
+    pytest.importorskip('sklearn')
+    assert glore(*args) == 0
+    first = capsys.readouterr().out
+    assert '| +GloRe |' in first and ' - |' not in first
+    files = sorted(tmp_path.glob('*/seed*/result.json'))
+    assert len(files) == 4
+    before = [f.read_text() for f in files]
+    assert glore(*args) == 0
+    assert capsys.readouterr().out == first
+    assert [f.read_text() for f in files] == before
+
+
+def test_bf16_mixed_precision_and_image_folder(tmp_path):
+    root = root_of('folder', tmp_path)
+    assert fit('classify', 'folder', tmp_path / 'run', '--trainer.precision',
+               'bf16-mixed', '--trainer.max_epochs', '1', '--model.units',
+               '{layer2: glore, layer3: nonlocal}', root=root) == 0
+    result = json.loads((tmp_path / 'run' / 'result.json').read_text())
+    assert result['input_shape'] == [1, 3, 16, 16]
+    assert result['config']['data']['root'] == root
+    assert 0 <= result['metrics']['val_acc'] <= 1
+
+
+def test_bad_configuration_errors(tmp_path, capsys):
+    for args, expected in [
+            (['--model.units', '{sa1: transformer}'], "Unknown unit"),
+            (['--data.name', 'cifar'], "'name'"),
+            (['--config', 'nothere'], 'neither a preset')]:
+        assert fit('segment', 'synthetic', tmp_path / 'r', *args) != 0
+        err = capsys.readouterr().err
+        assert expected in err and 'Traceback' not in err

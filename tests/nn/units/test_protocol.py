@@ -21,8 +21,9 @@ from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv,
                           LatentGNN3d, LatentGNNConv, LatentToVisible,
                           NonLocal1d, NonLocal2d, NonLocal3d, NonLocalConv,
                           Projection, VisibleToLatent)
-from glore_pyg.functional import (complete_bipartite_graph, complete_latent_graph,
-                             to_networkx)
+from glore_pyg.functional import (complete_bipartite_graph,
+                                  complete_latent_graph)
+from glore_pyg.viz import to_networkx
 from tests.weights import randomize
 
 C = 16

@@ -75,23 +75,43 @@ class EpochSampler(torch.utils.data.DistributedSampler):
 
 
 class DataModule(L.LightningDataModule):
-    """The data module pattern of both applications: ``train_set`` /
-    ``val_set`` (and ``test_set``, the validation split unless an
-    application sets another) built by :meth:`build`, loaders of
-    ``batch_size`` with :class:`EpochSampler` for training, and the facts
-    a task needs (``num_classes``, ``in_channels``, ``class_names``).
+    """The data module pattern of both applications: data sets chosen by
+    ``name`` (:attr:`datasets`), ``train_set`` / ``val_set`` (and
+    ``test_set``, the validation split unless an application sets another)
+    built by :meth:`build`, loaders of ``batch_size`` with
+    :class:`EpochSampler` for training, and the facts a task needs
+    (``num_classes``, ``in_channels``, ``class_names``).
 
     Args:
+        name (str): one of :attr:`datasets`.
+        root (str, optional): the data folder of the data sets that read
+            one.
         batch_size (int): samples per batch.
         num_workers (int, optional): DataLoader worker processes (the
             samples do not depend on it). (default: ``0``)
         seed (int, optional): seed of the data and of the order (set from
             ``seed_everything`` by the command line). (default: ``0``)
+
+    Raises:
+        ValueError: an unknown ``name``, a missing ``root``, a negative
+            ``seed`` / ``num_workers`` or ``batch_size < 1``.
+        TypeError: non-int sizes.
     """
 
-    def __init__(self, batch_size: int, num_workers: int = 0, seed: int = 0):
+    #: data set name -> what its ``root`` must hold (None: no root)
+    datasets: Dict[str, Optional[str]] = {}
+
+    def __init__(self, name: str, root: Optional[str], batch_size: int,
+                 num_workers: int = 0, seed: int = 0):
         super().__init__()
         from ..functional.checks import check_int
+        if name not in self.datasets:
+            raise ValueError(f"'name': unknown data set {name!r}; choose one "
+                             f"of {list(self.datasets)}")
+        if self.datasets[name] is not None and root is None:
+            raise ValueError(f"'root': the {name!r} data set needs "
+                             f"{self.datasets[name]}")
+        self.name, self.root = name, root
         self.batch_size = check_int(batch_size, 'batch_size', 1)
         self.num_workers = check_int(num_workers, 'num_workers', 0)
         self.seed = check_int(seed, 'seed', 0)

@@ -15,8 +15,9 @@ from ..base import DataModule, LRSchedulerCallable, OptimizerCallable, Task
 from .insert import insert_units, load_backbone_weights, unit_overhead
 from .resnet import BasicBlock, Bottleneck, ResNet
 
-#: The data set names of :class:`ClassificationData`.
-DATASETS = ('digits', 'folder')
+#: The data sets of :class:`ClassificationData` and what their root holds.
+DATASETS = {'digits': None,
+            'folder': 'a folder with one sub-folder of images per class'}
 
 #: Bundled backbones by name: ``'digits'`` is the small ResNet of the
 #: digit-mosaic example (a 3x3 stem without pooling, three stages of one
@@ -104,21 +105,16 @@ class ClassificationData(DataModule):
         FileNotFoundError: a missing ``root``.
     """
 
+    datasets = DATASETS
+
     def __init__(self, name: str = 'digits', root: Optional[str] = None,
                  train_size: Optional[int] = None,
                  val_size: Optional[int] = None, image_size: int = 64,
                  val_fraction: float = 0.2, batch_size: int = 64,
                  num_workers: int = 0, seed: int = 0):
-        if name not in DATASETS:
-            raise ValueError(f"'name': unknown data set {name!r}; choose one "
-                             f"of {list(DATASETS)}")
-        if name == 'folder' and root is None:
-            raise ValueError("'root': the 'folder' data set needs a folder "
-                             "with one sub-folder of images per class")
-        self.name, self.root = name, root
         self.train_size, self.val_size = train_size, val_size
         self.image_size, self.val_fraction = image_size, val_fraction
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(name, root, batch_size, num_workers, seed)
 
     def build(self):
         from .datasets import DigitMosaics, ImageFolder

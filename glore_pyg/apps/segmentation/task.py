@@ -15,8 +15,10 @@ from ..base import DataModule, LRSchedulerCallable, OptimizerCallable, Task
 from .metrics import SegmentationMetrics
 from .pointnet2 import PointNet2Segmentation, complexity
 
-#: The data set names of :class:`SegmentationData`.
-DATASETS = ('synthetic', 'frog', 'scannet')
+#: The data sets of :class:`SegmentationData` and what their root holds.
+DATASETS = {'synthetic': None, 'frog': None,
+            'scannet': 'the folder holding scannet_train.pickle and '
+                       'scannet_test.pickle'}
 
 
 class SegmentationData(DataModule):
@@ -54,25 +56,20 @@ class SegmentationData(DataModule):
         ImportError: pyvista missing for ``'frog'``.
     """
 
+    datasets = DATASETS
+
     def __init__(self, name: str = 'synthetic', root: Optional[str] = None,
                  num_points: int = 2048, train_size: Optional[int] = None,
                  val_size: Optional[int] = None,
                  whole_scene_test: bool = False, batch_size: int = 8,
                  num_workers: int = 0, seed: int = 0):
-        if name not in DATASETS:
-            raise ValueError(f"'name': unknown data set {name!r}; choose one "
-                             f"of {list(DATASETS)}")
-        if name == 'scannet' and root is None:
-            raise ValueError("'root': the 'scannet' data set needs the folder "
-                             "holding scannet_train.pickle and "
-                             "scannet_test.pickle")
         if whole_scene_test and name != 'scannet':
             raise ValueError("'whole_scene_test' is ScanNet's protocol; this "
                              f"data set is {name!r}")
-        self.name, self.root, self.num_points = name, root, num_points
+        self.num_points = num_points
         self.train_size, self.val_size = train_size, val_size
         self.whole_scene_test = whole_scene_test
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(name, root, batch_size, num_workers, seed)
         if whole_scene_test:
             from .datasets import ScanNetPickle
             self.test_set = _WholeScenes(ScanNetPickle(

@@ -188,6 +188,10 @@ class AppCLI(LightningCLI):
         if out is None:
             raise RunFolderError("fit needs --out: the run folder for "
                                  "checkpoints, logs and result.json")
+        if self.trainer.fast_dev_run:  # a smoke test: nothing is kept
+            with quiet_lightning():
+                self.trainer.fit(model, datamodule=datamodule, **kwargs)
+            return
         config = self._config()
         max_epochs = self.trainer.max_epochs
         resume = prepare_fit(out, config, max_epochs,

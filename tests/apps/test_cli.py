@@ -204,3 +204,32 @@ def test_bad_configuration_errors(tmp_path, capsys):
         assert fit('segment', 'synthetic', tmp_path / 'r', *args) != 0
         err = capsys.readouterr().err
         assert expected in err and 'Traceback' not in err
+
+
+def test_fast_dev_run_keeps_nothing(tmp_path):
+    assert fit('segment', 'synthetic', tmp_path / 'run',
+               '--trainer.fast_dev_run', 'true') == 0
+    assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.torchvision
+def test_classify_with_a_torchvision_backbone(tmp_path, capsys):
+    """``--model.arch torchvision.resnet18``: torchvision's own network
+    with a unit inserted, trained, validated and drawn."""
+    from tests.torchvision_models import torchvision_models
+    torchvision_models()
+    root = root_of('folder', tmp_path)
+    run = tmp_path / 'run'
+    assert fit('classify', 'folder', run, '--model.arch',
+               'torchvision.resnet18', '--data.image_size', '32',
+               '--trainer.max_epochs', '1', '--model.units',
+               '{layer3: glore}', root=root) == 0
+    result = json.loads((run / 'result.json').read_text())
+    assert result['overhead'][0]['name'] == 'layer3'
+    state = weights(run)[0]
+    assert 'model.layer3.unit.gamma' in state or any(
+        k.startswith('model.layer3.unit.') for k in state)
+    assert glore('classify', 'validate', '--out', run) == 0
+    pytest.importorskip('matplotlib')
+    assert glore('classify', 'pictures', '--out', run) == 0
+    assert len(list((run / 'pictures').glob('*.png'))) == 3

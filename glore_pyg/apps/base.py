@@ -301,74 +301,50 @@ def per_class_table(values: Mapping[str, float], title: str = 'IoU') -> str:
 # --------------------------------------------------------------------------
 # callbacks: cost of a run, kept across resumes
 # --------------------------------------------------------------------------
-class RunCost(Callback):
-    """Seconds per training epoch (validation included) and the peak
-    resident memory of the processes that trained the run, kept in the
-    checkpoint so that a resumed run reports the epochs of all its
-    processes, not only the last one's.  CUDA runs also record the peak
-    allocated device memory."""
+class PeakMemory(Callback):
+    """The peak resident memory of the processes that trained a run (and,
+    on CUDA, the peak allocated device memory), read after every epoch and
+    kept in the checkpoint, so that a resumed run reports the largest of
+    all its processes, not only the last one's.  (Time is Lightning's
+    :class:`~lightning.pytorch.callbacks.Timer`, whose state the checkpoint
+    keeps too.)"""
 
     def __init__(self):
-        self.epoch_seconds: List[float] = []
         self.peak_rss_bytes = 0
         self.peak_cuda_bytes = 0
-        self._start = None
-
-    def on_train_epoch_start(self, trainer, module):
-        import time
-        self._start = time.perf_counter()
-
-    def on_validation_end(self, trainer, module):
-        self._finish(trainer)
 
     def on_train_epoch_end(self, trainer, module):
-        if not trainer.val_dataloaders or trainer.limit_val_batches == 0:
-            self._finish(trainer)
-
-    def _finish(self, trainer):
-        import time
-        if self._start is None or trainer.sanity_checking:
-            return
-        self.epoch_seconds.append(time.perf_counter() - self._start)
-        self._start = None
         self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes())
-        if torch.cuda.is_available() and trainer.strategy.root_device.type \
-                == 'cuda':
-            self.peak_cuda_bytes = max(
-                self.peak_cuda_bytes, torch.cuda.max_memory_allocated(
-                    trainer.strategy.root_device))
-
-    def seconds_per_epoch(self) -> Optional[float]:
-        return (sum(self.epoch_seconds) / len(self.epoch_seconds)
-                if self.epoch_seconds else None)
+        device = trainer.strategy.root_device
+        if device.type == 'cuda':
+            self.peak_cuda_bytes = max(self.peak_cuda_bytes,
+                                       torch.cuda.max_memory_allocated(device))
 
     def state_dict(self) -> Dict[str, Any]:
-        return dict(epoch_seconds=list(self.epoch_seconds),
-                    peak_rss_bytes=self.peak_rss_bytes,
+        return dict(peak_rss_bytes=self.peak_rss_bytes,
                     peak_cuda_bytes=self.peak_cuda_bytes)
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.epoch_seconds = list(state.get('epoch_seconds', []))
         self.peak_rss_bytes = int(state.get('peak_rss_bytes', 0))
         self.peak_cuda_bytes = int(state.get('peak_cuda_bytes', 0))
 
 
 class EpochLog(Callback):
     """One line per epoch on standard error, for runs without a progress
-    bar: the epoch, the logged metrics and the epoch's seconds."""
+    bar: the epoch, the logged metrics and the run's training time so far
+    (from ``timer``, a :class:`~lightning.pytorch.callbacks.Timer`)."""
 
-    def __init__(self, cost: RunCost):
-        self.cost = cost
+    def __init__(self, timer):
+        self.timer = timer
 
     def on_train_epoch_end(self, trainer, module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = ', '.join(f'{k} {float(v):.4f}' for k, v in sorted(
             trainer.callback_metrics.items()) if v.numel() == 1)
-        took = (f' ({self.cost.epoch_seconds[-1]:.1f} s)'
-                if self.cost.epoch_seconds else '')
         print(f'epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: '
-              f'{metrics}{took}', file=sys.stderr, flush=True)
+              f'{metrics} ({self.timer.time_elapsed("train"):.1f} s in all)',
+              file=sys.stderr, flush=True)
 
 
 def peak_rss_bytes() -> int:
@@ -528,7 +504,7 @@ def quiet_lightning():
             lg.setLevel(level)
 
 
-__all__ = ['Task', 'DataModule', 'EpochSampler', 'RunCost', 'EpochLog',
+__all__ = ['Task', 'DataModule', 'EpochSampler', 'PeakMemory', 'EpochLog',
            'RunFolderError', 'prepare_fit', 'config_differences',
            'checkpoint_epochs', 'per_class_table', 'peak_rss_bytes',
            'write_result', 'read_result', 'quiet_lightning',

@@ -38,11 +38,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import yaml
 
-from .base import (EpochLog, RunCost, RunFolderError,
+from .base import (EpochLog, PeakMemory, RunFolderError,
                    prepare_fit, quiet_lightning, read_result, write_result)
 
 try:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, Timer
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.loggers import CSVLogger
 except ImportError as e:  # pragma: no cover - exercised without the extra
@@ -168,10 +168,12 @@ class AppCLI(LightningCLI):
                     save_top_k=1, enable_version_counter=False))
         if self.subcommand != 'fit':
             kwargs['logger'] = False
-        self.cost = RunCost()
-        extra.append(self.cost)
+        # time and peak memory of every process of the run (resumes
+        # included: both keep their state in the checkpoint)
+        self.timer, self.memory = Timer(), PeakMemory()
+        extra += [self.timer, self.memory]
         if trainer.get('enable_progress_bar') is False:
-            extra.append(EpochLog(self.cost))
+            extra.append(EpochLog(self.timer))
         self.trainer_defaults['callbacks'] = extra
         return super().instantiate_trainer(**kwargs)
 
@@ -219,11 +221,12 @@ class AppCLI(LightningCLI):
         if not self.trainer.is_global_zero:
             return
         size = model.complexity(datamodule)
-        result = dict(config=config, epochs=self.trainer.current_epoch,
-                      **size,
-                      seconds_per_epoch=self.cost.seconds_per_epoch(),
-                      peak_rss_bytes=self.cost.peak_rss_bytes,
-                      peak_cuda_bytes=self.cost.peak_cuda_bytes or None,
+        epochs = self.trainer.current_epoch
+        result = dict(config=config, epochs=epochs, **size,
+                      seconds_per_epoch=self.timer.time_elapsed('train') /
+                      max(epochs, 1),
+                      peak_rss_bytes=self.memory.peak_rss_bytes,
+                      peak_cuda_bytes=self.memory.peak_cuda_bytes or None,
                       metrics={k: float(v) for k, v in metrics.items()},
                       per_class=dict(model.per_class))
         write_result(out, result)

@@ -16,6 +16,7 @@ ROWS += ['scale-lean', 'scale-plain-1m', 'scale-dense-1m', 'scale-lean-1m',
          'nonlocal-max-n', 'nonlocal-latentgnn-memory']
 
 
+@pytest.mark.slow  # 136 s on 2 CPU cores
 def test_quick_suite_has_every_row(capsys):
     rows = suite.main(['--quick'])
     assert sorted(r['key'] for r in rows) == sorted(ROWS)
@@ -29,6 +30,7 @@ def test_quick_suite_has_every_row(capsys):
     assert len(diffs) == 10 and max(diffs) < 1e-4
 
 
+@pytest.mark.slow  # 13 s
 def test_only_runs_the_chosen_sections():
     rows = suite.main(['--quick', '--only', 'grid'])
     assert sorted(r['key'] for r in rows) == sorted(
@@ -102,6 +104,7 @@ def test_peak_rss_counts_every_step(tmp_path):
         peak_rss((str(path), 'build'), {}, 4 << 30, steps=0)
 
 
+@pytest.mark.slow  # 39 s
 def test_allocator_script_runs_every_setting():
     """benchmarks/allocators.py on tiny sizes: a row per case and allocator
     setting (skipped where the library is not installed)."""

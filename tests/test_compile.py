@@ -12,6 +12,9 @@ import torch
 from glore_pyg.nn import GloRe2d, LatentGNN2d, LatentGNNConv
 from tests.weights import randomize as shared_randomize
 
+# torch.compile: 6 to 11 s a test on 2 CPU cores
+pytestmark = pytest.mark.slow
+
 C = 16
 ATOL, RTOL = 1e-5, 1e-4
 

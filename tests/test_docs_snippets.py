@@ -14,6 +14,7 @@ def blocks(page: str):
     return re.findall(r'```python\n(.*?)```', text, flags=re.S)
 
 
+@pytest.mark.slow  # 10.5 s on 2 CPU cores
 @pytest.mark.parametrize('page', PAGES)
 def test_tutorial_code_runs(page, capsys):
     code = blocks(page)

@@ -2,6 +2,8 @@
 sizes; their numbers are not asserted, only that they run and agree)."""
 import re
 
+import pytest
+
 from tests.scripts import load
 
 
@@ -23,8 +25,8 @@ def test_fused_vs_naive_benchmark_runs(capsys):
     assert re.search(r'naive / fused time ratio: [\d.]+x', out)
 
 
+@pytest.mark.slow  # trains four CNNs
 def test_cnn_insertion_example_runs(tmp_path, capsys):
-    import pytest
     pytest.importorskip('lightning')
     pytest.importorskip('sklearn')
     load('examples/cnn_insertion.py').main(

@@ -14,6 +14,7 @@ pytest.importorskip('ipykernel')
 EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
 
 
+@pytest.mark.slow  # 106 s on 2 CPU cores
 def test_memory_notebook_small(monkeypatch):
     monkeypatch.setenv('GLORE_PYG_NOTEBOOK_SMALL', '1')
     monkeypatch.setenv('MPLBACKEND', 'module://matplotlib_inline.backend_inline')

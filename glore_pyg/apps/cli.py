@@ -150,8 +150,13 @@ class AppCLI(LightningCLI):
                                   apply_on='instantiate')
 
     # -- the trainer ---------------------------------------------------------
+    def _out(self) -> Optional[str]:
+        # --out, or Lightning's own trainer.default_root_dir
+        return self._get(self.config, 'out') or self._get(
+            self.config, 'trainer').get('default_root_dir')
+
     def instantiate_trainer(self, **kwargs):
-        out = self._get(self.config, 'out')
+        out = self._out()
         trainer = self._get(self.config_init, 'trainer')
         extra = []
         if out is not None:
@@ -186,14 +191,16 @@ class AppCLI(LightningCLI):
     def fit(self, model, datamodule, ckpt_path=None, **kwargs) -> None:
         """``trainer.fit`` under the run-folder rules, then ``result.json``
         (on the first process)."""
-        out = self._get(self.config, 'out')
-        if out is None:
-            raise RunFolderError("fit needs --out: the run folder for "
-                                 "checkpoints, logs and result.json")
         if self.trainer.fast_dev_run:  # a smoke test: nothing is kept
             with quiet_lightning():
                 self.trainer.fit(model, datamodule=datamodule, **kwargs)
             return
+        out = self._out()
+        if out is None:
+            raise RunFolderError("fit needs --out (or "
+                                 "--trainer.default_root_dir): the run "
+                                 "folder for checkpoints, logs and "
+                                 "result.json")
         config = self._config()
         max_epochs = self.trainer.max_epochs
         resume = prepare_fit(out, config, max_epochs,
@@ -254,7 +261,7 @@ class AppCLI(LightningCLI):
         batches = self._evaluate('predict', model, datamodule, ckpt_path,
                                  **kwargs)
         items = [item for batch in batches for item in batch]
-        out = self._get(self.config, 'out') or '.'
+        out = self._out() or '.'
         if self.command == 'segment':
             from .segmentation.task import write_predictions
         else:
@@ -264,7 +271,7 @@ class AppCLI(LightningCLI):
             print(path)
 
     def _write(self, name: str, values) -> None:
-        out = self._get(self.config, 'out')
+        out = self._out()
         if out is not None and self.trainer.is_global_zero:
             (Path(out) / name).write_text(json.dumps(
                 {k: (v if isinstance(v, dict) else float(v))
@@ -561,16 +568,22 @@ jobs:
 def _lightning_args(command: str, job: str, argv: List[str]) -> List[str]:
     """Preset names as paths; for validate / test / predict, ``--out RUN``
     brings the run's config and last checkpoint."""
-    argv = list(argv)
-    for i, arg in enumerate(argv[:-1]):
-        if arg in ('--config', '-c'):
-            argv[i + 1] = _config_argument(command, argv[i + 1])
-    if job != 'fit' and '--out' in argv:
-        out = run_folder(argv[argv.index('--out') + 1], command)
-        argv = ['--config', str(out / 'config.yaml')] + argv
-        if '--ckpt_path' not in argv:
-            argv += ['--ckpt_path', str(out / 'checkpoints' / 'last.ckpt')]
-    return [job] + argv
+    args = []
+    for i, arg in enumerate(argv):
+        if arg.startswith('--config='):
+            arg = '--config=' + _config_argument(command, arg.split('=', 1)[1])
+        elif i > 0 and argv[i - 1] in ('--config', '-c'):
+            arg = _config_argument(command, arg)
+        args.append(arg)
+    out = next((a.split('=', 1)[1] for a in args if a.startswith('--out=')),
+               args[args.index('--out') + 1] if '--out' in args[:-1]
+               else None)
+    if job != 'fit' and out is not None:
+        out = run_folder(out, command)
+        args = ['--config', str(out / 'config.yaml')] + args
+        if not any(a.split('=')[0] == '--ckpt_path' for a in args):
+            args += ['--ckpt_path', str(out / 'checkpoints' / 'last.ckpt')]
+    return [job] + args
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -237,3 +237,41 @@ def test_classify_with_a_torchvision_backbone(tmp_path, capsys):
     pytest.importorskip('matplotlib')
     assert glore('classify', 'pictures', '--out', run) == 0
     assert len(list((run / 'pictures').glob('*.png'))) == 3
+
+
+def test_scannet_test_evaluates_whole_scenes(tmp_path, capsys):
+    """The scannet preset's ``test``: every point of every test scene once
+    (PointNet++'s protocol), metrics on the scenes' own positions."""
+    root = root_of('scannet', tmp_path)
+    run = tmp_path / 'run'
+    assert fit('segment', 'scannet', run, '--trainer.max_epochs', '1',
+               root=root) == 0
+    capsys.readouterr()
+    assert glore('segment', 'test', '--out', run) == 0
+    assert '| class | IoU |' in capsys.readouterr().out
+    tested = json.loads((run / 'test.json').read_text())
+    assert 0 <= tested['test_point_acc'] <= 1
+    assert len(tested['per_class']) == 21
+    # every test point was predicted once: the point confusion matrix of
+    # the two scenes counts 900 + 700 points, less the unannotated ones
+    from glore_pyg.apps.cli import load_run
+    task, data = load_run(run, 'segment')
+    scenes = data.test_set.scenes
+    total = sum(int((scenes.scene(i).y != 0).sum()) for i in range(2))
+    task.test_metrics.reset()
+    with torch.no_grad():
+        for i, batch in enumerate(data.test_dataloader()):
+            task.test_step(batch, i)
+    assert int(task.test_metrics.point_confmat.sum()) == total
+
+
+def test_default_root_dir_and_config_equals_form(tmp_path):
+    """Lightning's own spelling works too: --trainer.default_root_dir as
+    the run folder, --config=PRESET."""
+    run = tmp_path / 'run'
+    assert glore('segment', 'fit', '--config=synthetic', *TINY['synthetic'],
+                 *QUIET, '--trainer.max_epochs', '1',
+                 f'--trainer.default_root_dir={run}') == 0
+    assert (run / 'checkpoints' / 'last.ckpt').exists()
+    assert glore('segment', 'validate', f'--out={run}') == 0
+    assert (run / 'evaluation.json').exists()

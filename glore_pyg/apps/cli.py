@@ -171,7 +171,8 @@ class AppCLI(LightningCLI):
                 extra.append(ModelCheckpoint(
                     dirpath=str(Path(out) / 'checkpoints'), filename='last',
                     save_top_k=1, enable_version_counter=False))
-        if self.subcommand != 'fit':
+        if self.subcommand != 'fit' or (
+                out is None and trainer.get('logger') in (None, True)):
             kwargs['logger'] = False
         # time and peak memory of every process of the run (resumes
         # included: both keep their state in the checkpoint)

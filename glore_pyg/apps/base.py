@@ -3,16 +3,16 @@
 the optimiser and learning-rate scheduler taken from the config, per-step
 seeding and torchmetrics metrics logged per stage; a :class:`DataModule`
 whose training order and random crops are a function of ``(seed, epoch)``;
-the rules of a run folder (:func:`prepare_fit`); the callbacks that keep a
-run's cost across resumes; and :func:`load_run` for the commands that read
-a trained run.
+the rules of a run folder (:func:`prepare_fit`); and the callbacks that
+keep a run's cost across resumes.  The command line that puts them
+together is :mod:`glore_pyg.apps.cli`.
 
 **Exact resume.**  Nothing that decides what the next batch holds is kept
 in a random generator's history: the order of epoch ``e`` comes from
 :class:`EpochSampler` (``(seed, e)``), each random-crop data set draws item
 ``i`` of epoch ``e`` from ``(seed, e, i)`` (its ``set_epoch``), and the
 random draws of training step ``s`` (farthest-point-sampling starts,
-dropout) from ``(seed, s)``.  A checkpoint holds the epoch, the step and
+dropout) from ``(seed, s, rank)``.  A checkpoint holds the epoch, the step and
 the seed (``hyper_parameters`` and the data module's state), so a run
 resumed from ``checkpoints/last.ckpt`` ends bit-identical to an
 uninterrupted one.

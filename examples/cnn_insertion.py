@@ -10,21 +10,59 @@
     python examples/cnn_insertion.py                 # about 4 minutes on 2 CPU cores
     python examples/cnn_insertion.py --epochs 2 --train-size 2000   # a quick look
 
-The console script runs the same comparison over several seeds, each run in
-its own process: ``glore-pyg classify compare --seeds 0,1,2 --out runs/digits``.
+Part 2 uses the Lightning objects of the ``classify`` command directly
+(``ClassificationData``, ``ClassificationTask`` and a ``lightning.Trainer``)
+with the settings of its ``digits`` preset, and keeps nothing on disk but
+the pictures.  The console script runs the same
+comparison over several seeds, each run in its own process with a run
+folder: ``glore-pyg classify compare --seeds 0,1,2 --out runs/digits``.
 Needs the ``train`` and ``vision`` extras.
 """
 import argparse
+import functools
 import tempfile
+import warnings
 from pathlib import Path
 
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Timer
+
+from glore_pyg.apps.base import quiet_lightning
 from glore_pyg.apps.classification import insert_units, resnet50, unit_overhead
-from glore_pyg.apps.classification.pictures import draw_run
-from glore_pyg.apps.classification.training import fit
+from glore_pyg.apps.classification.task import (ClassificationData,
+                                                ClassificationTask)
 
 CONFIGURATIONS = {'baseline': None, '+GloRe': 'glore',
                   '+LatentGNN': 'latentgnn:d=16,kernels=2',
                   '+non-local': 'nonlocal'}
+
+
+def train(spec, epochs, train_size, val_size, seed):
+    """One configuration: ``(task, data, result)`` after ``epochs``."""
+    L.seed_everything(seed, verbose=False)  # the initial weights
+    data = ClassificationData('digits', train_size=train_size,
+                              val_size=val_size, batch_size=64, seed=seed)
+    task = ClassificationTask(
+        arch='digits', units={'layer3': spec} if spec else None,
+        optimizer=functools.partial(torch.optim.Adam, lr=2e-3,
+                                    weight_decay=1e-4),
+        lr_scheduler=functools.partial(
+            torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs),
+        seed=seed, in_channels=data.in_channels,
+        num_classes=data.num_classes, class_names=data.class_names)
+    timer = Timer()
+    with quiet_lightning():  # no device / tip lines between the rows
+        trainer = L.Trainer(max_epochs=epochs, accelerator='cpu',
+                            logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False,
+                            use_distributed_sampler=False,  # data's order
+                            enable_model_summary=False, callbacks=[timer])
+        trainer.fit(task, datamodule=data)
+        metrics = trainer.validate(task, datamodule=data, verbose=False)[0]
+    result = dict(task.complexity(data), val_acc=float(metrics['val_acc']),
+                  seconds_per_epoch=timer.time_elapsed('train') / epochs)
+    return task, data, result
 
 
 def main(argv=None):
@@ -34,8 +72,10 @@ def main(argv=None):
     p.add_argument('--val-size', type=int, default=2000)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=None,
-                   help='folder of the runs (default: a temporary one)')
+                   help='folder of the pictures (default: a temporary one)')
     args = p.parse_args(argv)
+    # Lightning's own deprecation notice under recent torch (as the CLI)
+    warnings.filterwarnings('ignore', message='.*treespec, LeafSpec')
 
     # 1. insertion and overhead
     model = resnet50(num_classes=1000)
@@ -47,17 +87,18 @@ def main(argv=None):
     out = Path(args.out or tempfile.mkdtemp(prefix='glore_pyg_digits_'))
     print('| configuration | params | FLOPs | test accuracy | s / epoch |')
     print('|---|---|---|---|---|')
+    trained = {}
     for name, spec in CONFIGURATIONS.items():
-        r = fit(out / name.strip('+'), units={'layer3': spec} if spec else
-                None, epochs=args.epochs, train_size=args.train_size,
-                val_size=args.val_size, seed=args.seed, progress=False,
-                accelerator='cpu')
+        task, data, r = train(spec, args.epochs, args.train_size,
+                              args.val_size, args.seed)
+        trained[name] = task, data
         print(f"| {name} | {r['params']:,} | {r['flops'] / 1e6:.1f}M | "
-              f"{r['metrics']['val_acc']:.3f} | "
-              f"{r['seconds_per_epoch']:.1f} |", flush=True)
+              f"{r['val_acc']:.3f} | {r['seconds_per_epoch']:.1f} |",
+              flush=True)
 
     # 3. pictures of the trained GloRe unit
-    for path in draw_run(out / 'GloRe', index=0):
+    task, data = trained['+GloRe']
+    for path in task.eval().draw(data, 0, str(out / 'GloRe' / 'pictures')):
         print('wrote', path)
 
 

@@ -1,8 +1,9 @@
 """CNN feature maps: a ResNet-18/50-shaped backbone, inserting units into
 any network after named sub-modules, their overhead, and image data sets
-(digit mosaics, a folder of images).  Training lives in
-:mod:`glore_pyg.apps.classification.training` (Lightning, the ``train`` extra).  Nothing
-in :mod:`glore_pyg.nn` imports from here."""
+(digit mosaics, a folder of images).  The Lightning task and data module
+(``glore-pyg classify``; the ``train`` extra) live in
+:mod:`glore_pyg.apps.classification.task`.  Nothing in :mod:`glore_pyg.nn`
+imports from here."""
 from .insert import (InsertedUnit, Overhead, insert_units, inserted_units,
                      load_backbone_weights,
                      read_output_shape, remove_units, unit_overhead)

@@ -1,2 +1,4 @@
 """Point-cloud applications of the units: PointNet++ segmentation, data sets
-and metrics.  Nothing in :mod:`glore_pyg.nn` imports from here."""
+and metrics.  The Lightning task and data module (``glore-pyg segment``; the
+``train`` extra) live in :mod:`glore_pyg.apps.segmentation.task`.  Nothing
+in :mod:`glore_pyg.nn` imports from here."""

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
+from glore_pyg.functional.checks import check_int
+
 GiB = 1 << 30
 
 
@@ -158,10 +160,9 @@ def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int,
     next step's requests.)  As with any ``multiprocessing`` start method
     but fork, the calling script needs an ``if __name__ == '__main__':``
     guard."""
+    steps = check_int(steps, 'steps', minimum=1)
     ctx = _forkserver()
     receive, send = ctx.Pipe(duplex=False)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"'steps' must be an int >= 1, got {steps!r}")
     child = ctx.Process(target=_child, args=(send, builder, kwargs, limit,
                                              torch.get_num_threads(), steps))
     child.start()

@@ -100,8 +100,12 @@ def test_peak_rss_counts_every_step(tmp_path):
     assert 60 * mb < three['first_increment'] < 100 * mb
     # two more 64 MB tensors
     assert 120 * mb < three['increment'] - three['first_increment'] < 140 * mb
-    with pytest.raises(ValueError, match="'steps' must be an int >= 1"):
+    with pytest.raises(ValueError,
+                       match="^'steps' must be an int >= 1, got 0$"):
         peak_rss((str(path), 'build'), {}, 4 << 30, steps=0)
+    with pytest.raises(TypeError, match=r"^'steps' must be an int >= 1, "
+                       r"got float 2\.0$"):
+        peak_rss((str(path), 'build'), {}, 4 << 30, steps=2.0)
 
 
 @pytest.mark.slow  # 39 s

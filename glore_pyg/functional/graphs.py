@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .checks import check_int
 from .segments import Segments
 
 
@@ -49,6 +50,7 @@ def complete_bipartite_graph(x: Tensor, num_latent: int,
     Raises:
         ValueError: ``x`` not a matrix, or a malformed or inconsistent
             ``batch`` / ``ptr`` / ``batch_size``.
+        TypeError: ``batch_size`` not an int.
     """
     seg = Segments.from_batch(x, batch, ptr, batch_size)
     d = num_latent
@@ -120,14 +122,14 @@ def topk_bipartite_graph(weight: Tensor, k: int,
         latent-to-visible graph.  Gradients flow into the kept weights.
 
     Raises:
-        ValueError: ``k`` not an int in :math:`[1, d]`, or a malformed or
+        ValueError: ``k`` outside :math:`[1, d]`, or a malformed or
             inconsistent ``batch`` / ``ptr`` / ``batch_size``.
+        TypeError: ``k`` or ``batch_size`` not an int.
         IndexError: ``weight`` with fewer than two dimensions (from
             torch).
     """
     d = weight.size(1)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= d:
-        raise ValueError(f"'k' must be an int in [1, {d}], got {k!r}")
+    k = check_int(k, 'k', 1, d)
     seg = Segments.from_batch(weight, batch, ptr, batch_size)
     value, index = weight.topk(k, dim=1)  # [N, k]
     visible = torch.arange(seg.num_nodes, device=weight.device)

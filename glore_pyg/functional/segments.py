@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 from torch.compiler import is_exporting
 
+from .checks import check_int
+
 
 class Segments:
     r"""Consecutive samples of a node-feature matrix.
@@ -94,17 +96,15 @@ class Segments:
 
         Raises:
             ValueError: a malformed or inconsistent layout, naming the
-                argument.
+                argument; ``batch_size`` below 1.
+            TypeError: ``batch_size`` not an int.
         """
         if x.dim() != 2:
             raise ValueError(f"'x' must be a node-feature matrix [N, C], "
                              f"got shape {tuple(x.shape)}")
         num_nodes, device = x.size(0), x.device
-        if batch_size is not None and (isinstance(batch_size, bool)
-                                       or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"'batch_size' must be a positive int, "
-                             f"got {batch_size!r}")
+        if batch_size is not None:
+            batch_size = check_int(batch_size, 'batch_size', minimum=1)
         if ptr is None and batch is None:
             num_samples = batch_size or 1
             if num_nodes % num_samples != 0:

@@ -9,6 +9,7 @@ insertion points).
 """
 from typing import Any, Dict, Tuple
 
+from ..functional.checks import check_int
 from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
                    LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
 from .units import GloReConv, GlobalReasoningUnit, LatentGNNConv, NonLocalConv
@@ -109,20 +110,22 @@ def create_unit(spec: str, channels: int, dims: int = 0
         initialisation).
 
     Raises:
-        ValueError: a malformed spec, an unknown kind or option, ``dims``
-            not in 0..3, or invalid unit arguments.
+        ValueError: a malformed spec, an unknown kind or option, a number
+            out of range (``channels`` or an option such as ``d``,
+            ``kernels``, ``num_mid`` below 1, ``dims`` not in 0..3), or
+            invalid unit arguments.
+        TypeError: ``channels`` or ``dims`` not an int.
     """
     kind, options = parse_unit_spec(spec)
-    if isinstance(dims, bool) or dims not in (0, 1, 2, 3):
-        raise ValueError(f"'dims' must be 0 (node level), 1, 2 or 3, got "
-                         f"{dims!r}")
+    channels = check_int(channels, 'channels', minimum=1)
+    dims = check_int(dims, 'dims', 0, 3)
     cls = UNITS[kind][dims]
     if kind == 'glore':
         return cls(channels, options.get('num_mid', max(channels // 4, 1)),
                    normalize=options.get('normalize', dims == 0))
     if kind == 'latentgnn':
-        d, k = options.pop('d', 64), options.pop('kernels', 1)
-        if k < 1:
-            raise ValueError(f"'kernels' must be >= 1 in {spec!r}")
+        # the spec's own names: the unit takes the list [d] * kernels
+        d = check_int(options.pop('d', 64), 'd', minimum=1)
+        k = check_int(options.pop('kernels', 1), 'kernels', minimum=1)
         return cls(channels, [d] * k, **options)
     return cls(channels, **options)

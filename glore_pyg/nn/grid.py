@@ -117,11 +117,12 @@ _GLORE = r"""
           also a list with one :class:`~glore_pyg.nn.Projection`
 
     Raises:
-        ValueError: ``in_channels`` or ``num_mid`` not a positive int; an
-            input of another shape or number of channels; a single position
-            in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
+        ValueError: ``in_channels`` or ``num_mid`` below 1; an input of
+            another shape or number of channels; a single position in the
+            whole batch in training mode (BatchNorm).
+        TypeError: ``in_channels`` or ``num_mid`` not an int; an input that
+            is not a floating-point tensor, or of another dtype or device
+            than the unit.
     """
 
 
@@ -162,14 +163,17 @@ _LATENTGNN = r"""
     Raises:
         ValueError: invalid constructor arguments (``in_channels``,
             ``channel_stride``, ``chunk_size`` or an entry of
-            ``latent_dims`` not a positive int, an empty ``latent_dims``, a
+            ``latent_dims`` below 1, an empty ``latent_dims``, a
             ``channel_stride`` above ``in_channels``, an unknown ``mode``);
             an input of another shape or number of channels;
             ``return_projection`` with ``chunk_size``; a single position in
             the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit; with ``chunk_size``, a
-            norm other than plain ``BatchNorm1d`` (e.g. ``SyncBatchNorm``).
+        TypeError: ``in_channels``, ``channel_stride``, ``chunk_size`` or an
+            entry of ``latent_dims`` not an int, ``latent_dims`` not a list
+            (an int included); an input that is not a floating-point
+            tensor, or of another dtype or device than the unit; with
+            ``chunk_size``, a norm other than plain ``BatchNorm1d`` (e.g.
+            ``SyncBatchNorm``).
     """
 
 
@@ -195,11 +199,12 @@ _NONLOCAL = r"""
           attention of each sample)
 
     Raises:
-        ValueError: ``in_channels`` or ``inter_channels`` not a positive int;
-            an input of another shape or number of channels; a single
-            position in the whole batch in training mode (BatchNorm).
-        TypeError: an input that is not a floating-point tensor, or of
-            another dtype or device than the unit.
+        ValueError: ``in_channels`` or ``inter_channels`` below 1; an input
+            of another shape or number of channels; a single position in
+            the whole batch in training mode (BatchNorm).
+        TypeError: ``in_channels`` or ``inter_channels`` not an int; an
+            input that is not a floating-point tensor, or of another dtype
+            or device than the unit.
         RuntimeError: out of memory (from torch) when the :math:`L \times L`
             attention of a sample does not fit.
     """

@@ -4,6 +4,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
+from ..functional.checks import check_int
 from ..nn.grid import GridMixin
 from ..nn.modes import eval_mode
 from ..nn.units import GloReConv, GlobalReasoningUnit
@@ -78,8 +79,10 @@ def to_networkx(
             ``kernel`` out of range, a non-square matrix; what the unit's
             forward raises for ``x`` (shape, layout, LatentGNN's
             ``chunk_size``, which stores no projection).
-        TypeError: ``source`` of another type; an ``x`` of the wrong dtype
-            or device (from the unit's forward).
+        TypeError: ``source`` of another type; ``sample`` or ``kernel`` not
+            an int (for a data-dependent graph; they are not used
+            otherwise); an ``x`` of the wrong dtype or device (from the
+            unit's forward).
     """
     if isinstance(source, Tensor):
         matrix = source
@@ -89,19 +92,17 @@ def to_networkx(
         if x is None:
             raise ValueError(f"'x' is required: the latent graph of "
                              f"{type(source).__name__} depends on the input")
+        check_int(sample, 'sample', minimum=0)  # the type before a forward
+        check_int(kernel, 'kernel', minimum=0)
         with eval_mode(source):
             if isinstance(source, GridMixin):
                 _, projections = source(x, return_projection=True)
             else:
                 _, projections = source(x, batch=batch, ptr=ptr,
                                         return_projection=True)
-        if not 0 <= kernel < len(projections):
-            raise ValueError(f"'kernel' must be in [0, {len(projections)})"
-                             f", got {kernel}")
+        kernel = check_int(kernel, 'kernel', 0, len(projections) - 1)
         graphs = projections[kernel].latent_graph  # [S, d, d]
-        if not 0 <= sample < graphs.size(0):
-            raise ValueError(f"'sample' must be in [0, {graphs.size(0)}), "
-                             f"got {sample}")
+        sample = check_int(sample, 'sample', 0, graphs.size(0) - 1)
         matrix = graphs[sample]
     else:
         raise TypeError(f"'source' must be a unit (GloReConv, LatentGNNConv, "

@@ -227,8 +227,8 @@ X4 = torch.zeros(4, C)
 @pytest.mark.parametrize('x, kwargs, match', [
     (torch.zeros(4), {}, r"'x' must be a node-feature matrix"),
     (torch.zeros(2, 2, C), {}, r"'x' must be a node-feature matrix"),
-    (X4, dict(batch_size=0), r"'batch_size' must be a positive int"),
-    (X4, dict(batch_size=2.0), r"'batch_size' must be a positive int"),
+    (X4, dict(batch_size=0), r"^'batch_size' must be an int >= 1, got 0$"),
+    (X4, dict(batch_size=-2), r"^'batch_size' must be an int >= 1, got -2$"),
     (X4, dict(batch_size=3), r"do not\s+split into 3 samples"),
     (X4, dict(ptr=torch.tensor([0., 4.])), r"'ptr' must be an integer"),
     (X4, dict(ptr=torch.tensor([4])), r"'ptr' must be an integer"),
@@ -250,6 +250,26 @@ X4 = torch.zeros(4, C)
 def test_from_batch_errors(x, kwargs, match):
     with pytest.raises(ValueError, match=match):
         Segments.from_batch(x, **kwargs)
+
+
+@pytest.mark.parametrize('batch_size, match', [
+    (2.0, r"^'batch_size' must be an int >= 1, got float 2\.0$"),
+    (True, r"^'batch_size' must be an int >= 1, got bool True$"),
+    ('2', r"^'batch_size' must be an int >= 1, got str '2'$"),
+    (torch.tensor(2), r"^'batch_size' must be an int >= 1, got Tensor "),
+])
+def test_batch_size_of_the_wrong_type(batch_size, match):
+    with pytest.raises(TypeError, match=match):
+        Segments.from_batch(X4, batch_size=batch_size)
+    with pytest.raises(TypeError, match=match):  # checked before 'batch'
+        Segments.from_batch(X4, batch=torch.tensor([0, 0, 1, 1]),
+                            batch_size=batch_size)
+
+
+def test_batch_size_numpy_int():
+    np = pytest.importorskip('numpy')
+    seg = Segments.from_batch(X4, batch_size=np.int64(2))
+    assert seg.num_samples == 2 and type(seg.num_samples) is int
 
 
 def test_batch_size_agreeing_with_ptr():

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN1d, LatentGNNConv,
-                          NonLocal3d, NonLocalConv, create_unit,
-                          parse_unit_spec)
+from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN1d, LatentGNN2d,
+                          LatentGNNConv, NonLocal3d, NonLocalConv,
+                          create_unit, parse_unit_spec)
 
 
 def test_kinds_options_and_dims():
@@ -37,10 +37,15 @@ def test_parse():
     ('latentgnn:d', 0, r"Unknown option 'd'"),
     ('latentgnn:d=x', 0, r"Option 'd' of 'latentgnn:d=x' must be int"),
     ('glore:normalize=maybe', 0, r"must be bool"),
-    ('latentgnn:kernels=0', 0, r"'kernels' must be >= 1"),
+    ('latentgnn:kernels=0', 0, r"^'kernels' must be an int >= 1, got 0$"),
+    ('latentgnn:kernels=-2', 0, r"^'kernels' must be an int >= 1, got -2$"),
     ('', 0, r"A unit spec is a string"),
-    ('glore', 4, r"'dims' must be 0"),
-    ('latentgnn:d=0', 0, r"'latent_dims' must be"),
+    ('glore', 4, r"^'dims' must be an int in \[0, 3\], got 4$"),
+    ('glore', -1, r"^'dims' must be an int in \[0, 3\], got -1$"),
+    ('latentgnn:d=0', 0, r"^'d' must be an int >= 1, got 0$"),
+    ('glore:num_mid=0', 0, r"^'num_mid' must be an int >= 1, got 0$"),
+    ('latentgnn:chunk_size=0', 0,
+     r"^'chunk_size' must be an int >= 1, got 0$"),
     ('glore:num_mid=8,num_mid=4', 0, r"Option 'num_mid' is given twice"),
     ('glore num_mid=4', 0, r"Unknown unit 'glore num_mid=4'.*options "
      r"follow a ':'"),
@@ -48,3 +53,25 @@ def test_parse():
 def test_errors(spec, dims, match):
     with pytest.raises(ValueError, match=match):
         create_unit(spec, 32, dims=dims)
+
+
+@pytest.mark.parametrize('channels, dims, error, match', [
+    (32, 2.0, TypeError, r"^'dims' must be an int in \[0, 3\], got float "
+     r"2\.0$"),
+    (32, True, TypeError, r"^'dims' must be an int in \[0, 3\], got bool "
+     r"True$"),
+    (32, '2', TypeError, r"^'dims' must be an int in \[0, 3\], got str "),
+    (0, 0, ValueError, r"^'channels' must be an int >= 1, got 0$"),
+    (32.0, 0, TypeError, r"^'channels' must be an int >= 1, got float "
+     r"32\.0$"),
+    (True, 0, TypeError, r"^'channels' must be an int >= 1, got bool True$"),
+])
+def test_argument_errors(channels, dims, error, match):
+    with pytest.raises(error, match=match):
+        create_unit('glore', channels, dims=dims)
+
+
+def test_numpy_ints_are_ints():
+    np = pytest.importorskip('numpy')
+    u = create_unit('latentgnn:d=4', np.int64(32), dims=np.int64(2))
+    assert type(u) is LatentGNN2d and type(u.in_channels) is int

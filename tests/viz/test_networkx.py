@@ -135,16 +135,34 @@ def test_latentgnn_errors():
     x = torch.randn(10, C)
     with pytest.raises(ValueError, match="'x' is required"):
         to_networkx(unit)
-    with pytest.raises(ValueError, match="'kernel'"):
+    with pytest.raises(ValueError,
+                       match=r"^'kernel' must be an int in \[0, 1\], got 2$"):
         to_networkx(unit, x, kernel=2)
-    with pytest.raises(ValueError, match="'kernel'"):
+    with pytest.raises(ValueError,
+                       match="^'kernel' must be an int >= 0, got -1$"):
         to_networkx(unit, x, kernel=-1)
-    with pytest.raises(ValueError, match="'sample'"):
+    with pytest.raises(ValueError,
+                       match=r"^'sample' must be an int in \[0, 0\], got 1$"):
         to_networkx(unit, x, sample=1)
-    with pytest.raises(ValueError, match="'sample'"):
+    with pytest.raises(ValueError,
+                       match=r"^'sample' must be an int in \[0, 1\], got 2$"):
         to_networkx(unit, x, batch=torch.tensor([0] * 5 + [1] * 5), sample=2)
-    with pytest.raises(ValueError, match="'sample'"):
+    with pytest.raises(ValueError,
+                       match="^'sample' must be an int >= 0, got -1$"):
         to_networkx(unit, x, sample=-1)
+    with pytest.raises(TypeError, match=r"^'kernel' must be an int >= 0, "
+                       r"got float 1\.0$"):
+        to_networkx(unit, x, kernel=1.0)
+    with pytest.raises(TypeError, match="^'sample' must be an int >= 0, "
+                       "got bool False$"):
+        to_networkx(unit, x, sample=False)
+    with pytest.raises(TypeError, match="^'sample' must be an int >= 0, "
+                       "got str '0'$"):
+        to_networkx(unit, x, sample='0')
+    # numpy integers are ints
+    np = pytest.importorskip('numpy')
+    assert to_networkx(unit, x, sample=np.int64(0), kernel=np.int32(1)
+                       ).number_of_nodes() == 4
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ...functional.checks import check_int
 from ...nn.factory import create_unit, parse_unit_spec
 from ...nn.modes import eval_mode
 from ...nn.units import GlobalReasoningUnit
@@ -514,20 +515,27 @@ def unit_overhead(model: nn.Module,
         table.
 
     Raises:
-        TypeError: ``model`` not a module, or ``example_input`` neither a
-            tensor nor a sequence of positive ints.
+        TypeError: ``model`` not a module, ``example_input`` neither a
+            tensor nor a sequence, or a shape entry not an int.
+        ValueError: an empty shape, or a shape entry below 1.
     """
     from torch.utils.flop_counter import FlopCounterMode
     if not isinstance(model, nn.Module):
         raise TypeError(f"'model' must be a torch.nn.Module, got "
                         f"{type(model).__name__}")
     if not isinstance(example_input, Tensor):
-        shape = example_input
-        if (not isinstance(shape, Sequence) or not shape or any(
-                not isinstance(s, int) or isinstance(s, bool) or s < 1
-                for s in shape)):
+        if isinstance(example_input, str) or not isinstance(example_input,
+                                                            Sequence):
             raise TypeError(f"'example_input' must be a tensor or a shape "
-                            f"of positive ints, got {example_input!r}")
+                            f"(a non-empty sequence of ints >= 1), got "
+                            f"{type(example_input).__name__} "
+                            f"{example_input!r}")
+        if not example_input:
+            raise ValueError(f"'example_input' must be a tensor or a shape "
+                             f"(a non-empty sequence of ints >= 1), got "
+                             f"{example_input!r}")
+        shape = [check_int(s, f'example_input[{i}]', minimum=1)
+                 for i, s in enumerate(example_input)]
         ref = next(model.parameters(), None)
         g = torch.Generator().manual_seed(0)
         example_input = torch.randn(*shape, generator=g)

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.nn import Dropout, Linear, Module, ModuleDict, ModuleList
 from torch_geometric.nn import MLP, PointNetConv
 
+from ...functional.checks import check_int
 from ...nn.factory import create_unit
 from ...nn.modes import eval_mode
 from ...ops import fps, knn_interpolate, radius
@@ -283,7 +284,9 @@ class PointNet2Segmentation(Module):
 
     Raises:
         ValueError: unknown preset or level names, mismatched ``sa`` /
-            ``fp`` lengths, invalid unit specs.
+            ``fp`` lengths, invalid unit specs, ``in_channels`` below 0 or
+            ``num_classes`` below 1.
+        TypeError: ``in_channels`` or ``num_classes`` not an int.
     """
 
     def __init__(self, in_channels: int, num_classes: int,
@@ -301,9 +304,8 @@ class PointNet2Segmentation(Module):
         if len(sa) != len(fp):
             raise ValueError(f"'fp' needs one level per 'sa' level: "
                              f"{len(sa)} and {len(fp)} given")
-        if in_channels < 0 or num_classes < 1:
-            raise ValueError(f"'in_channels' must be >= 0 and 'num_classes' "
-                             f">= 1, got {in_channels} and {num_classes}")
+        in_channels = check_int(in_channels, 'in_channels', minimum=0)
+        num_classes = check_int(num_classes, 'num_classes', minimum=1)
         self.in_channels, self.num_classes = in_channels, num_classes
 
         self.sa = ModuleList()

@@ -103,6 +103,7 @@ class LatentToVisible(BipartiteConv):
                 that are negative or out of range (beyond ``num_visible``
                 when given); with a ``normalize``, a sparse layout other
                 than COO, CSR, CSC or ``SparseTensor``.
+            TypeError: fused path: ``batch_size`` not an int.
         """
         if edge_index is not None:
             return self.propagate_edges(z, edge_index, weight, num_visible)

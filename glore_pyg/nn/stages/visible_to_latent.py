@@ -114,6 +114,7 @@ class VisibleToLatent(BipartiteConv):
                 out of range (beyond ``num_latent`` when given); with a
                 ``normalize``, a sparse layout other than COO, CSR, CSC or
                 ``SparseTensor``.
+            TypeError: fused path: ``batch_size`` not an int.
         """
         if edge_index is not None:
             return self.propagate_edges(x, edge_index, weight, num_latent)

@@ -70,7 +70,7 @@ class GlobalReasoningUnit(Module):
             a floating-point tensor, or of another dtype than the unit's
             parameters (under :func:`torch.autocast`, float32 and the
             half-precision dtypes are accepted; autocast does not cast
-            float64), or on another device.
+            float64), or on another device; ``batch_size`` not an int.
     """
     in_channels: int
 
@@ -120,7 +120,8 @@ class GlobalReasoningUnit(Module):
                 :meth:`glore_pyg.functional.Segments.from_batch`); from the
                 unit, e.g. a single node in training mode (BatchNorm).
             TypeError: ``x`` not a floating-point tensor, or of another
-                dtype or device than the unit's parameters.
+                dtype or device than the unit's parameters; ``batch_size``
+                not an int.
         """
         self.check_input(x, 2)
         if x.dim() != 2 or x.size(1) != self.in_channels:

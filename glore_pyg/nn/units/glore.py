@@ -56,9 +56,10 @@ class GloReConv(GlobalReasoningUnit):
           list with one :class:`~glore_pyg.nn.Projection`
 
     Raises:
-        ValueError: invalid constructor arguments or input layout (see
-            :class:`~glore_pyg.nn.GlobalReasoningUnit`).
-        TypeError: an input of the wrong dtype or device.
+        ValueError: ``in_channels`` or ``num_mid`` below 1; an input of
+            another layout (see :class:`~glore_pyg.nn.GlobalReasoningUnit`).
+        TypeError: ``in_channels`` or ``num_mid`` not an int; an input of
+            the wrong dtype or device.
     """
     def __init__(self, in_channels: int, num_mid: int,
                  normalize: bool = False, bn_eps: float = 1e-4):

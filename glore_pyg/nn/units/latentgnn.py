@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, ModuleList, Parameter, Sequential
 
+from ...functional.checks import check_int
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.segments import Segments
@@ -100,10 +101,15 @@ class LatentGNNConv(GlobalReasoningUnit):
           list with one :class:`~glore_pyg.nn.Projection` per kernel
 
     Raises:
-        ValueError: invalid constructor arguments or input layout (see
-            :class:`~glore_pyg.nn.GlobalReasoningUnit`);
+        ValueError: invalid constructor arguments (``in_channels``,
+            ``channel_stride``, ``chunk_size`` or an entry of
+            ``latent_dims`` below 1, an empty ``latent_dims``, a
+            ``channel_stride`` above ``in_channels``, an unknown ``mode``)
+            or input layout (see :class:`~glore_pyg.nn.GlobalReasoningUnit`);
             ``return_projection`` with ``chunk_size``.
-        TypeError: an input of the wrong dtype or device; a
+        TypeError: ``in_channels``, ``channel_stride``, ``chunk_size`` or an
+            entry of ``latent_dims`` not an int, ``latent_dims`` not a list
+            (an int included); an input of the wrong dtype or device; a
             ``SyncBatchNorm`` (or other non-``BatchNorm1d`` norm) in the
             chunked mode.
     """
@@ -113,12 +119,7 @@ class LatentGNNConv(GlobalReasoningUnit):
                  chunk_size: Optional[int] = None):
         super().__init__()
         self.in_channels = check_positive_int(in_channels, 'in_channels')
-        if isinstance(latent_dims, int) or len(latent_dims) == 0:
-            raise ValueError(f"'latent_dims' must be a non-empty list of "
-                             f"positive ints, got {latent_dims!r}")
-        self.latent_dims = [
-            check_positive_int(d, 'latent_dims') for d in latent_dims
-        ]
+        self.latent_dims = _check_latent_dims(latent_dims)
         self.channel_stride = check_positive_int(channel_stride,
                                                  'channel_stride')
         if in_channels // channel_stride < 1:
@@ -344,6 +345,26 @@ class LatentGNNConv(GlobalReasoningUnit):
                 f'graph_conv={self.graph_conv}' +
                 (f', chunk_size={self.chunk_size})' if self.chunk_size
                  else ')'))
+
+
+def _check_latent_dims(latent_dims) -> List[int]:
+    """``latent_dims`` as a list of ints >= 1, one per kernel; a single int
+    is refused (``[64]`` is one kernel of 64 latent nodes)."""
+    what = ("'latent_dims' must be a non-empty list of ints >= 1, one per "
+            "kernel (e.g. [64] for one kernel of 64 latent nodes), got ")
+    dims = None
+    if not isinstance(latent_dims, (str, bytes)):
+        try:
+            dims = list(latent_dims)
+        except TypeError:  # an int, None, a 0-d tensor
+            pass
+    if dims is None:
+        raise TypeError(f'{what}{type(latent_dims).__name__} '
+                        f'{latent_dims!r}')
+    if not dims:
+        raise ValueError(f'{what}{latent_dims!r}')
+    return [check_int(d, f'latent_dims[{i}]', minimum=1)
+            for i, d in enumerate(dims)]
 
 
 def _call(seq: Sequential, inp: Tensor) -> Tensor:

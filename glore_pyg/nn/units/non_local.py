@@ -46,9 +46,11 @@ class NonLocalConv(GlobalReasoningUnit):
           :math:`(S, n, n)` (zero-padded to the largest sample)
 
     Raises:
-        ValueError: invalid constructor arguments or input layout (see
+        ValueError: ``in_channels`` or ``inter_channels`` below 1; an input
+            of another layout (see
             :class:`~glore_pyg.nn.GlobalReasoningUnit`).
-        TypeError: an input of the wrong dtype or device.
+        TypeError: ``in_channels`` or ``inter_channels`` not an int; an
+            input of the wrong dtype or device.
     """
     def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
                  bn_eps: float = 1e-5):

@@ -193,8 +193,19 @@ def test_overhead_against_hand_count():
     assert report.base_flops == base.total_flops
     assert report.base_params == base.total_params
     assert '| layer3 | GloRe2d | 32 |' in report.table()
-    with pytest.raises(TypeError, match="'example_input'"):
+    with pytest.raises(ValueError, match=r"^'example_input\[1\]' must be an "
+                       r"int >= 1, got 0$"):
         unit_overhead(model, (1, 0, 3))
+    with pytest.raises(TypeError, match=r"^'example_input\[2\]' must be an "
+                       r"int >= 1, got float 3\.0$"):
+        unit_overhead(model, (1, 1, 3.0, 3))
+    with pytest.raises(ValueError, match=r"^'example_input' must be a tensor "
+                       r"or a shape \(a non-empty sequence of ints >= 1\), "
+                       r"got \(\)$"):
+        unit_overhead(model, ())
+    with pytest.raises(TypeError, match=r"^'example_input' must be a tensor "
+                       r"or a shape .*, got int 4$"):
+        unit_overhead(model, 4)
 
 
 @pytest.mark.torchvision

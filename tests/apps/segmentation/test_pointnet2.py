@@ -95,6 +95,20 @@ def test_errors(kwargs, match):
         PointNet2Segmentation(2, 5, **kw)
 
 
+@pytest.mark.parametrize('in_channels, num_classes, error, match', [
+    (-1, 5, ValueError, "^'in_channels' must be an int >= 0, got -1$"),
+    (2, 0, ValueError, "^'num_classes' must be an int >= 1, got 0$"),
+    (2.0, 5, TypeError, r"^'in_channels' must be an int >= 0, got float "
+     r"2\.0$"),
+    (2, True, TypeError, "^'num_classes' must be an int >= 1, got bool "
+     "True$"),
+    (2, '5', TypeError, "^'num_classes' must be an int >= 1, got str '5'$"),
+])
+def test_size_errors(in_channels, num_classes, error, match):
+    with pytest.raises(error, match=match):
+        PointNet2Segmentation(in_channels, num_classes, sa=SA, fp=FP)
+
+
 def test_input_errors():
     net = model()
     pos, x, batch = clouds()

@@ -377,13 +377,26 @@ def test_wrong_input_shape():
      "'mode'"),
     (dict(in_channels=C, latent_dims=DIMS, mode='Symmetric'), ValueError,
      "'mode'"),
-    (dict(in_channels=C, latent_dims=[]), ValueError, "'latent_dims'"),
-    (dict(in_channels=C, latent_dims=()), ValueError, "'latent_dims'"),
-    (dict(in_channels=C, latent_dims=4), ValueError, "'latent_dims'"),
+    (dict(in_channels=C, latent_dims=[]), ValueError,
+     r"^'latent_dims' must be a non-empty list of ints >= 1, one per "
+     r"kernel \(e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
+     r"\[\]$"),
+    (dict(in_channels=C, latent_dims=()), ValueError,
+     r"^'latent_dims' must be a non-empty list .*, got \(\)$"),
+    (dict(in_channels=C, latent_dims=4), TypeError,
+     r"^'latent_dims' must be a non-empty list of ints >= 1, one per "
+     r"kernel \(e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
+     r"int 4$"),
+    (dict(in_channels=C, latent_dims=None), TypeError,
+     r"^'latent_dims' must be a non-empty list .*, got NoneType None$"),
+    (dict(in_channels=C, latent_dims='48'), TypeError,
+     r"^'latent_dims' must be a non-empty list .*, got str '48'$"),
     (dict(in_channels=C, latent_dims=[4, 0]), ValueError,
-     "^'latent_dims' must be an int >= 1, got 0$"),
+     r"^'latent_dims\[1\]' must be an int >= 1, got 0$"),
     (dict(in_channels=C, latent_dims=[4, 2.5]), TypeError,
-     r"^'latent_dims' must be an int >= 1, got float 2\.5$"),
+     r"^'latent_dims\[1\]' must be an int >= 1, got float 2\.5$"),
+    (dict(in_channels=C, latent_dims=[True]), TypeError,
+     r"^'latent_dims\[0\]' must be an int >= 1, got bool True$"),
     (dict(in_channels=C, latent_dims=DIMS, channel_stride=17), ValueError,
      "'channel_stride'"),
     (dict(in_channels=C, latent_dims=DIMS, channel_stride=0), ValueError,
@@ -394,6 +407,14 @@ def test_wrong_input_shape():
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         LatentGNNConv(**kwargs)
+
+
+def test_latent_dims_any_sequence_of_ints():
+    np = pytest.importorskip('numpy')
+    for dims in ((3, 2), np.array([3, 2]), [np.int64(3), 2]):
+        unit = LatentGNNConv(C, dims)
+        assert unit.latent_dims == [3, 2]
+        assert all(type(d) is int for d in unit.latent_dims)
 
 
 def test_channel_stride_equal_to_channels_is_allowed():

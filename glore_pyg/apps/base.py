@@ -210,8 +210,9 @@ class Task(L.LightningModule):
                  lr_scheduler: Optional[LRSchedulerCallable] = None,
                  seed: int = 0):
         super().__init__()
+        from ..functional.checks import check_int
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
-        self.seed = int(seed)
+        self.seed = check_int(seed, 'seed', 0)
         self.val_metrics = self.make_metrics()
         self.test_metrics = self.make_metrics()
         #: the last validation's / test's IoU (or accuracy) per class

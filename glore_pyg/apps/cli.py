@@ -280,9 +280,9 @@ class AppCLI(LightningCLI):
 
 
 def _seed(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"'seed_everything' must be an int, got {value!r}")
-    return value
+    # seed_everything: true (a random seed) cannot be shared with the data
+    from ..functional.checks import check_int
+    return check_int(value, 'seed_everything', 0)
 
 
 def _attribute(name: str):
@@ -537,10 +537,9 @@ def pictures(command: str, argv: List[str]) -> List[str]:
                    'inserted module name (default: the first unit)')
     args = p.parse_args(argv)
     task, data = load_run(args.out, command)
-    if not 0 <= args.index < len(data.val_set):
-        raise RunFolderError(f"--index must be in [0, {len(data.val_set)}),"
-                             f" got {args.index}")
-    paths = task.draw(data, args.index, args.to or str(Path(args.out) /
+    from ..functional.checks import check_index
+    index = check_index(args.index, len(data.val_set), '--index')
+    paths = task.draw(data, index, args.to or str(Path(args.out) /
                                                        'pictures'), args.unit)
     for path in paths:
         print(path)
@@ -601,6 +600,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         SystemExit: usage errors and ``--help`` (from the parsers); a run
             folder, config or data set that cannot be used (status 1, one
             line: the message of the :class:`ValueError`,
+            :class:`TypeError`, :class:`IndexError`,
             :class:`FileNotFoundError` or
             :class:`~glore_pyg.apps.base.RunFolderError`).
     """
@@ -624,7 +624,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             with quiet_lightning():
                 AppCLI(command, args=_lightning_args(command, job, rest))
-    except (RunFolderError, ValueError, FileNotFoundError) as e:
+    except (RunFolderError, ValueError, TypeError, IndexError,
+            FileNotFoundError) as e:
         print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
         raise SystemExit(1)
     return 0

@@ -15,9 +15,9 @@ caller passed.
 import math
 import numbers
 import operator
-from typing import Any, Optional
+from typing import Any, List, Optional
 
-__all__ = ['check_int', 'check_float', 'check_index']
+__all__ = ['check_int', 'check_ints', 'check_float', 'check_index']
 
 
 def _got(value: Any) -> str:
@@ -56,6 +56,36 @@ def check_int(value: Any, name: str, minimum: Optional[int] = None,
         raise ValueError(f"'{name}' must be an int"
                          f"{_int_range(minimum, maximum)}, got {value}")
     return value
+
+
+
+def check_ints(value: Any, name: str, minimum: Optional[int] = None,
+               what: str = '') -> List[int]:
+    r""":obj:`value`, a non-empty sequence (anything iterable but a string),
+    as a list of ``int`` s :math:`\geq` :obj:`minimum`; entry :obj:`i` is
+    checked as ``'name[i]'``.  :obj:`what` says what the entries are, for
+    the message (e.g. ``'blocks per stage'``).
+
+    Raises:
+        TypeError: If :obj:`value` is not a sequence (an int, a string,
+            :obj:`None`) or an entry is not an integer.
+        ValueError: If it is empty or an entry is out of range.
+    """
+    must = (f"'{name}' must be a non-empty sequence of ints"
+            f"{_int_range(minimum, None)}{f' ({what})' if what else ''}, "
+            f"got ")
+    entries = None
+    if not isinstance(value, (str, bytes)):
+        try:
+            entries = list(value)
+        except TypeError:  # an int, None, a 0-d tensor
+            pass
+    if entries is None:
+        raise TypeError(must + _got(value))
+    if not entries:
+        raise ValueError(must + repr(value))
+    return [check_int(v, f'{name}[{i}]', minimum)
+            for i, v in enumerate(entries)]
 
 
 def _float_range(low: Optional[float], high: Optional[float], low_open: bool,

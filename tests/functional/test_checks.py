@@ -111,3 +111,23 @@ def test_check_index():
         with pytest.raises(TypeError, match=re.escape(
                 "'index' must be an int in [-3, 3), got ")):
             check_index(bad, 3)
+
+
+def test_check_ints():
+    from glore_pyg.functional.checks import check_ints
+    assert check_ints((2, np.int64(3)), 'dims', 1) == [2, 3]
+    assert type(check_ints([np.int32(4)], 'dims')[0]) is int
+    with pytest.raises(TypeError, match=r"^'dims' must be a non-empty "
+                       r"sequence of ints >= 1 \(per kernel\), got int 4$"):
+        check_ints(4, 'dims', 1, 'per kernel')
+    with pytest.raises(TypeError, match=r"got str '12'$"):
+        check_ints('12', 'dims')
+    with pytest.raises(ValueError, match=r"^'dims' must be a non-empty "
+                       r"sequence of ints, got \[\]$"):
+        check_ints([], 'dims')
+    with pytest.raises(ValueError, match=r"^'dims\[1\]' must be an int >= 1"
+                       r", got 0$"):
+        check_ints([3, 0], 'dims', 1)
+    with pytest.raises(TypeError, match=r"^'dims\[0\]' must be an int, got "
+                       r"bool True$"):
+        check_ints([True], 'dims')

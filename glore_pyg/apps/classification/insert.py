@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ...functional.checks import check_int
+from ...functional.checks import check_ints
 from ...nn.factory import create_unit, parse_unit_spec
 from ...nn.modes import eval_mode
 from ...nn.units import GlobalReasoningUnit
@@ -524,18 +524,8 @@ def unit_overhead(model: nn.Module,
         raise TypeError(f"'model' must be a torch.nn.Module, got "
                         f"{type(model).__name__}")
     if not isinstance(example_input, Tensor):
-        if isinstance(example_input, str) or not isinstance(example_input,
-                                                            Sequence):
-            raise TypeError(f"'example_input' must be a tensor or a shape "
-                            f"(a non-empty sequence of ints >= 1), got "
-                            f"{type(example_input).__name__} "
-                            f"{example_input!r}")
-        if not example_input:
-            raise ValueError(f"'example_input' must be a tensor or a shape "
-                             f"(a non-empty sequence of ints >= 1), got "
-                             f"{example_input!r}")
-        shape = [check_int(s, f'example_input[{i}]', minimum=1)
-                 for i, s in enumerate(example_input)]
+        shape = check_ints(example_input, 'example_input', 1,
+                           'a shape, or give a tensor')
         ref = next(model.parameters(), None)
         g = torch.Generator().manual_seed(0)
         example_input = torch.randn(*shape, generator=g)

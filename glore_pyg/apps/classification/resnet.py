@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Type, Union
 import torch
 from torch import Tensor, nn
 
-from ...functional.checks import check_int
+from ...functional.checks import check_int, check_ints
 
 __all__ = ['BasicBlock', 'Bottleneck', 'ResNet', 'resnet18', 'resnet50']
 
@@ -275,17 +275,7 @@ class ResNet(nn.Module):
                 and issubclass(block, (BasicBlock, Bottleneck))):
             raise TypeError(f"'block' must be BasicBlock or Bottleneck (or "
                             f"a subclass), got {block!r}")
-        if isinstance(layers, (str, bytes)) or not isinstance(
-                layers, Sequence):
-            raise TypeError(f"'layers' must be a non-empty sequence of "
-                            f"positive ints (blocks per stage), got "
-                            f"{type(layers).__name__} {layers!r}")
-        if not layers:
-            raise ValueError(f"'layers' must be a non-empty sequence of "
-                             f"positive ints (blocks per stage), got "
-                             f"{layers!r}")
-        layers = [check_int(n, f'layers[{i}]', minimum=1)
-                  for i, n in enumerate(layers)]
+        layers = check_ints(layers, 'layers', 1, 'blocks per stage')
         num_classes = check_int(num_classes, 'num_classes', minimum=1)
         in_channels = check_int(in_channels, 'in_channels', minimum=1)
         width = check_int(width, 'width', minimum=1)

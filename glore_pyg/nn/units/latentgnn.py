@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, ModuleList, Parameter, Sequential
 
-from ...functional.checks import check_int
+from ...functional.checks import check_ints
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
 from ...functional.normalize import l2_normalize, normalize_projection
 from ...functional.segments import Segments
@@ -350,21 +350,8 @@ class LatentGNNConv(GlobalReasoningUnit):
 def _check_latent_dims(latent_dims) -> List[int]:
     """``latent_dims`` as a list of ints >= 1, one per kernel; a single int
     is refused (``[64]`` is one kernel of 64 latent nodes)."""
-    what = ("'latent_dims' must be a non-empty list of ints >= 1, one per "
-            "kernel (e.g. [64] for one kernel of 64 latent nodes), got ")
-    dims = None
-    if not isinstance(latent_dims, (str, bytes)):
-        try:
-            dims = list(latent_dims)
-        except TypeError:  # an int, None, a 0-d tensor
-            pass
-    if dims is None:
-        raise TypeError(f'{what}{type(latent_dims).__name__} '
-                        f'{latent_dims!r}')
-    if not dims:
-        raise ValueError(f'{what}{latent_dims!r}')
-    return [check_int(d, f'latent_dims[{i}]', minimum=1)
-            for i, d in enumerate(dims)]
+    return check_ints(latent_dims, 'latent_dims', 1, 'one per kernel, e.g. '
+                      '[64] for one kernel of 64 latent nodes')
 
 
 def _call(seq: Sequential, inp: Tensor) -> Tensor:

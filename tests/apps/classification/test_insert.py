@@ -199,12 +199,12 @@ def test_overhead_against_hand_count():
     with pytest.raises(TypeError, match=r"^'example_input\[2\]' must be an "
                        r"int >= 1, got float 3\.0$"):
         unit_overhead(model, (1, 1, 3.0, 3))
-    with pytest.raises(ValueError, match=r"^'example_input' must be a tensor "
-                       r"or a shape \(a non-empty sequence of ints >= 1\), "
-                       r"got \(\)$"):
+    with pytest.raises(ValueError, match=r"^'example_input' must be a "
+                       r"non-empty sequence of ints >= 1 \(a shape, or give "
+                       r"a tensor\), got \(\)$"):
         unit_overhead(model, ())
-    with pytest.raises(TypeError, match=r"^'example_input' must be a tensor "
-                       r"or a shape .*, got int 4$"):
+    with pytest.raises(TypeError, match=r"^'example_input' must be a "
+                       r"non-empty sequence .*, got int 4$"):
         unit_overhead(model, 4)
 
 

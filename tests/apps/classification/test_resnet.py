@@ -232,7 +232,7 @@ def test_reset_parameters_and_zero_init_residual():
 
 @pytest.mark.parametrize('kwargs, exc, match', [
     (dict(layers=[]), ValueError,
-     r"^'layers' must be a non-empty sequence of positive ints .*got \[\]$"),
+     r"^'layers' must be a non-empty sequence of ints >= 1 \(blocks per stage\), got \[\]$"),
     (dict(layers=[2, 0]), ValueError,
      r"^'layers\[1\]' must be an int >= 1, got 0$"),
     (dict(layers=[2, -1]), ValueError,
@@ -242,7 +242,7 @@ def test_reset_parameters_and_zero_init_residual():
     (dict(layers=[True, 1]), TypeError,
      r"^'layers\[0\]' must be an int >= 1, got bool True$"),
     (dict(layers=3), TypeError,
-     "^'layers' must be a non-empty sequence of positive ints .*got int 3$"),
+     "^'layers' must be a non-empty sequence of ints >= 1 \(blocks per stage\), got int 3$"),
     (dict(width=0), ValueError, "^'width' must be an int >= 1, got 0$"),
     (dict(width=8.0), TypeError,
      r"^'width' must be an int >= 1, got float 8\.0$"),

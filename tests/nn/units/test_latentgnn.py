@@ -378,19 +378,19 @@ def test_wrong_input_shape():
     (dict(in_channels=C, latent_dims=DIMS, mode='Symmetric'), ValueError,
      "'mode'"),
     (dict(in_channels=C, latent_dims=[]), ValueError,
-     r"^'latent_dims' must be a non-empty list of ints >= 1, one per "
-     r"kernel \(e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
+     r"^'latent_dims' must be a non-empty sequence of ints >= 1 \(one per "
+     r"kernel, e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
      r"\[\]$"),
     (dict(in_channels=C, latent_dims=()), ValueError,
-     r"^'latent_dims' must be a non-empty list .*, got \(\)$"),
+     r"^'latent_dims' must be a non-empty sequence .*, got \(\)$"),
     (dict(in_channels=C, latent_dims=4), TypeError,
-     r"^'latent_dims' must be a non-empty list of ints >= 1, one per "
-     r"kernel \(e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
+     r"^'latent_dims' must be a non-empty sequence of ints >= 1 \(one per "
+     r"kernel, e\.g\. \[64\] for one kernel of 64 latent nodes\), got "
      r"int 4$"),
     (dict(in_channels=C, latent_dims=None), TypeError,
-     r"^'latent_dims' must be a non-empty list .*, got NoneType None$"),
+     r"^'latent_dims' must be a non-empty sequence .*, got NoneType None$"),
     (dict(in_channels=C, latent_dims='48'), TypeError,
-     r"^'latent_dims' must be a non-empty list .*, got str '48'$"),
+     r"^'latent_dims' must be a non-empty sequence .*, got str '48'$"),
     (dict(in_channels=C, latent_dims=[4, 0]), ValueError,
      r"^'latent_dims\[1\]' must be an int >= 1, got 0$"),
     (dict(in_channels=C, latent_dims=[4, 2.5]), TypeError,

@@ -275,3 +275,27 @@ def test_default_root_dir_and_config_equals_form(tmp_path):
     assert (run / 'checkpoints' / 'last.ckpt').exists()
     assert glore('segment', 'validate', f'--out={run}') == 0
     assert (run / 'evaluation.json').exists()
+
+
+def test_classify_jobs_after_fit(tmp_path, capsys):
+    root_of('digits', tmp_path)
+    run = tmp_path / 'run'
+    assert fit('classify', 'digits', run, '--trainer.max_epochs', '1',
+               '--model.units', '{layer3: latentgnn:d=4}') == 0
+    result = json.loads((run / 'result.json').read_text())
+    assert set(result['per_class']) == {'different', 'equal'}
+    capsys.readouterr()
+    assert glore('classify', 'test', '--out', run) == 0
+    assert '| class | accuracy |' in capsys.readouterr().out
+    assert glore('classify', 'predict', '--out', run) == 0
+    import numpy as np
+    pred = np.load(run / 'predictions' / 'predictions.npy')
+    labels = np.load(run / 'predictions' / 'labels.npy')
+    assert pred.shape == labels.shape == (32, )
+    tested = json.loads((run / 'test.json').read_text())
+    assert tested['test_acc'] == pytest.approx(float((pred == labels).mean()))
+    pytest.importorskip('matplotlib')
+    assert glore('classify', 'pictures', '--out', run, '--index', '-1') == 0
+    assert len(list((run / 'pictures').glob('*.png'))) == 3
+    assert glore('classify', 'pictures', '--out', run, '--index', '32') == 1
+    assert "'--index'" in capsys.readouterr().err

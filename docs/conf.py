@@ -124,22 +124,20 @@ for _name, _title in NOTEBOOKS.items():
 API_MODULES = [
     'glore_pyg.nn',
     'glore_pyg.functional',
-    'glore_pyg.utils',
     'glore_pyg.interop',
     'glore_pyg.ops',
+    'glore_pyg.viz',
+    'glore_pyg.apps.base',
+    'glore_pyg.apps.segmentation.task',
     'glore_pyg.apps.segmentation.pointnet2',
     'glore_pyg.apps.segmentation.datasets',
     'glore_pyg.apps.segmentation.metrics',
-    'glore_pyg.apps.segmentation.training',
     'glore_pyg.apps.segmentation.pictures',
+    'glore_pyg.apps.classification.task',
     'glore_pyg.apps.classification.insert',
     'glore_pyg.apps.classification.resnet',
     'glore_pyg.apps.classification.datasets',
-    'glore_pyg.apps.classification.training',
     'glore_pyg.apps.classification.pictures',
-    'glore_pyg.viz',
-    'glore_pyg.apps.base',
-    'glore_pyg.viz.capture',
     'glore_pyg.apps.cli',
 ]
 
@@ -167,35 +165,75 @@ def check_api_complete(app, env):
                     f'reference (docs/api/): add an entry for it')
 
 
-# -- ``.. command-help:: segment train``: the script's --help -----------------
-def command_help_directive():
+# -- ``.. command-help:: segment fit``: the script's --help --------------------
+#: the sections of a LightningCLI job's --help left off the page: the usage
+#: block (every trainer flag), the default config file (a path on the build
+#: machine), Lightning's Trainer arguments and the job method's own
+#: arguments (``--ckpt_path``, ``--weights_only``)
+HELP_SECTIONS_LEFT_OUT = ('usage:', 'default config file locations',
+                          'Customize every aspect of training')
+
+
+def command_help(arguments):
+    """The ``--help`` text of ``glore-pyg ARGS...`` (no arguments: the
+    script's usage).  For ``fit`` / ``validate`` / ``test`` / ``predict``
+    (LightningCLI) the options of the run, the model and the data, and the
+    links between them; the Trainer's ``--trainer.*`` options are
+    Lightning's own and left out."""
     import contextlib
     import io
 
+    from glore_pyg.apps.cli import LIGHTNING_JOBS, USAGE, main
+    if not arguments:
+        return USAGE.rstrip()
+    columns = os.environ.get('COLUMNS')
+    os.environ['COLUMNS'] = '80'  # argparse wraps to the terminal
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            main([*arguments, '--help'])
+    except SystemExit:
+        pass
+    finally:
+        if columns is None:
+            del os.environ['COLUMNS']
+        else:
+            os.environ['COLUMNS'] = columns
+    text = out.getvalue().rstrip()
+    if len(arguments) < 2 or arguments[1] not in LIGHTNING_JOBS:
+        return text
+    # LightningCLI: sections start at a line that is not indented
+    sections, kept = [], []
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            sections.append([line])
+        elif sections:
+            sections[-1].append(line)
+    for section in sections:
+        head = section[0]
+        if head.startswith(HELP_SECTIONS_LEFT_OUT):
+            continue
+        if len(section) > 1 and any(
+                line.lstrip().startswith(('--ckpt_path', '--weights_only'))
+                for line in section):
+            continue  # the job method's arguments (Lightning's own)
+        if not any(line.strip() for line in section[1:]):
+            continue  # the job's one-line description
+        kept.append('\n'.join(section).rstrip())
+    return '\n\n'.join(kept)
+
+
+def command_help_directive():
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
 
     class CommandHelp(SphinxDirective):
-        """The ``--help`` text of ``glore-pyg ARGS...``, from the parser
-        itself (so the page cannot drift from the command)."""
+        """The ``--help`` text of ``glore-pyg ARGS...``, from the parsers
+        themselves (so the page cannot drift from the command)."""
         optional_arguments = 8
 
         def run(self):
-            from glore_pyg.apps.cli import build_parser
-            columns = os.environ.get('COLUMNS')
-            os.environ['COLUMNS'] = '80'  # argparse wraps to the terminal
-            out = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(out):
-                    build_parser().parse_args([*self.arguments, '--help'])
-            except SystemExit:
-                pass
-            finally:
-                if columns is None:
-                    del os.environ['COLUMNS']
-                else:
-                    os.environ['COLUMNS'] = columns
-            text = out.getvalue().rstrip()
+            text = command_help(self.arguments)
             node = nodes.literal_block(text, text)
             node['language'] = 'text'
             return [node]

@@ -116,7 +116,8 @@ class AppCLI(LightningCLI):
         self.command = command
         model_class, data_class = _classes(command)
         default = [str(preset_path(command, APPS[command]['presets'][0]))]
-        kwargs = dict(default_config_files=default)
+        kwargs = dict(default_config_files=default,
+                      prog=f'glore-pyg {command}')
         parser_kwargs = ({job: dict(kwargs) for job in LIGHTNING_JOBS}
                          if run else kwargs)
         super().__init__(
@@ -131,11 +132,11 @@ class AppCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
             '--out', type=Optional[str], default=None,
-            help='the run folder: checkpoints/last.ckpt, config.yaml, '
-            'metrics.csv, result.json (fit resumes from it; validate, test, '
-            'predict read it)')
+            help='the run folder: config.yaml, checkpoints/last.ckpt, '
+            'logs/version_N/metrics.csv, result.json (fit resumes from it; '
+            'validate, test, predict, pictures read it)')
         parser.add_argument(
-            '--overwrite', type=bool, default=False,
+            '--overwrite', type=bool, nargs='?', const=True, default=False,
             help='fit: delete an earlier run in --out before training')
         parser.link_arguments('seed_everything', 'model.seed',
                               compute_fn=_seed)
@@ -241,6 +242,15 @@ class AppCLI(LightningCLI):
         print(json.dumps(result['metrics'], indent=2))
 
     def _evaluate(self, job: str, model, datamodule, ckpt_path, **kwargs):
+        if ckpt_path is not None:
+            trained = torch.load(ckpt_path, map_location='cpu',
+                                 weights_only=False).get(
+                'hyper_parameters', {}).get('class_names')
+            if trained and list(trained) != list(datamodule.class_names):
+                raise RunFolderError(
+                    f"the checkpoint was trained on the classes "
+                    f"{list(trained)}, the data has "
+                    f"{list(datamodule.class_names)}")
         with quiet_lightning():
             out = getattr(self.trainer, job)(model, datamodule=datamodule,
                                              ckpt_path=ckpt_path, **kwargs)
@@ -616,6 +626,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     command, job, rest = argv[0], argv[1], argv[2:]
     warnings.filterwarnings('ignore', message="LightningCLI's args parameter")
     warnings.filterwarnings('ignore', message='.*treespec, LeafSpec')
+    # a resumed run writes into its own checkpoint folder
+    warnings.filterwarnings('ignore', message='Checkpoint directory .* exists '
+                            'and is not empty')
     try:
         if job == 'compare':
             compare(command, rest)

@@ -2,6 +2,7 @@
 configs, the jobs after fit, compare.  Each regression test names the
 problem a user hit before (issue 20)."""
 import json
+import pathlib
 
 import pytest
 import torch
@@ -34,8 +35,7 @@ def test_new_configuration_in_an_old_folder_is_refused_then_overwritten(
     assert 'another configuration' in line and '--overwrite' in line
     assert 'model.units' in line
     assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1',
-               '--model.units', '{sa3: latentgnn}', '--overwrite',
-               'true') == 0
+               '--model.units', '{sa3: latentgnn}', '--overwrite') == 0
     assert [p.name for p in (run / 'checkpoints').iterdir()] == ['last.ckpt']
     state = weights(run)[0]
     assert 'model.units.sa3.gamma' in state  # LatentGNN's
@@ -189,7 +189,7 @@ def test_compare_twice_keeps_the_measured_figures(tmp_path, capsys):
     assert [f.read_text() for f in files] == before
 
 
-def test_bf16_mixed_precision_and_image_folder(tmp_path):
+def test_bf16_mixed_precision_and_image_folder(tmp_path, capsys):
     root = root_of('folder', tmp_path)
     assert fit('classify', 'folder', tmp_path / 'run', '--trainer.precision',
                'bf16-mixed', '--trainer.max_epochs', '1', '--model.units',
@@ -198,6 +198,17 @@ def test_bf16_mixed_precision_and_image_folder(tmp_path):
     assert result['input_shape'] == [1, 3, 16, 16]
     assert result['config']['data']['root'] == root
     assert 0 <= result['metrics']['val_acc'] <= 1
+    # evaluating on images of other classes is refused
+    other = tmp_path / 'other'
+    for name in ('ants', 'bees'):
+        (other / name).mkdir(parents=True)
+        for f in (pathlib.Path(root) / 'cats').iterdir():
+            (other / name / f.name).write_bytes(f.read_bytes())
+    capsys.readouterr()
+    assert glore('classify', 'validate', '--out', tmp_path / 'run',
+                 '--data.root', other) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "['cats', 'dogs']" in line and "['ants', 'bees']" in line
 
 
 def test_bad_configuration_errors(tmp_path, capsys):
@@ -263,6 +274,13 @@ def test_scannet_test_evaluates_whole_scenes(tmp_path, capsys):
         for i, batch in enumerate(data.test_dataloader()):
             task.test_step(batch, i)
     assert int(task.test_metrics.point_confmat.sum()) == total
+    # predict: one file per whole scene, every point of it
+    capsys.readouterr()
+    assert glore('segment', 'predict', '--out', run) == 0
+    import numpy as np
+    for i in range(2):
+        pred = np.load(run / 'predictions' / f'cloud{i}.npy')
+        assert pred.shape == (len(scenes.scene(i).y), )
 
 
 def test_default_root_dir_and_config_equals_form(tmp_path):

@@ -141,8 +141,10 @@ class ClassificationData(DataModule):
 
 
 class ClassificationTask(Task):
-    r"""Image classification: a ResNet with units inserted after named
-    modules, cross entropy, top-1 accuracy (:mod:`torchmetrics`).
+    r"""Image classification with global-reasoning units in a ResNet.
+
+    Units inserted after named modules, cross entropy, top-1 accuracy
+    (:mod:`torchmetrics`).
 
     The setting of the GloRe paper's ImageNet experiments (`"Graph-Based
     Global Reasoning Networks" <https://arxiv.org/abs/1811.12814>`_,
@@ -163,8 +165,8 @@ class ClassificationTask(Task):
         in_channels (int, optional): image channels (from the data).
         num_classes (int, optional): classes (from the data).
         class_names (list of str, optional): the classes in label order,
-            kept in checkpoints so that evaluating on images of other
-            classes is refused (from the data).
+            kept in checkpoints so that ``validate`` / ``test`` /
+            ``predict`` refuse data of other classes (from the data).
 
     Shapes:
         - **input:** images :math:`(B, C, H, W)`; labels :math:`(B)`

@@ -226,16 +226,26 @@ class SegmentationTask(Task):
     def test_step(self, batch, batch_idx: int) -> None:
         if not isinstance(batch, (tuple, list)):
             return super().test_step(batch, batch_idx)
-        # a whole ScanNet scene: each point predicted once, by the column
-        # that owns it; the metrics on the scene's own positions
+        # a whole ScanNet scene: the metrics on the scene's own positions
+        scene, pred = self._scene_prediction(batch)
+        self.test_metrics.update(scene.pos, pred, scene.y)
+
+    def _scene_prediction(self, batch):
+        """``(scene, pred)``: each point of a whole scene predicted once,
+        by the column that owns it."""
         cells, scene = batch
         logits = self(cells)
         pred = torch.empty_like(scene.y)
         pred[cells.point_idx[cells.inner]] = logits.argmax(1)[cells.inner]
-        self.test_metrics.update(scene.pos, pred, scene.y)
+        return scene, pred
 
     def predict_step(self, data, batch_idx: int) -> List[Dict[str, Tensor]]:
-        """Per cloud: ``pos``, ``pred`` (and ``y`` when labelled)."""
+        """Per cloud: ``pos``, ``pred`` (and ``y`` when labelled); for a
+        whole ScanNet scene, every point of the scene."""
+        if isinstance(data, (tuple, list)):  # a whole scene
+            scene, pred = self._scene_prediction(data)
+            return [dict(pos=scene.pos.cpu(), pred=pred.cpu(),
+                         y=scene.y.cpu())]
         pred = self(data).argmax(1)
         out = []
         for i in range(data.num_graphs):

@@ -187,8 +187,10 @@ class AppCLI(LightningCLI):
     # -- the jobs ------------------------------------------------------------
     def _config(self) -> Dict:
         parser = self._parser(self.subcommand)
-        return yaml.safe_load(parser.dump(self.config[self.subcommand],
-                                          skip_none=False))
+        with warnings.catch_warnings():  # skip_none: renamed in 4.49
+            warnings.simplefilter('ignore', DeprecationWarning)
+            text = parser.dump(self.config[self.subcommand], skip_none=False)
+        return yaml.safe_load(text)
 
     def fit(self, model, datamodule, ckpt_path=None, **kwargs) -> None:
         """``trainer.fit`` under the run-folder rules, then ``result.json``

@@ -242,7 +242,8 @@ def test_reset_parameters_and_zero_init_residual():
     (dict(layers=[True, 1]), TypeError,
      r"^'layers\[0\]' must be an int >= 1, got bool True$"),
     (dict(layers=3), TypeError,
-     "^'layers' must be a non-empty sequence of ints >= 1 \(blocks per stage\), got int 3$"),
+     r"^'layers' must be a non-empty sequence of ints >= 1 \(blocks per "
+     r"stage\), got int 3$"),
     (dict(width=0), ValueError, "^'width' must be an int >= 1, got 0$"),
     (dict(width=8.0), TypeError,
      r"^'width' must be an int >= 1, got float 8\.0$"),

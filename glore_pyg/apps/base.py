@@ -271,8 +271,10 @@ class Task(L.LightningModule):
         metrics = getattr(self, f'{stage}_metrics')
         values = dict(metrics.compute())
         per_class = values.pop(self.per_class_key, None)
+        # torchmetrics reduced them over the processes already: the same
+        # value everywhere, which sync_dist averages to itself
         self.log_dict({f'{stage}_{k}': float(v) for k, v in values.items()},
-                      sync_dist=False)  # torchmetrics reduced them
+                      sync_dist=True)
         if per_class is not None:
             names = getattr(self, 'class_names', None) or [
                 str(i) for i in range(len(per_class))]

@@ -28,6 +28,7 @@ seeds, each in its own process, and prints the paper-style table;
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import yaml
 
-from .base import (EpochLog, PeakMemory, RunFolderError,
+from .base import (EpochLog, PeakMemory, RunFolderError, checkpoint_epochs,
                    prepare_fit, quiet_lightning, read_result, write_result)
 
 try:
@@ -116,10 +117,11 @@ class AppCLI(LightningCLI):
         self.command = command
         model_class, data_class = _classes(command)
         default = [str(preset_path(command, APPS[command]['presets'][0]))]
-        kwargs = dict(default_config_files=default,
-                      prog=f'glore-pyg {command}')
-        parser_kwargs = ({job: dict(kwargs) for job in LIGHTNING_JOBS}
-                         if run else kwargs)
+        kwargs = dict(default_config_files=default)
+        parser_kwargs = ({job: dict(kwargs, description=JOBS[job])
+                          for job in LIGHTNING_JOBS} if run else kwargs)
+        parser_kwargs['prog'] = f'glore-pyg {command}'
+
         super().__init__(
             model_class, data_class, save_config_callback=None,
             seed_everything_default=0, auto_configure_optimizers=False,
@@ -129,6 +131,12 @@ class AppCLI(LightningCLI):
             parser_kwargs=parser_kwargs, args=args, run=run)
 
     # -- the parser --------------------------------------------------------
+    def add_default_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            '--seed_everything', type=int, default=0,
+            help='the seed of the initial weights, the data (rooms, '
+            'mosaics, crops, hold-outs) and the training order (default: 0)')
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
             '--out', type=Optional[str], default=None,
@@ -175,6 +183,8 @@ class AppCLI(LightningCLI):
         if self.subcommand != 'fit' or (
                 out is None and trainer.get('logger') in (None, True)):
             kwargs['logger'] = False
+        if self.subcommand not in (None, 'fit'):
+            kwargs['enable_checkpointing'] = False
         # time and peak memory of every process of the run (resumes
         # included: both keep their state in the checkpoint)
         self.timer, self.memory = Timer(), PeakMemory()
@@ -218,6 +228,13 @@ class AppCLI(LightningCLI):
             return
         if ckpt_path is None and resume is not None:
             ckpt_path = str(Path(out) / 'checkpoints' / 'last.ckpt')
+            if self.trainer.is_global_zero:
+                print(f'{out}: resuming after epoch '
+                      f'{checkpoint_epochs(ckpt_path)}', file=sys.stderr)
+        elif self._get(self.config, 'overwrite') and \
+                self.trainer.is_global_zero:
+            print(f'{out}: the earlier run was deleted (--overwrite)',
+                  file=sys.stderr)
         if self.trainer.is_global_zero:
             Path(out).mkdir(parents=True, exist_ok=True)
             (Path(out) / 'config.yaml').write_text(yaml.safe_dump(
@@ -227,8 +244,13 @@ class AppCLI(LightningCLI):
                              ckpt_path=ckpt_path, **kwargs)
             if self.trainer.interrupted:
                 return
-            metrics = self.trainer.validate(model, datamodule=datamodule,
-                                            verbose=False)[0]
+            # the last epoch's validation; a validation pass only when this
+            # process trained nothing (it would add a row to metrics.csv)
+            metrics = {k: v for k, v in self.trainer.callback_metrics.items()
+                       if k.startswith('val_')}
+            if not metrics or not model.per_class:
+                metrics = self.trainer.validate(model, datamodule=datamodule,
+                                                verbose=False)[0]
         if not self.trainer.is_global_zero:
             return
         size = model.complexity(datamodule)
@@ -244,6 +266,9 @@ class AppCLI(LightningCLI):
         print(json.dumps(result['metrics'], indent=2))
 
     def _evaluate(self, job: str, model, datamodule, ckpt_path, **kwargs):
+        if ckpt_path is None:
+            raise RunFolderError(f"{job} needs a trained run: --out RUN (or "
+                                 f"--ckpt_path FILE)")
         if ckpt_path is not None:
             trained = torch.load(ckpt_path, map_location='cpu',
                                  weights_only=False).get(
@@ -507,7 +532,7 @@ def compare(command: str, argv: List[str]) -> List[Dict]:
                 raise RunFolderError(
                     f"the run {name!r}, seed {seed} failed (exit status "
                     f"{done.returncode}; its message is above); rerun it "
-                    f"alone with: {' '.join(cmd[1:])}")
+                    f"alone with: glore-pyg {shlex.join(cmd[3:])}")
             results.append(read_result(folder))
         rows.append(table_row(name, results, app['metrics']))
     print(table(rows, app['metrics']))
@@ -566,7 +591,8 @@ USAGE = """usage: glore-pyg {segment,classify} JOB [options]
 jobs:
   fit        train (resumes from --out), writes result.json
   validate   the last checkpoint of --out on the validation split
-  test       the same on the test split, with the per-class table
+  test       the same, with the per-class table (the validation split;
+             ScanNet's whole test scenes with the scannet preset)
   predict    writes the predictions of --out's model (.npy; .ply for clouds)
   compare    trains a table of configurations over seeds, prints the table
   pictures   draws what a trained unit does (PNG files)
@@ -575,6 +601,20 @@ jobs:
   segment:  --config synthetic (default) | frog | scannet
   classify: --config digits (default) | folder
 """
+
+
+#: the jobs' descriptions in their --help
+JOBS = {
+    'fit': 'Train one configuration into the run folder --out (resumed when '
+           'it holds the same configuration) and write result.json.',
+    'validate': 'Evaluate the last checkpoint of --out on the validation '
+                'split; writes evaluation.json.',
+    'test': 'Evaluate the last checkpoint of --out on the test samples (the '
+            'validation split; ScanNet\'s whole test scenes with the scannet '
+            'preset), print the per-class table; writes test.json.',
+    'predict': 'Write the predictions of the last checkpoint of --out on the '
+               'test samples into --out/predictions.',
+}
 
 
 def _lightning_args(command: str, job: str, argv: List[str]) -> List[str]:
@@ -590,6 +630,9 @@ def _lightning_args(command: str, job: str, argv: List[str]) -> List[str]:
     out = next((a.split('=', 1)[1] for a in args if a.startswith('--out=')),
                args[args.index('--out') + 1] if '--out' in args[:-1]
                else None)
+    if job != 'fit' and any(a.startswith('--model') for a in args):
+        raise RunFolderError(f"{job} takes the model from the checkpoint: "
+                             f"--model options are not used")
     if job != 'fit' and out is not None:
         out = run_folder(out, command)
         args = ['--config', str(out / 'config.yaml')] + args
@@ -617,13 +660,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             :class:`~glore_pyg.apps.base.RunFolderError`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] not in APPS or argv[1] not in (
-            *LIGHTNING_JOBS, 'compare', 'pictures'):
+    jobs = (*LIGHTNING_JOBS, 'compare', 'pictures')
+    if len(argv) < 2 or argv[0] not in APPS or argv[1] not in jobs:
         if argv[:1] in (['-h'], ['--help']) or argv[1:2] in (['-h'],
                                                              ['--help']):
             print(USAGE)
             return 0
         print(USAGE, file=sys.stderr)
+        if argv[:1] and argv[0] not in APPS:
+            print(f"glore-pyg: unknown command {argv[0]!r}; choose from "
+                  f"{list(APPS)}", file=sys.stderr)
+        elif len(argv) > 1:
+            print(f"glore-pyg {argv[0]}: unknown job {argv[1]!r}; choose "
+                  f"from {list(jobs)}", file=sys.stderr)
         raise SystemExit(2)
     command, job, rest = argv[0], argv[1], argv[2:]
     warnings.filterwarnings('ignore', message="LightningCLI's args parameter")
@@ -640,9 +689,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             with quiet_lightning():
                 AppCLI(command, args=_lightning_args(command, job, rest))
     except (RunFolderError, ValueError, TypeError, IndexError,
-            FileNotFoundError) as e:
+            FileNotFoundError, ImportError) as e:
         print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
         raise SystemExit(1)
+    except KeyboardInterrupt:
+        print(f'glore-pyg {command} {job}: interrupted; the same command '
+              f'resumes from the last finished epoch', file=sys.stderr)
+        raise SystemExit(130)
     return 0
 
 

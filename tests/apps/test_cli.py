@@ -317,3 +317,48 @@ def test_classify_jobs_after_fit(tmp_path, capsys):
     assert len(list((run / 'pictures').glob('*.png'))) == 3
     assert glore('classify', 'pictures', '--out', run, '--index', '32') == 1
     assert "'--index'" in capsys.readouterr().err
+
+
+def test_from_the_new_user_trial(tmp_path, capsys):
+    """Found by trying the commands as a new user: evaluation jobs without
+    a run, --model options that a checkpoint would override, an unknown
+    job, a missing torchvision, the log's rows, the resume line."""
+    assert glore('segment', 'validate') == 1
+    assert 'needs a trained run' in _one_line(capsys.readouterr().err)
+    run = tmp_path / 'run'
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '1') == 0
+    assert fit('segment', 'synthetic', run, '--trainer.max_epochs', '2') == 0
+    err = capsys.readouterr().err
+    assert f'{run}: resuming after epoch 1' in err
+    assert glore('segment', 'validate', '--out', run, '--model.units',
+                 '{sa3: glore}') == 1
+    assert '--model options are not used' in _one_line(
+        capsys.readouterr().err)
+    assert glore('segment', 'fitt') == 2
+    assert "unknown job 'fitt'" in capsys.readouterr().err
+    # one row per epoch in each process's log, no extra final validation
+    import csv
+    rows = []
+    for log in sorted((run / 'logs').glob('version_*/metrics.csv')):
+        rows += [r for r in csv.DictReader(log.open()) if r.get('val_miou')]
+    assert [r['epoch'] for r in rows] == ['0', '1']
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        assert glore('classify', 'fit', '--model.arch',
+                     'torchvision.resnet18', '--out', tmp_path / 'tv') == 1
+        assert 'needs torchvision' in _one_line(capsys.readouterr().err)
+
+
+def test_compare_failure_names_a_pasteable_command(tmp_path, capsys):
+    args = ['classify', 'compare', '--only', '+GloRe', '--out', tmp_path,
+            *TINY['digits'], '--trainer.max_epochs', '1']
+    pytest.importorskip('sklearn')
+    assert glore(*args) == 0
+    capsys.readouterr()
+    # the same folder, another configuration: the run refuses, compare
+    # names the command to rerun it alone, quoted for a shell
+    assert glore(*args[:-1], '2', '--data.batch_size', '8') == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "rerun it alone with: glore-pyg classify fit" in line
+    assert "--model.units '{\"layer3\": \"glore\"}'" in line

@@ -54,7 +54,11 @@ def build_model(arch: str, in_channels: int, num_classes: int,
         ImportError: ``'torchvision.NAME'`` without torchvision.
     """
     if arch.startswith('torchvision.'):
-        from torchvision import models
+        try:
+            from torchvision import models
+        except ImportError as e:
+            raise ImportError(f"'arch' {arch} needs torchvision, which does "
+                              f"not import here ({e})") from e
         name = arch.split('.', 1)[1]
         if not callable(getattr(models, name, None)):
             raise ValueError(f"'arch': torchvision.models has no {name!r}")
@@ -85,11 +89,13 @@ class ClassificationData(DataModule):
       ``val_fraction`` of each class is held out (seeded, stratified).
 
     Args:
-        name (str, optional): one of :data:`DATASETS`.
+        name (str, optional): ``'digits'`` or ``'folder'``.
             (default: ``'digits'``)
         root (str, optional): the image folder (``'folder'``).
-        train_size (int, optional): training mosaics (``'digits'``).
-        val_size (int, optional): test mosaics (``'digits'``).
+        train_size (int, optional): training mosaics (``'digits'``;
+            :obj:`None`: 8,000).
+        val_size (int, optional): test mosaics (``'digits'``; :obj:`None`:
+            2,000).
         image_size (int, optional): side in pixels folder images are
             resized to. (default: ``64``)
         val_fraction (float, optional): held-out fraction of a folder
@@ -152,10 +158,11 @@ class ClassificationTask(Task):
     scaled to a CPU.
 
     Args:
-        arch (str, optional): see :func:`build_model`.
+        arch (str, optional): ``'digits'``, ``'resnet18'``, ``'resnet50'``
+            (bundled) or ``'torchvision.NAME'`` (see :func:`build_model`).
             (default: ``'digits'``)
         units (dict, optional): module name -> unit spec.
-            (default: :obj:`None`: the baseline)
+            (default: none, the baseline)
         pretrained (str, optional): a file of backbone weights loaded when
             the task is built (see :func:`~glore_pyg.apps.classification
             .load_backbone_weights`; a classifier of another size is left

@@ -36,12 +36,14 @@ class SegmentationData(DataModule):
       scenes when ``whole_scene_test``: every point predicted once).
 
     Args:
-        name (str, optional): one of :data:`DATASETS`.
+        name (str, optional): ``'synthetic'``, ``'frog'`` or ``'scannet'``.
             (default: ``'synthetic'``)
         root (str, optional): the ScanNet folder. (default: :obj:`None`)
         num_points (int, optional): points per sample. (default: ``2048``)
-        train_size (int, optional): training rooms or crops.
-        val_size (int, optional): validation rooms or crops.
+        train_size (int, optional): training rooms or crops (:obj:`None`:
+            128 rooms, 100 crops; ScanNet: every scene).
+        val_size (int, optional): validation rooms or crops (:obj:`None`:
+            32 rooms, 20 crops).
         whole_scene_test (bool, optional): ScanNet's whole-scene protocol
             for ``test``. (default: :obj:`False`)
         batch_size (int, optional): clouds per batch. (default: ``8``)
@@ -148,7 +150,7 @@ class SegmentationTask(Task):
         units (dict, optional): level -> unit spec, e.g.
             ``{'sa3': 'latentgnn:kernels=3'}`` (see
             :class:`~glore_pyg.apps.segmentation.pointnet2
-            .PointNet2Segmentation`). (default: :obj:`None`: the baseline)
+            .PointNet2Segmentation`). (default: none, the baseline)
         preset (str, optional): network size, ``'small'`` or
             ``'scannet'``. (default: ``'small'``)
         voxel_size (float, optional): of the voxel metrics, in the

@@ -677,6 +677,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     command, job, rest = argv[0], argv[1], argv[2:]
     warnings.filterwarnings('ignore', message="LightningCLI's args parameter")
     warnings.filterwarnings('ignore', message='.*treespec, LeafSpec')
+    # validate / test / predict read a checkpoint without writing any
+    warnings.filterwarnings('ignore', message='Be aware that when using '
+                            '`ckpt_path`, callbacks used to create')
     # a resumed run writes into its own checkpoint folder
     warnings.filterwarnings('ignore', message='Checkpoint directory .* exists '
                             'and is not empty')

@@ -6,8 +6,11 @@ from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
                    LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
 from .factory import create_unit, parse_unit_spec
 from .modes import eval_mode
+from .norm import DistributedBatchNorm, convert_distributed_batchnorm
 
 __all__ = [
+    'DistributedBatchNorm',
+    'convert_distributed_batchnorm',
     'GloReConv', 'LatentGNNConv', 'NonLocalConv',
     'GloRe1d', 'GloRe2d', 'GloRe3d',
     'LatentGNN1d', 'LatentGNN2d', 'LatentGNN3d',

@@ -239,6 +239,7 @@ class AppCLI(LightningCLI):
             Path(out).mkdir(parents=True, exist_ok=True)
             (Path(out) / 'config.yaml').write_text(yaml.safe_dump(
                 config, sort_keys=False))
+        self._synchronise_batchnorm(model)
         with quiet_lightning():
             self.trainer.fit(model, datamodule=datamodule,
                              ckpt_path=ckpt_path, **kwargs)
@@ -264,6 +265,26 @@ class AppCLI(LightningCLI):
                       per_class=dict(model.per_class))
         write_result(out, result)
         print(json.dumps(result['metrics'], indent=2))
+
+    def _synchronise_batchnorm(self, model) -> None:
+        """On several processes, BatchNorm normalises with the moments of
+        the whole batch: :class:`~glore_pyg.nn.DistributedBatchNorm` on
+        CPU (``SyncBatchNorm`` refuses CPU tensors), ``SyncBatchNorm`` on
+        GPUs; the log says which."""
+        world = self.trainer.world_size
+        if world < 2:
+            return
+        device = self.trainer.strategy.root_device.type
+        if device == 'cuda':
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            kind = 'torch.nn.SyncBatchNorm'
+        else:
+            from ..nn import convert_distributed_batchnorm
+            convert_distributed_batchnorm(model)
+            kind = 'glore_pyg.nn.DistributedBatchNorm'
+        if self.trainer.is_global_zero:
+            print(f'{world} processes on {device}: BatchNorm moments '
+                  f'all-reduced with {kind}', file=sys.stderr)
 
     def _evaluate(self, job: str, model, datamodule, ckpt_path, **kwargs):
         if ckpt_path is None:

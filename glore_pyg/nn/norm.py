@@ -23,7 +23,7 @@ def _all_reduce(t: Tensor, group) -> Tensor:
     return all_reduce(t, group=group)
 
 
-class DistributedBatchNorm(nn.SyncBatchNorm):
+class DistributedBatchNorm(nn.BatchNorm1d):
     r"""Batch normalisation over the batch of every process of a group
     (`"Batch Normalization: Accelerating Deep Network Training by Reducing
     Internal Covariate Shift" <https://arxiv.org/abs/1502.03167>`_), on CPU
@@ -73,6 +73,19 @@ class DistributedBatchNorm(nn.SyncBatchNorm):
             a single value per channel over all processes.
     """
 
+    def __init__(self, num_features: int, eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine,
+                         track_running_stats, device=device, dtype=dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"'input' must be [N, C, *], got "
+                             f"{input.dim()}-D input")
+
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         use_batch = self.training or not self.track_running_stats
@@ -89,7 +102,7 @@ class DistributedBatchNorm(nn.SyncBatchNorm):
                              dtype=x.dtype, device=x.device)
         stats = _all_reduce(torch.cat([x.sum(dims), count]), group)
         n = stats[-1]
-        if float(n) <= 1:
+        if float(n.detach()) <= 1:
             raise ValueError(f"Expected more than 1 value per channel over "
                              f"all processes when training, got input size "
                              f"{list(input.shape)} here and {int(n)} values "

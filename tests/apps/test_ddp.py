@@ -65,3 +65,18 @@ def test_two_processes_train_what_one_process_trains(tmp_path):
     b = json.loads((tmp_path / 'two' / 'result.json').read_text())['metrics']
     assert a['val_acc'] == b['val_acc']
     assert a['val_loss'] == pytest.approx(b['val_loss'], abs=1e-5)
+
+
+def test_resume_with_two_processes_is_exact(tmp_path):
+    """A 2-process run stopped after its first epoch and continued to the
+    second ends bit-identical to one that ran both epochs."""
+    pytest.importorskip('sklearn')
+    ddp = ['--data.batch_size', '8', '--trainer.devices', '2',
+           '--trainer.strategy', 'ddp']
+    whole = _fit(tmp_path / 'whole', *ddp)
+    _fit(tmp_path / 'cut', *ddp, '--trainer.max_epochs', '1')
+    resumed = _fit(tmp_path / 'cut', *ddp)
+    assert resumed['global_step'] == whole['global_step'] == 6
+    for key, value in whole['state_dict'].items():
+        torch.testing.assert_close(resumed['state_dict'][key], value, rtol=0,
+                                   atol=0, msg=key)

@@ -80,3 +80,35 @@ def test_resume_with_two_processes_is_exact(tmp_path):
     for key, value in whole['state_dict'].items():
         torch.testing.assert_close(resumed['state_dict'][key], value, rtol=0,
                                    atol=0, msg=key)
+
+
+def test_torchrun_two_nodes_of_one_process(tmp_path):
+    """``torchrun --nnodes 2 --nproc_per_node 1`` on localhost, one launch
+    per node, as on two machines: Lightning reads torchrun's environment,
+    the two nodes train one run."""
+    pytest.importorskip('sklearn')
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    run = tmp_path / 'run'
+    nodes = [subprocess.Popen(
+        [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2',
+         '--nproc_per_node', '1', '--node_rank', str(rank), '--master_addr',
+         '127.0.0.1', '--master_port', str(port), '-m', 'glore_pyg.apps.cli',
+         'classify', 'fit', '--config', 'digits', '--data.train_size', '48',
+         '--data.val_size', '32', '--data.batch_size', '8', *QUIET,
+         '--trainer.max_epochs', '2', '--trainer.num_nodes', '2',
+         '--trainer.devices', '1', '--trainer.strategy', 'ddp',
+         '--out', str(run)], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    try:
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, out in zip(nodes, outputs):
+        assert node.returncode == 0, out[-3000:]
+    state = torch.load(run / 'checkpoints' / 'last.ckpt', weights_only=False)
+    assert state['global_step'] == 6  # 48 mosaics / (2 nodes x 8) x 2
+    assert 'BatchNorm moments all-reduced' in outputs[0]

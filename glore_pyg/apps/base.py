@@ -142,6 +142,11 @@ class DataModule(L.LightningDataModule):
         world, rank = 1, 0
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
+        if shuffle and world > len(dataset):
+            raise RunFolderError(
+                f"{world} processes need at least {world} training samples, "
+                f"the data has {len(dataset)}: use fewer processes or more "
+                f"data")
         sampler = EpochSampler(dataset, self.seed, world, rank) if shuffle \
             else None
         return torch.utils.data.DataLoader(
@@ -232,6 +237,35 @@ class Task(L.LightningModule):
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------
+    #: the run's config (set by the command line): on several processes,
+    #: :meth:`setup` checks that every process runs the same one
+    run_config: Optional[Mapping] = None
+
+    def setup(self, stage: str) -> None:
+        """On several processes: one small collective compares the run's
+        config of every process with the first one's (leaving out
+        :data:`RESUMABLE_KEYS`), so that processes started with other
+        options or data stop with the same one-line error, none waiting
+        for the others.
+
+        Raises:
+            RunFolderError: a process runs another configuration.
+        """
+        import torch.distributed as dist
+        if self.run_config is None or not (dist.is_available() and
+                                           dist.is_initialized()):
+            return
+        configs = [None] * dist.get_world_size()
+        dist.all_gather_object(configs, dict(self.run_config))
+        for rank, config in enumerate(configs[1:], 1):
+            diff = config_differences(configs[0], config)
+            if diff:
+                key, (a, b) = next(iter(diff.items()))
+                raise RunFolderError(
+                    f"process {rank} runs another configuration than process "
+                    f"0 ({key}: {a!r} there, {b!r} on process {rank}): start "
+                    f"every process with the same options")
+
     def configure_optimizers(self):
         """The config's optimiser over all parameters and, if given, its
         scheduler (stepped per epoch)."""

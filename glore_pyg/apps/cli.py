@@ -240,6 +240,7 @@ class AppCLI(LightningCLI):
             (Path(out) / 'config.yaml').write_text(yaml.safe_dump(
                 config, sort_keys=False))
         self._synchronise_batchnorm(model)
+        model.run_config = config
         with quiet_lightning():
             self.trainer.fit(model, datamodule=datamodule,
                              ckpt_path=ckpt_path, **kwargs)

@@ -82,16 +82,15 @@ def test_resume_with_two_processes_is_exact(tmp_path):
                                    atol=0, msg=key)
 
 
-def test_torchrun_two_nodes_of_one_process(tmp_path):
-    """``torchrun --nnodes 2 --nproc_per_node 1`` on localhost, one launch
-    per node, as on two machines: Lightning reads torchrun's environment,
-    the two nodes train one run."""
-    pytest.importorskip('sklearn')
+def _torchrun(tmp_path, node_args=((), ())):
+    """``glore-pyg classify fit`` under ``torchrun --nnodes 2
+    --nproc_per_node 1`` on localhost, one launch per node (as on two
+    machines), ``node_args[r]`` added on node r; the exit statuses and
+    outputs."""
     import socket
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    run = tmp_path / 'run'
     nodes = [subprocess.Popen(
         [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2',
          '--nproc_per_node', '1', '--node_rank', str(rank), '--master_addr',
@@ -100,15 +99,45 @@ def test_torchrun_two_nodes_of_one_process(tmp_path):
          '--data.val_size', '32', '--data.batch_size', '8', *QUIET,
          '--trainer.max_epochs', '2', '--trainer.num_nodes', '2',
          '--trainer.devices', '1', '--trainer.strategy', 'ddp',
-         '--out', str(run)], cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+         '--out', str(tmp_path / 'run'), *node_args[rank]], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in (0, 1)]
     try:
         outputs = [node.communicate(timeout=300)[0] for node in nodes]
     finally:
         for node in nodes:
             node.kill()
-    for node, out in zip(nodes, outputs):
-        assert node.returncode == 0, out[-3000:]
-    state = torch.load(run / 'checkpoints' / 'last.ckpt', weights_only=False)
+    return [node.returncode for node in nodes], outputs
+
+
+def test_torchrun_two_nodes_of_one_process(tmp_path):
+    """``torchrun --nnodes 2 --nproc_per_node 1`` on localhost, one launch
+    per node, as on two machines: Lightning reads torchrun's environment,
+    the two nodes train one run."""
+    pytest.importorskip('sklearn')
+    codes, outputs = _torchrun(tmp_path)
+    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    state = torch.load(tmp_path / 'run' / 'checkpoints' / 'last.ckpt',
+                       weights_only=False)
     assert state['global_step'] == 6  # 48 mosaics / (2 nodes x 8) x 2
     assert 'BatchNorm moments all-reduced' in outputs[0]
+
+
+def test_processes_with_other_options_stop_with_one_error(tmp_path):
+    """Two nodes started with other data: both stop with the same clear
+    error (one small collective on the configs), neither hangs."""
+    pytest.importorskip('sklearn')
+    codes, outputs = _torchrun(tmp_path, ((), ('--data.train_size', '40')))
+    assert codes[0] != 0 and codes[1] != 0
+    for out in outputs:
+        assert ('process 1 runs another configuration than process 0 '
+                '(data.train_size: 48 there, 40 on process 1)') in out
+
+
+def test_more_processes_than_samples_is_refused(tmp_path):
+    pytest.importorskip('sklearn')
+    codes, outputs = _torchrun(tmp_path, (('--data.train_size', '1'),
+                                          ('--data.train_size', '1')))
+    assert codes[0] != 0 and codes[1] != 0
+    assert '2 processes need at least 2 training samples, the data has 1' \
+        in outputs[0]

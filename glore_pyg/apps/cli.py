@@ -291,15 +291,13 @@ class AppCLI(LightningCLI):
         if ckpt_path is None:
             raise RunFolderError(f"{job} needs a trained run: --out RUN (or "
                                  f"--ckpt_path FILE)")
-        if ckpt_path is not None:
-            trained = torch.load(ckpt_path, map_location='cpu',
-                                 weights_only=False).get(
-                'hyper_parameters', {}).get('class_names')
-            if trained and list(trained) != list(datamodule.class_names):
-                raise RunFolderError(
-                    f"the checkpoint was trained on the classes "
-                    f"{list(trained)}, the data has "
-                    f"{list(datamodule.class_names)}")
+        trained = torch.load(ckpt_path, map_location='cpu',
+                             weights_only=False).get(
+            'hyper_parameters', {}).get('class_names')
+        if trained and list(trained) != list(datamodule.class_names):
+            raise RunFolderError(
+                f"the checkpoint was trained on the classes {list(trained)}, "
+                f"the data has {list(datamodule.class_names)}")
         with quiet_lightning():
             out = getattr(self.trainer, job)(model, datamodule=datamodule,
                                              ckpt_path=ckpt_path, **kwargs)

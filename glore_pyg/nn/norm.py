@@ -5,7 +5,6 @@ it."""
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ['DistributedBatchNorm', 'convert_distributed_batchnorm']
@@ -91,7 +90,8 @@ class DistributedBatchNorm(nn.BatchNorm1d):
         use_batch = self.training or not self.track_running_stats
         group = self.process_group
         if not use_batch or not _distributed():
-            return self._local(input)
+            # PyTorch's own BatchNorm (any dimension: see _check_input_dim)
+            return super().forward(input)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
         # [N, C, *] -> per-channel sums over every dimension but C
@@ -117,22 +117,6 @@ class DistributedBatchNorm(nn.BatchNorm1d):
         if self.training and self.track_running_stats:
             self._update_running_stats(mean.detach(), var.detach(), n)
         return out.to(input.dtype)
-
-    def _local(self, input: Tensor) -> Tensor:
-        """An ordinary BatchNorm (one process, or running statistics)."""
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked)
-        use_batch = self.training or not self.track_running_stats
-        return F.batch_norm(
-            input,
-            self.running_mean if not self.training or
-            self.track_running_stats else None,
-            self.running_var if not self.training or
-            self.track_running_stats else None,
-            self.weight, self.bias, use_batch, momentum, self.eps)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: Tensor, var: Tensor,

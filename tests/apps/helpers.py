@@ -3,6 +3,7 @@ data set, running the console script in this process, reading a run's
 checkpoint."""
 import pickle
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -100,20 +101,11 @@ def root_of(preset, tmp_path):
     return None
 
 
-class Interrupt:
+class Interrupt(L.Callback):
     """A Lightning callback that stops the run at the start of the second
     epoch, after the first epoch's checkpoint was written (as a killed
     process would); given to ``fit`` as ``--trainer.callbacks``."""
 
-
-try:
-    import lightning as L
-
-    class Interrupt(L.Callback):  # noqa: F811
-        __doc__ = Interrupt.__doc__
-
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                raise RuntimeError('interrupted')
-except ImportError:  # pragma: no cover
-    pass
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise RuntimeError('interrupted')

@@ -43,35 +43,124 @@ class RunFolderError(ValueError):
     naming the option that resolves it."""
 
 
+class ProcessGroupError(RuntimeError):
+    """A run on several processes stopped because a collective failed:
+    another process died, or stopped answering for longer than the
+    strategy's ``timeout``.  The message is one line; the last checkpoint
+    is kept, and the same command resumes from it."""
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failed collective of ``torch.distributed``
+    (a :class:`torch.distributed.DistError`, or gloo's / NCCL's
+    ``RuntimeError`` about a closed or timed-out connection)."""
+    import torch.distributed as dist
+    if isinstance(error, getattr(dist, 'DistError', ())):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        word in text for word in ('gloo', 'NCCL', 'Connection reset',
+                                  'Connection closed', 'timeout'))
+
+
 # --------------------------------------------------------------------------
 # data: order and crops from (seed, epoch)
 # --------------------------------------------------------------------------
-class EpochSampler(torch.utils.data.DistributedSampler):
-    """The training order of epoch ``e``: a permutation drawn from
-    ``(seed, e)`` (:class:`~torch.utils.data.DistributedSampler`'s
-    shuffle), split over ``num_replicas`` processes (1 by default: no
-    process group is needed).  :meth:`set_epoch`, which Lightning calls
-    before every epoch (also the first one after a resume), passes the
-    epoch on to the data set when it has a ``set_epoch`` of its own (the
-    random-crop data sets), so that what item ``i`` holds is a function of
-    ``(seed, e, i)`` too.
+class EpochSampler(torch.utils.data.Sampler):
+    """The training order of epoch ``e``: a permutation of the data set
+    drawn from ``(seed, e)`` (the same one as the shuffle of PyTorch's
+    :class:`~torch.utils.data.DistributedSampler` on one process), whatever
+    the number of processes (:class:`ProcessBatches` splits it).
+    :meth:`set_epoch`, which Lightning calls before every epoch (also the
+    first one after a resume), passes the epoch on to the data set when it
+    has a ``set_epoch`` of its own (the random-crop data sets), so that
+    what item ``i`` holds is a function of ``(seed, e, i)`` too.
 
     Args:
         dataset (Dataset): the training set.
         seed (int): the run's seed.
-        num_replicas (int, optional): processes. (default: ``1``)
-        rank (int, optional): this process. (default: ``0``)
     """
 
-    def __init__(self, dataset, seed: int, num_replicas: int = 1,
-                 rank: int = 0):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank,
-                         shuffle=True, seed=seed, drop_last=False)
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, int(seed), 0
 
     def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
+        self.epoch = int(epoch)
         if hasattr(self.dataset, 'set_epoch'):
             self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(len(self.dataset), generator=g).tolist())
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+class ProcessBatches(torch.utils.data.Sampler):
+    """The batches of one process out of ``num_replicas``: the order of
+    ``sampler`` cut into global batches of ``batch_size * num_replicas``
+    samples, each dealt out in turn (sample ``j`` of a global batch to
+    process ``j mod num_replicas``).  Nothing is repeated or dropped: the
+    processes' batches of a step are a partition of the global batch that
+    one process with ``batch_size * num_replicas`` would take, and over an
+    epoch of every sample once.
+
+    * ``train=True``: every process must take part in every step (DDP
+      all-reduces the gradients), so a last global batch smaller than
+      ``num_replicas`` joins the one before it; the processes' batch sizes
+      of a step differ by at most one.  The loss of a step is the mean over
+      the global batch (:meth:`Task.training_step`), so unequal shares
+      train what one process would.
+    * ``train=False`` (evaluation): processes may take different numbers
+      of batches; an empty share is skipped.
+
+    Lightning finds :attr:`sampler` and calls its ``set_epoch``.
+
+    Args:
+        sampler (Sampler): the order of the whole data set
+            (:class:`EpochSampler` in training, sequential in evaluation).
+        batch_size (int): samples per process and step.
+        num_replicas (int, optional): processes. (default: ``1``)
+        rank (int, optional): this process. (default: ``0``)
+        train (bool, optional): see above. (default: ``True``)
+
+    Raises:
+        ValueError: ``rank`` outside ``[0, num_replicas)``, ``batch_size``
+            or ``num_replicas`` below 1.
+    """
+
+    def __init__(self, sampler, batch_size: int, num_replicas: int = 1,
+                 rank: int = 0, train: bool = True):
+        from ..functional.checks import check_int
+        self.sampler = sampler
+        self.batch_size = check_int(batch_size, 'batch_size', 1)
+        self.num_replicas = check_int(num_replicas, 'num_replicas', 1)
+        self.rank = check_int(rank, 'rank', 0)
+        if self.rank >= self.num_replicas:
+            raise ValueError(f"'rank': {rank} is not below num_replicas="
+                             f"{num_replicas}")
+        self.train = bool(train)
+
+    def _global_batches(self, n: int) -> List[range]:
+        size = self.batch_size * self.num_replicas
+        bounds = list(range(0, n, size)) + [n]
+        if self.train and len(bounds) > 2 and \
+                bounds[-1] - bounds[-2] < self.num_replicas:
+            del bounds[-2]  # a tail too small to feed every process
+        return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def __iter__(self):
+        order = list(self.sampler)
+        for span in self._global_batches(len(order)):
+            share = [order[j] for j in span[self.rank::self.num_replicas]]
+            if share:
+                yield share
+
+    def __len__(self) -> int:
+        return sum(1 for span in self._global_batches(len(self.sampler))
+                   if len(span[self.rank::self.num_replicas]) > 0)
 
 
 class DataModule(L.LightningDataModule):
@@ -138,20 +227,40 @@ class DataModule(L.LightningDataModule):
         return list(getattr(self.info, 'class_names',
                             range(self.num_classes)))
 
-    def _loader(self, dataset, shuffle: bool, batch_size=None):
+    def _share(self, dataset, train: bool, batch_size=None):
+        """This process's :class:`ProcessBatches` of ``dataset``."""
         world, rank = 1, 0
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
-        if shuffle and world > len(dataset):
+        if train and world > len(dataset):
             raise RunFolderError(
                 f"{world} processes need at least {world} training samples, "
                 f"the data has {len(dataset)}: use fewer processes or more "
                 f"data")
-        sampler = EpochSampler(dataset, self.seed, world, rank) if shuffle \
-            else None
+        order = EpochSampler(dataset, self.seed) if train else \
+            torch.utils.data.SequentialSampler(dataset)
+        return ProcessBatches(order, batch_size or self.batch_size, world,
+                              rank, train=train)
+
+    def _loader(self, dataset, train: bool, batch_size=None,
+                batched: bool = True):
+        """A loader of this process's share of ``dataset`` (see
+        :class:`ProcessBatches`); ``batched=False``: one item at a time,
+        uncollated."""
+        batches = self._share(dataset, train, batch_size)
+        if not batched:
+            return torch.utils.data.DataLoader(
+                dataset, batch_size=None, num_workers=self.num_workers,
+                sampler=[i for share in batches for i in share])
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
-            num_workers=self.num_workers, collate_fn=self.collate(dataset))
+            dataset, batch_sampler=batches, num_workers=self.num_workers,
+            collate_fn=self.collate(dataset))
+
+    def predict_indices(self) -> List[int]:
+        """The indices of the test set that this process predicts, in the
+        order of its predictions."""
+        return [i for share in self._share(self.test_set, False)
+                for i in share]
 
     def collate(self, dataset):
         """The loaders' ``collate_fn`` (:obj:`None`: PyTorch's default)."""
@@ -227,14 +336,19 @@ class Task(L.LightningModule):
     def make_metrics(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def loss(self, logits: Tensor, batch) -> Tensor:  # pragma: no cover
+    def loss_terms(self, logits: Tensor, batch):  # pragma: no cover
+        """``(total, count)``: the batch's summed loss and what it is a
+        mean over (samples, points or summed weights), so that a mean over
+        several processes' batches is ``sum(total) / sum(count)``."""
         raise NotImplementedError
+
+    def loss(self, logits: Tensor, batch) -> Tensor:
+        """The mean loss of one batch, ``total / count``."""
+        total, count = self.loss_terms(logits, batch)
+        return total / count.clamp_min(1e-12)
 
     def update_metrics(self, metrics, logits: Tensor, batch) -> None:
         raise NotImplementedError  # pragma: no cover
-
-    def batch_size_of(self, batch) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     # -- shared --------------------------------------------------------------
     #: the run's config (set by the command line): on several processes,
@@ -283,16 +397,29 @@ class Task(L.LightningModule):
                           + self.global_rank)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        loss = self.loss(self(batch), batch)
-        self.log('train_loss', loss, on_step=False, on_epoch=True,
-                 prog_bar=True, batch_size=self.batch_size_of(batch),
-                 sync_dist=True)
-        return loss
+        """The mean loss over the step's global batch: on several
+        processes, each one's ``total`` over the ``count`` all-reduced over
+        the processes (one number), times the number of processes, which
+        DDP's averaging of the gradients divides out again; processes with
+        unequal shares (:class:`ProcessBatches`) so train what one process
+        would on the whole batch."""
+        total, count = self.loss_terms(self(batch), batch)
+        # logged as a mean weighted by count: over the epoch and the
+        # processes, sum(total) / sum(count)
+        self.log('train_loss', total.detach() / count.clamp_min(1e-12),
+                 on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=float(count), sync_dist=True)
+        world = self.trainer.world_size
+        if world > 1:
+            count = self.trainer.strategy.reduce(count.detach().clone(),
+                                                 reduce_op='sum') / world
+        return total / count.clamp_min(1e-12)
 
     def _eval_step(self, stage: str, batch) -> None:
         logits = self(batch)
-        self.log(f'{stage}_loss', self.loss(logits, batch), on_epoch=True,
-                 batch_size=self.batch_size_of(batch), sync_dist=True)
+        total, count = self.loss_terms(logits, batch)
+        self.log(f'{stage}_loss', total / count.clamp_min(1e-12),
+                 on_epoch=True, batch_size=float(count), sync_dist=True)
         self.update_metrics(getattr(self, f'{stage}_metrics'), logits, batch)
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -541,8 +668,10 @@ def quiet_lightning():
             lg.setLevel(level)
 
 
-__all__ = ['Task', 'DataModule', 'EpochSampler', 'PeakMemory', 'EpochLog',
-           'RunFolderError', 'prepare_fit', 'config_differences',
+__all__ = ['Task', 'DataModule', 'EpochSampler', 'ProcessBatches',
+           'PeakMemory', 'EpochLog',
+           'RunFolderError', 'ProcessGroupError', 'is_collective_failure',
+           'prepare_fit', 'config_differences',
            'checkpoint_epochs', 'per_class_table', 'peak_rss_bytes',
            'write_result', 'read_result', 'quiet_lightning',
            'RESUMABLE_KEYS', 'RUN_FILES']

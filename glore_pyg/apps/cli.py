@@ -39,8 +39,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import yaml
 
-from .base import (EpochLog, PeakMemory, RunFolderError, checkpoint_epochs,
-                   prepare_fit, quiet_lightning, read_result, write_result)
+from .base import (EpochLog, PeakMemory, ProcessGroupError, RunFolderError,
+                   checkpoint_epochs, is_collective_failure, prepare_fit,
+                   quiet_lightning, read_result, write_result)
 
 try:
     from lightning.pytorch.callbacks import ModelCheckpoint, Timer
@@ -242,8 +243,13 @@ class AppCLI(LightningCLI):
         self._synchronise_batchnorm(model)
         model.run_config = config
         with quiet_lightning():
-            self.trainer.fit(model, datamodule=datamodule,
-                             ckpt_path=ckpt_path, **kwargs)
+            try:
+                self.trainer.fit(model, datamodule=datamodule,
+                                 ckpt_path=ckpt_path, **kwargs)
+            except Exception as e:
+                if self.trainer.world_size > 1 and is_collective_failure(e):
+                    self._stop_processes(e, out)
+                raise
             if self.trainer.interrupted:
                 return
             # the last epoch's validation; a validation pass only when this
@@ -266,6 +272,26 @@ class AppCLI(LightningCLI):
                       per_class=dict(model.per_class))
         write_result(out, result)
         print(json.dumps(result['metrics'], indent=2))
+
+    def _stop_processes(self, error: BaseException, out) -> None:
+        """After a failed collective: the processes this one started (with
+        Lightning's launcher) are stopped too, and a one-line
+        :class:`ProcessGroupError` names what is kept."""
+        launcher = self.trainer.strategy.launcher
+        if launcher is not None and hasattr(launcher, 'kill'):
+            import signal
+            launcher.kill(signal.SIGTERM)
+        last = Path(out) / 'checkpoints' / 'last.ckpt'
+        kept = (f"{last} (after epoch {checkpoint_epochs(last)}) is kept: "
+                f"start every process again with the same command to resume"
+                if last.exists() else "no epoch had finished, no checkpoint "
+                "was written")
+        first = str(error).strip().splitlines()[0][:200]
+        raise ProcessGroupError(
+            f"process {self.trainer.global_rank} of "
+            f"{self.trainer.world_size}: a collective failed, another "
+            f"process of the run died or stopped answering ({first}); "
+            f"{kept}") from error
 
     def _synchronise_batchnorm(self, model) -> None:
         """On several processes, BatchNorm normalises with the moments of
@@ -315,17 +341,33 @@ class AppCLI(LightningCLI):
         self._write('test.json', metrics)
 
     def predict(self, model, datamodule, ckpt_path=None, **kwargs):
+        """Predictions of the test set into ``OUT/predictions``, each
+        sample named by its index in the data set: on several processes,
+        each writes the point clouds it predicted; the image labels are
+        gathered and written by the first process."""
         kwargs['return_predictions'] = True
-        batches = self._evaluate('predict', model, datamodule, ckpt_path,
-                                 **kwargs)
+        with warnings.catch_warnings():  # ProcessBatches returns them all
+            warnings.filterwarnings('ignore', 'You are using a custom batch '
+                                    'sampler')
+            batches = self._evaluate('predict', model, datamodule,
+                                     ckpt_path, **kwargs)
         items = [item for batch in batches for item in batch]
+        ids = datamodule.predict_indices()
         out = self._out() or '.'
         if self.command == 'segment':
             from .segmentation.task import write_predictions
         else:
             from .classification.task import write_predictions
+            if self.trainer.world_size > 1:
+                import torch.distributed as dist
+                parts = [None] * self.trainer.world_size
+                dist.all_gather_object(parts, (ids, items))
+                if not self.trainer.is_global_zero:
+                    return
+                ids = [i for part in parts for i in part[0]]
+                items = [item for part in parts for item in part[1]]
         for path in write_predictions(items, Path(out) / 'predictions',
-                                      datamodule.class_names):
+                                      datamodule.class_names, ids):
             print(path)
 
     def _write(self, name: str, values) -> None:
@@ -712,7 +754,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             with quiet_lightning():
                 AppCLI(command, args=_lightning_args(command, job, rest))
     except (RunFolderError, ValueError, TypeError, IndexError,
-            FileNotFoundError, ImportError) as e:
+            FileNotFoundError, ImportError, ProcessGroupError) as e:
         print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
         raise SystemExit(1)
     except KeyboardInterrupt:

@@ -17,9 +17,16 @@ def _distributed() -> bool:
 
 def _all_reduce(t: Tensor, group) -> Tensor:
     # the autograd-aware collective: its backward sums the gradients of
-    # every process, so the input gradients equal those of one batch
+    # every process, so the input gradients equal those of one batch.  torch
+    # 2.13 marks it deprecated in favour of a private module
+    # (torch.distributed._functional_collectives); the public one is kept,
+    # its warning silenced here only
+    import warnings
     from torch.distributed.nn.functional import all_reduce
-    return all_reduce(t, group=group)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'torch.distributed.nn.functional',
+                                FutureWarning)
+        return all_reduce(t, group=group)
 
 
 class DistributedBatchNorm(nn.BatchNorm1d):

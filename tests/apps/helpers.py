@@ -109,3 +109,26 @@ class Interrupt(L.Callback):
     def on_train_epoch_start(self, trainer, module):
         if trainer.current_epoch == 1:
             raise RuntimeError('interrupted')
+
+
+class DieOnRank1(L.Callback):
+    """A Lightning callback that kills the second process (``os._exit``,
+    as a crashed machine would) a step into the second epoch, after the
+    first epoch's checkpoint was written."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        import os
+        if trainer.current_epoch == 1 and batch_idx == 1 and \
+                trainer.global_rank == 1:
+            os._exit(3)
+
+
+class HangOnRank1(L.Callback):
+    """Like :class:`DieOnRank1`, but the second process stops answering
+    (sleeps) instead of dying."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        import time
+        if trainer.current_epoch == 1 and batch_idx == 1 and \
+                trainer.global_rank == 1:
+            time.sleep(600)

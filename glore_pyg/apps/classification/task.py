@@ -219,11 +219,10 @@ class ClassificationTask(Task):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.model(images)
 
-    def batch_size_of(self, batch) -> int:
-        return int(batch[1].numel())
-
-    def loss(self, logits: Tensor, batch) -> Tensor:
-        return F.cross_entropy(logits, batch[1])
+    def loss_terms(self, logits: Tensor, batch):
+        """Summed cross entropy and the number of images."""
+        return (F.cross_entropy(logits, batch[1], reduction='sum'),
+                logits.new_tensor(float(batch[1].numel())))
 
     def update_metrics(self, metrics, logits: Tensor, batch) -> None:
         metrics.update(logits.argmax(1), batch[1])
@@ -257,10 +256,24 @@ class ClassificationTask(Task):
 
 
 def write_predictions(items: List[Dict[str, Tensor]], folder,
-                      class_names=None) -> List[str]:
-    """Writes ``predictions.npy`` (predicted labels) and ``labels.npy``."""
+                      class_names=None, ids=None) -> List[str]:
+    """Writes ``predictions.npy`` (predicted labels) and ``labels.npy``,
+    entry ``i`` for image ``i`` of the data set when ``ids`` (the index of
+    each item) is given, in the order of ``items`` otherwise.
+
+    Raises:
+        ValueError: ``ids`` that are not a permutation of
+            ``range(len(items))``.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if ids is not None:
+        ids = [int(i) for i in ids]
+        if sorted(ids) != list(range(len(items))):
+            raise ValueError(f"'ids': not a permutation of the {len(items)} "
+                             f"items' indices")
+        items = [item for _, item in sorted(zip(ids, items),
+                                            key=lambda pair: pair[0])]
     np.save(folder / 'predictions.npy',
             np.array([int(i['pred']) for i in items], dtype=np.int64))
     np.save(folder / 'labels.npy',

@@ -109,8 +109,9 @@ class SetAbstraction(Module):
     over the points :math:`i` kept by farthest point sampling and their
     neighbours within ``radius`` (:class:`torch_geometric.nn.PointNetConv`
     with an :class:`~torch_geometric.nn.MLP` :math:`h_\Theta`).  Farthest
-    point sampling starts at a random point in training and at each
-    cloud's first point in evaluation.  The sampling, grouping and PointNet
+    point sampling starts at a random point in training (with
+    ``random_start``) and at each cloud's first point otherwise (as the
+    original CUDA implementation always does).  The sampling, grouping and PointNet
     layers of `"PointNet++: Deep Hierarchical Feature Learning on Point Sets
     in a Metric Space" <https://arxiv.org/abs/1706.02413>`_ (Sec. 3.2: the
     PointNet of Eq. 1 on each local region, in coordinates relative to its
@@ -122,6 +123,8 @@ class SetAbstraction(Module):
         spec (SetAbstractionSpec): ratio, radius, MLP widths and
             neighbour cap of the level (a plain tuple in that order is
             accepted).
+        random_start (bool, optional): a random first point in training.
+            (default: :obj:`True`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F)` or :obj:`None`, ``pos``
@@ -132,9 +135,11 @@ class SetAbstraction(Module):
           \mathrm{ratio} \cdot n_b \rceil`
     """
 
-    def __init__(self, in_channels: int, spec: SetAbstractionSpec):
+    def __init__(self, in_channels: int, spec: SetAbstractionSpec,
+                 random_start: bool = True):
         super().__init__()
         self.spec = SetAbstractionSpec(*spec)
+        self.random_start = bool(random_start)
         self.conv = PointNetConv(
             MLP([in_channels + 3, *self.spec.channels], plain_last=False),
             add_self_loops=False)
@@ -168,7 +173,7 @@ class SetAbstraction(Module):
                 (from torch).
         """
         idx = fps(pos, batch, ratio=self.spec.ratio,
-                  random_start=self.training)
+                  random_start=self.training and self.random_start)
         row, col = radius(pos, pos[idx], self.spec.radius, batch, batch[idx],
                           max_num_neighbors=self.spec.max_neighbors)
         edge_index = torch.stack([col, row], dim=0)
@@ -275,6 +280,11 @@ class PointNet2Segmentation(Module):
             ``fp`` are not given. (default: ``'scannet'``)
         dropout (float, optional): before the last layer.
             (default: :obj:`0.5`)
+        random_start (bool, optional): farthest point sampling from a
+            random point in training (PyG's choice); :obj:`False`: from
+            each cloud's first point (the original implementation's, and
+            what makes training independent of how a batch is split over
+            processes, with ``dropout=0``). (default: :obj:`True`)
 
     Shapes:
         - **input:** ``pos`` :math:`(N, 3)`, ``x`` :math:`(N, F)` or
@@ -293,7 +303,8 @@ class PointNet2Segmentation(Module):
                  sa: Optional[Sequence[SetAbstractionSpec]] = None,
                  fp: Optional[Sequence[FeaturePropagationSpec]] = None,
                  units: Optional[Mapping[str, str]] = None,
-                 preset: str = 'scannet', dropout: float = 0.5):
+                 preset: str = 'scannet', dropout: float = 0.5,
+                 random_start: bool = True):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"'preset' must be one of {sorted(PRESETS)}, "
@@ -311,7 +322,7 @@ class PointNet2Segmentation(Module):
         self.sa = ModuleList()
         widths = [in_channels]  # features at each resolution, finest first
         for spec in sa:
-            self.sa.append(SetAbstraction(widths[-1], spec))
+            self.sa.append(SetAbstraction(widths[-1], spec, random_start))
             widths.append(self.sa[-1].out_channels)
         self.fp = ModuleList()
         width = widths[-1]

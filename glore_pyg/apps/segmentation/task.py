@@ -114,11 +114,10 @@ class SegmentationData(DataModule):
         # re-create (for predict) from its arguments
         return Collater(dataset)
 
-    def _loader(self, dataset, shuffle: bool, batch_size=None):
+    def _loader(self, dataset, train: bool, batch_size=None):
         if isinstance(dataset, _WholeScenes):  # one scene at a time
-            return torch.utils.data.DataLoader(
-                dataset, batch_size=None, num_workers=self.num_workers)
-        return super()._loader(dataset, shuffle, batch_size)
+            return super()._loader(dataset, train, batch_size, batched=False)
+        return super()._loader(dataset, train, batch_size)
 
 
 class _WholeScenes(torch.utils.data.Dataset):
@@ -155,6 +154,12 @@ class SegmentationTask(Task):
             ``'scannet'``. (default: ``'small'``)
         voxel_size (float, optional): of the voxel metrics, in the
             positions' unit. (default: ``0.02``)
+        dropout (float, optional): before the network's last layer.
+            (default: ``0.5``)
+        random_start (bool, optional): farthest point sampling from a
+            random point in training (see :class:`~glore_pyg.apps
+            .segmentation.pointnet2.PointNet2Segmentation`).
+            (default: :obj:`True`)
         optimizer, lr_scheduler, seed: see :class:`~glore_pyg.apps.base
             .Task`.
         in_channels (int, optional): point features besides the position
@@ -180,6 +185,7 @@ class SegmentationTask(Task):
 
     def __init__(self, units: Optional[Mapping[str, str]] = None,
                  preset: str = 'small', voxel_size: float = 0.02,
+                 dropout: float = 0.5, random_start: bool = True,
                  optimizer: Optional[OptimizerCallable] = None,
                  lr_scheduler: Optional[LRSchedulerCallable] = None,
                  seed: int = 0, in_channels: int = 0, num_classes: int = 2,
@@ -193,7 +199,8 @@ class SegmentationTask(Task):
         self.class_names = list(class_names or [])
         self.model = PointNet2Segmentation(in_channels, num_classes,
                                            units=dict(units or {}),
-                                           preset=preset)
+                                           preset=preset, dropout=dropout,
+                                           random_start=random_start)
         weights = None if class_weights is None else torch.tensor(
             class_weights, dtype=torch.float)
         self.register_buffer('class_weights', weights, persistent=False)
@@ -206,21 +213,27 @@ class SegmentationTask(Task):
         r"""Logits :math:`(N, \text{num\_classes})` of a batch ``data``."""
         return self.model(data.pos, data.x, data.batch)
 
-    def batch_size_of(self, data) -> int:
-        return int(data.num_graphs)
-
-    def loss(self, logits: Tensor, data) -> Tensor:
-        """Cross entropy: with per-point weights ``data.weight`` (ScanNet)
-        their weighted mean; else weighted by ``class_weights`` with
-        ``ignore_index`` left out."""
+    def loss_terms(self, logits: Tensor, data):
+        """Cross entropy summed over the points and its normaliser: with
+        per-point weights ``data.weight`` (ScanNet) the weighted sum over
+        the sum of the weights; else weighted by ``class_weights``, with
+        ``ignore_index`` left out, over the summed weights of the labelled
+        points (:func:`torch.nn.functional.cross_entropy`'s mean)."""
+        y = data.y
         if 'weight' in data:  # ScanNet: per-point weights (0 in margins)
-            per_point = F.cross_entropy(logits, data.y, reduction='none')
+            per_point = F.cross_entropy(logits, y, reduction='none')
             w = data.weight.to(per_point.dtype)
-            return (per_point * w).sum() / w.sum().clamp_min(1e-12)
-        ignore = self.ignore_index
-        return F.cross_entropy(logits, data.y, weight=self.class_weights,
-                               ignore_index=-100 if ignore is None
-                               else ignore)
+            return (per_point * w).sum(), w.sum()
+        keep = y != (-100 if self.ignore_index is None else
+                     self.ignore_index)
+        per_point = F.cross_entropy(logits[keep], y[keep],
+                                    weight=self.class_weights,
+                                    reduction='none')
+        if self.class_weights is None:
+            count = per_point.new_tensor(float(per_point.numel()))
+        else:
+            count = self.class_weights.to(per_point.dtype)[y[keep]].sum()
+        return per_point.sum(), count
 
     def update_metrics(self, metrics, logits: Tensor, data) -> None:
         metrics.update(data.pos, logits.argmax(1), data.y, data.batch)
@@ -273,21 +286,31 @@ class SegmentationTask(Task):
 
 
 def write_predictions(items: List[Dict[str, Tensor]], folder,
-                      class_names=None) -> List[str]:
+                      class_names=None, ids=None) -> List[str]:
     """Writes each cloud's predictions as ``cloud{i}.npy`` (the labels) and
     ``cloud{i}.ply`` (ASCII: x, y, z, the predicted label and a colour per
-    label), and ``cloud0.png``: the first cloud coloured by prediction
-    beside ground truth when labels are known.
+    label), with ``i`` the cloud's index in the data set (``ids``, one per
+    item; :obj:`None`: the items' positions), and ``cloud0.png``: cloud 0
+    coloured by prediction beside ground truth when it is among the items
+    and labelled.  The colours depend on the labels only, so clouds written
+    by several processes share them.
 
     Returns:
         list of str: the written paths.
+
+    Raises:
+        ValueError: ``ids`` of another length than ``items``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    ids = list(range(len(items))) if ids is None else [int(i) for i in ids]
+    if len(ids) != len(items):
+        raise ValueError(f"'ids': {len(ids)} for {len(items)} items")
     paths = []
-    palette = _palette(max(int(torch.cat([i['pred'] for i in items]).max())
-                           + 1, len(class_names or [])))
-    for i, item in enumerate(items):
+    top = max([int(i['pred'].max()) + 1 for i in items if len(i['pred'])],
+              default=1)
+    palette = _palette(max(top, len(class_names or [])))
+    for i, item in zip(ids, items):
         pos, pred = item['pos'].float().numpy(), item['pred'].numpy()
         np.save(folder / f'cloud{i}.npy', pred)
         ply = folder / f'cloud{i}.ply'
@@ -301,9 +324,9 @@ def write_predictions(items: List[Dict[str, Tensor]], folder,
                 for p, c, (r, g, b) in zip(pos, pred, rgb)]
         ply.write_text('\n'.join(header + rows) + '\n')
         paths += [str(folder / f'cloud{i}.npy'), str(ply)]
-    if items and 'y' in items[0]:
-        paths.append(_draw_prediction(items[0], folder / 'cloud0.png',
-                                      palette, class_names))
+        if i == 0 and 'y' in item:
+            paths.append(_draw_prediction(item, folder / 'cloud0.png',
+                                          palette, class_names))
     return paths
 
 

@@ -58,7 +58,7 @@ CONFIGS = Path(__file__).parent / 'configs'
 #: baseline), the insertion point's option and default, the metrics shown
 APPS = {
     'segment': dict(
-        presets=('synthetic', 'frog', 'scannet'),
+        presets=('synthetic', 'frog', 'scannet', 'scannet_latentgnn'),
         configurations={
             'baseline': None,
             '+non-local': 'nonlocal',

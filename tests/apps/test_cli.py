@@ -362,3 +362,37 @@ def test_compare_failure_names_a_pasteable_command(tmp_path, capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "rerun it alone with: glore-pyg classify fit" in line
     assert "--model.units '{\"layer3\": \"glore\"}'" in line
+
+
+def test_scannet_latentgnn_preset_is_the_papers_setting(tmp_path):
+    """The shipped ``scannet_latentgnn`` preset trains (a smoke run on two
+    small scenes), and its units, with the paper's other rows named in the
+    preset, cost what Table 4 of the LatentGNN paper (ICML 2019) reports for
+    ScanNet: +0.31M / +15M (1 kernel), +0.54M / +30M (3 kernels), +0.70M /
+    +31M (non-local), parameters / multiply-adds per column of 8,192
+    points; within 10%, except the non-local block's multiply-adds (+34.7M,
+    12% above the paper's)."""
+    from glore_pyg.apps.cli import preset_path
+    from glore_pyg.apps.segmentation.pointnet2 import (PointNet2Segmentation,
+                                                       complexity)
+    root = root_of('scannet', tmp_path)
+    assert glore('segment', 'fit', '--config', 'scannet_latentgnn',
+                 '--data.root', root, '--data.num_points', '256',
+                 '--data.batch_size', '2', *QUIET,
+                 '--trainer.fast_dev_run', 'true') == 0
+    units = yaml.safe_load(preset_path('segment', 'scannet_latentgnn')
+                           .read_text())['model']['units']
+    assert units == {'sa2': 'latentgnn', 'sa3': 'latentgnn',
+                     'sa4': 'latentgnn'}
+    base = complexity(PointNet2Segmentation(0, 21, preset='scannet'), 8192)
+    for spec, (params, macs) in {'latentgnn': (0.31e6, 15e6),
+                                 'latentgnn:kernels=3': (0.54e6, 30e6),
+                                 'nonlocal': (0.70e6, 31e6)}.items():
+        model = PointNet2Segmentation(0, 21, preset='scannet',
+                                      units={k: spec for k in units})
+        cost = complexity(model, 8192)
+        assert cost['params'] - base['params'] == pytest.approx(params,
+                                                                rel=0.1)
+        # FlopCounterMode counts a multiply-add as 2 FLOPs
+        assert (cost['flops'] - base['flops']) / 2 == pytest.approx(
+            macs, rel=0.13)

@@ -1,7 +1,8 @@
 """Global-reasoning units in a CNN, end to end, with the library's API:
 
 1. insert GloRe units into a ResNet-50 (GloRe's ImageNet setting) and print
-   what they cost, like the papers' "+Params / +GFLOPs" columns;
+   what they cost, like the papers' "+Params / +GFLOPs" columns (multiply-
+   adds);
 2. train the digit-mosaic classifier ("are the two distant digits equal?")
    without a unit and with GloRe, LatentGNN (two kernels) and a non-local
    block after its last stage, and print the table;
@@ -85,14 +86,14 @@ def main(argv=None):
 
     # 2. the comparison on real digit scans
     out = Path(args.out or tempfile.mkdtemp(prefix='glore_pyg_digits_'))
-    print('| configuration | params | FLOPs | test accuracy | s / epoch |')
+    print('| configuration | params | MACs | test accuracy | s / epoch |')
     print('|---|---|---|---|---|')
     trained = {}
     for name, spec in CONFIGURATIONS.items():
         task, data, r = train(spec, args.epochs, args.train_size,
                               args.val_size, args.seed)
         trained[name] = task, data
-        print(f"| {name} | {r['params']:,} | {r['flops'] / 1e6:.1f}M | "
+        print(f"| {name} | {r['params']:,} | {r['macs'] / 1e6:.1f}M | "
               f"{r['val_acc']:.3f} | {r['seconds_per_epoch']:.1f} |",
               flush=True)
 

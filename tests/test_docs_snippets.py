@@ -26,8 +26,8 @@ def test_tutorial_code_runs(page, capsys):
     if page.endswith('cnn_feature_maps.md'):
         assert "['layer3.1', 'layer3.3', 'layer3.5']" in out
         # the overhead the page quotes
-        assert '| layer3.1 | GloRe2d | 1024 | 1.641M | 0.8179 |' in out
-        assert '| network without units | | | 23.529M | 8.1743 |' in out
+        assert '| layer3.1 | GloRe2d | 1024 | 1.641M | 0.4089 |' in out
+        assert '| network without units | | | 23.529M | 4.0872 |' in out
 
 
 # -- the documented commands parse as written --------------------------------

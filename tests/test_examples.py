@@ -33,7 +33,8 @@ def test_cnn_insertion_example_runs(tmp_path, capsys):
         ['--epochs', '1', '--train-size', '64', '--val-size', '32', '--out',
          str(tmp_path)])
     out = capsys.readouterr().out
-    assert '| layer3.1 | GloRe2d | 1024 | 1.641M | 0.8179 |' in out
+    # multiply-adds: 817,889,280 FLOPs / 2
+    assert '| layer3.1 | GloRe2d | 1024 | 1.641M | 0.4089 |' in out
     for name in ('baseline', '+GloRe', '+LatentGNN', '+non-local'):
         assert re.search(rf'\| {re.escape(name)} \| [\d,]+ \| [\d.]+M \| '
                          r'[01]\.\d{3} \|', out), name

@@ -464,7 +464,8 @@ def _ambiguous_classes(result: Dict) -> List[str]:
 def table_row(name: str, results: List[Dict], metrics) -> Dict:
     """One row of :func:`table` from the ``result.json`` of each seed."""
     row = dict(name=name, seeds=len(results), params=results[0]['params'],
-               flops=results[0]['flops'])
+               flops=results[0]['flops'],
+               macs=results[0].get('macs', results[0]['flops'] // 2))
     for key, _ in metrics:
         row[key] = _stat([r['metrics'].get(key) for r in results])
     ambiguous = _ambiguous_classes(results[0])
@@ -482,13 +483,14 @@ def _mega(v: float) -> str:
 
 
 def table(rows: List[Dict], metrics: Sequence) -> str:
-    """The paper-style table: params, FLOPs, the metrics (mean ± std over
-    seeds, in %; the value alone for one seed), time per epoch, peak
-    memory.  ``metrics``: (key, title) pairs."""
+    """The paper-style table: params, MACs (multiply-adds of one sample's
+    forward pass, the papers' "FLOPs"), the metrics (mean ± std over seeds,
+    in %; the value alone for one seed), time per epoch, peak memory.
+    ``metrics``: (key, title) pairs."""
     base = rows[0]
     ambiguous = any(r.get('val_ambiguous_iou', (None, ))[0] is not None
                     for r in rows)
-    head = ['configuration', 'params', 'FLOPs'] + [t for _, t in metrics] + (
+    head = ['configuration', 'params', 'MACs'] + [t for _, t in metrics] + (
         ['IoU, context-only classes'] if ambiguous else []) + [
         's / epoch', 'peak RSS']
     lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
@@ -503,13 +505,14 @@ def table(rows: List[Dict], metrics: Sequence) -> str:
 
     for r in rows:
         extra_p = r['params'] - base['params']
-        extra_f = r['flops'] - base['flops']
+        macs_of = (lambda r: r.get('macs', r['flops'] // 2))
+        extra_m = macs_of(r) - macs_of(base)
         params = f"{r['params'] / 1e6:.3f}M" + (
             f' (+{extra_p / 1e6:.3f}M)' if r is not base else '')
-        flops = _mega(r['flops']) + (
-            f' (+{_mega(extra_f)})' if r is not base else '')
+        macs = _mega(macs_of(r)) + (
+            f' (+{_mega(extra_m)})' if r is not base else '')
         n = r.get('seeds', 2)
-        cells = [r['name'], params, flops] + [pm(r[k], n) for k, _ in metrics]
+        cells = [r['name'], params, macs] + [pm(r[k], n) for k, _ in metrics]
         if ambiguous:
             cells.append(pm(r['val_ambiguous_iou'], n))
         cells += [pm(r['seconds_per_epoch'], n, 1.0, 2),

@@ -393,6 +393,31 @@ def test_scannet_latentgnn_preset_is_the_papers_setting(tmp_path):
         cost = complexity(model, 8192)
         assert cost['params'] - base['params'] == pytest.approx(params,
                                                                 rel=0.1)
-        # FlopCounterMode counts a multiply-add as 2 FLOPs
-        assert (cost['flops'] - base['flops']) / 2 == pytest.approx(
-            macs, rel=0.13)
+        assert cost['macs'] * 2 == cost['flops']  # FlopCounterMode's FLOPs
+        assert cost['macs'] - base['macs'] == pytest.approx(macs, rel=0.13)
+
+
+def test_compare_table_counts_multiply_adds():
+    """The compare table's cost column is the papers' unit, multiply-adds
+    (half of FlopCounterMode's FLOPs), also for a result.json written
+    before ``macs`` was recorded."""
+    from glore_pyg.apps.cli import table, table_row
+
+    def result(params, flops, acc, macs=True):
+        r = dict(config={'data': {'name': 'digits'}}, params=params,
+                 flops=flops, metrics={'val_acc': acc}, per_class={},
+                 seconds_per_epoch=1.5, peak_rss_bytes=1e9)
+        if macs:
+            r['macs'] = flops // 2
+        return r
+
+    rows = [table_row('baseline', [result(100_000, 878_000_000, 0.5)],
+                      [('val_acc', 'accuracy')]),
+            table_row('+GloRe', [result(126_000, 882_000_000, 0.9,
+                                        macs=False)],
+                      [('val_acc', 'accuracy')])]
+    text = table(rows, [('val_acc', 'accuracy')])
+    assert text.splitlines()[0].startswith(
+        '| configuration | params | MACs | accuracy |')
+    assert '| baseline | 0.100M | 439M | 50.0 |' in text
+    assert '| +GloRe | 0.126M (+0.026M) | 441M (+2M) | 90.0 |' in text

@@ -445,10 +445,17 @@ def load_backbone_weights(model: torch.nn.Module, source) -> Dict:
 class Overhead:
     """What the inserted units add, counted by :func:`unit_overhead`.
 
+    Two counts of the same work: ``flops`` as
+    :class:`~torch.utils.flop_counter.FlopCounterMode` counts them (a
+    multiply-add is 2 FLOPs), ``macs`` the multiply-adds, half of it: the
+    unit the papers' "FLOPs" / "GFLOPs" columns use (ResNet-50: 4.1 G), and
+    the one every table of the applications shows.
+
     Attributes:
-        input_shape (tuple): the input the FLOPs were counted on.
+        input_shape (tuple): the input the work was counted on.
         rows (list of dict): one per unit: ``name``, ``unit`` (class name),
-            ``channels``, ``params`` and ``flops`` (of the unit alone).
+            ``channels``, ``params``, ``flops`` and ``macs`` (of the unit
+            alone).
         total_params (int): parameters of the model with its units.
         total_flops (int): FLOPs of one forward pass of the model with its
             units (a multiply-add counts 2).
@@ -468,40 +475,51 @@ class Overhead:
         """FLOPs without the units."""
         return self.total_flops - sum(r['flops'] for r in self.rows)
 
+    @property
+    def total_macs(self) -> int:
+        """Multiply-adds of the model with its units."""
+        return self.total_flops // 2
+
+    @property
+    def base_macs(self) -> int:
+        """Multiply-adds without the units."""
+        return self.base_flops // 2
+
     def table(self) -> str:
         """A markdown table in the papers' form: per unit "+Params" and
-        "+GFLOPs", then the network without and with the units."""
-        lines = ['| insertion point | unit | channels | +Params | +GFLOPs |',
+        "+GMACs" (multiply-adds, the papers' "+GFLOPs"), then the network
+        without and with the units."""
+        lines = ['| insertion point | unit | channels | +Params | +GMACs |',
                  '|---|---|---|---|---|']
         for r in self.rows:
             lines.append(f"| {r['name']} | {r['unit']} | {r['channels']} | "
-                         f"{r['params'] / 1e6:.3f}M | {r['flops'] / 1e9:.4f} |")
+                         f"{r['params'] / 1e6:.3f}M | {r['macs'] / 1e9:.4f} |")
         lines.append(f'| network without units | | | '
                      f'{self.base_params / 1e6:.3f}M | '
-                     f'{self.base_flops / 1e9:.4f} |')
+                     f'{self.base_macs / 1e9:.4f} |')
         lines.append(f'| network with units | | | '
                      f'{self.total_params / 1e6:.3f}M | '
-                     f'{self.total_flops / 1e9:.4f} |')
+                     f'{self.total_macs / 1e9:.4f} |')
         return '\n'.join(lines)
 
     def __str__(self) -> str:
-        return (f'input {tuple(self.input_shape)}; FLOPs count a '
-                f'multiply-add as 2\n' + self.table())
+        return (f'input {tuple(self.input_shape)}; MACs: multiply-adds (the '
+                f'papers\' "FLOPs")\n' + self.table())
 
     __repr__ = __str__
 
 
 def unit_overhead(model: nn.Module,
                   example_input: Union[Tensor, Sequence[int]]) -> Overhead:
-    """Parameters and FLOPs each inserted unit adds (the papers' "+Params"
-    and "+GFLOPs" columns), counted with
+    """Parameters and work each inserted unit adds (the papers' "+Params"
+    and "+GFLOPs" columns, which count multiply-adds), counted with
     :class:`torch.utils.flop_counter.FlopCounterMode` on one forward pass
     in evaluation mode without gradients (every module's mode is restored,
     see :func:`~glore_pyg.nn.eval_mode`).
 
-    FLOPs are those of matrix products and convolutions, a multiply-add
-    counted as 2 (divide by 2 for the multiply-accumulates that papers
-    often call FLOPs); normalisation and element-wise operations add none.
+    The work is that of matrix products and convolutions, as FLOPs (a
+    multiply-add counted as 2) and as multiply-adds (``macs``, the papers'
+    unit); normalisation and element-wise operations add none.
 
     Args:
         model (torch.nn.Module): a network with units from
@@ -545,7 +563,7 @@ def unit_overhead(model: nn.Module,
             name=name, unit=type(unit).__name__,
             channels=unit.in_channels,
             params=sum(p.numel() for p in unit.parameters()),
-            flops=int(flops)))
+            flops=int(flops), macs=int(flops) // 2))
     return report
 
 

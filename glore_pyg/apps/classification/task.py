@@ -233,10 +233,12 @@ class ClassificationTask(Task):
         return [dict(pred=p, y=y) for p, y in zip(pred, batch[1].cpu())]
 
     def complexity(self, data: ClassificationData) -> Dict:
-        """Parameters, FLOPs of one image and the units' overhead."""
+        """Parameters, FLOPs and multiply-adds (``macs``) of one image and
+        the units' overhead."""
         image = data.train_set[0][0]
         size = unit_overhead(self.model, (1, *image.shape))
         return dict(params=size.total_params, flops=size.total_flops,
+                    macs=size.total_macs,
                     overhead=size.rows, input_shape=list(size.input_shape))
 
     def draw(self, data: ClassificationData, index: int, folder: str,

@@ -420,9 +420,10 @@ def complexity(model: PointNet2Segmentation, num_points: int) -> dict:
             with random features when ``model.in_channels > 0``).
 
     Returns:
-        ``dict(params=int, flops=int)``: the number of parameters and the
-        FLOPs of one forward pass; for a unit, subtract the baseline's (the
-        papers' "+Params", "+FLOPs").
+        ``dict(params=int, flops=int, macs=int)``: the number of parameters,
+        the FLOPs of one forward pass and its multiply-adds (``flops // 2``,
+        the unit of the papers' "FLOPs" columns); for a unit, subtract the
+        baseline's (the papers' "+Params", "+FLOPs").
 
     Raises:
         RuntimeError: a negative ``num_points`` (from torch); any error of
@@ -439,4 +440,5 @@ def complexity(model: PointNet2Segmentation, num_points: int) -> dict:
     with eval_mode(model), torch.no_grad(), \
             FlopCounterMode(display=False) as counter:
         model(pos, x)
-    return dict(params=params, flops=counter.get_total_flops())
+    flops = counter.get_total_flops()
+    return dict(params=params, flops=flops, macs=flops // 2)

@@ -272,7 +272,8 @@ class SegmentationTask(Task):
         return out
 
     def complexity(self, data: SegmentationData) -> Dict[str, int]:
-        """Parameters and FLOPs of one forward pass on ``num_points``."""
+        """Parameters, FLOPs and multiply-adds (``macs``) of one forward
+        pass on ``num_points``."""
         return complexity(self.model, data.num_points)
 
     def draw(self, data: SegmentationData, index: int, folder: str,

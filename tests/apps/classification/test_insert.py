@@ -186,13 +186,17 @@ def test_overhead_against_hand_count():
     C, d, s, L = 32, 4, 8, 16
     macs = L * C * d + L * C * s + d * L * s + d * d * s + d * s * s + \
         L * d * s + L * s * C
-    assert row['flops'] == 2 * macs
+    assert row['flops'] == 2 * macs and row['macs'] == macs
     assert row['params'] == sum(p.numel() for p in
                                 inserted_units(model)['layer3'].parameters())
     base = unit_overhead(small_resnet(), (1, 1, 16, 16))
     assert report.base_flops == base.total_flops
     assert report.base_params == base.total_params
-    assert '| layer3 | GloRe2d | 32 |' in report.table()
+    # the table in the papers' unit: multiply-adds
+    assert '| +Params | +GMACs |' in report.table()
+    assert f"| layer3 | GloRe2d | 32 | {row['params'] / 1e6:.3f}M | " \
+        f"{macs / 1e9:.4f} |" in report.table()
+    assert report.total_macs * 2 == report.total_flops
     with pytest.raises(ValueError, match=r"^'example_input\[1\]' must be an "
                        r"int >= 1, got 0$"):
         unit_overhead(model, (1, 0, 3))

@@ -149,5 +149,6 @@ def test_unit_overhead_of_glores_resnet50_setup():
     # torchvision lists ResNet-50 at 4.09 GFLOPS (multiply-adds) and
     # 25.56M parameters; a multiply-add counts 2 here
     assert report.base_flops / 2 / 1e9 == pytest.approx(4.09, rel=0.01)
+    assert report.base_macs / 1e9 == pytest.approx(4.09, rel=0.01)
     assert report.base_params == 25_557_032
     assert all(r['flops'] > 0 and r['params'] > 0 for r in report.rows)

@@ -15,6 +15,7 @@ not changed.  Runs are kept under ``--out`` and reused when rerun.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,16 +25,29 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-#: name -> (unit spec, extra command-line options)
+#: name -> (unit spec, extra command-line options); the unit goes after
+#: ``layer3`` unless the name says ``@layerN``.
+CALLBACK = '--trainer.callbacks'
+
+
+def _init(**options):
+    out = [CALLBACK, 'latentgnn_digits.UnitInit']
+    for key, value in options.items():
+        out += [f'{CALLBACK}.init_args.{key}', str(value).lower()]
+    return out
+
+
 VARIANTS = {
     'default': ('latentgnn:d=16', []),
-    'gamma0.1': ('latentgnn:d=16',
-                 ['--trainer.callbacks', 'latentgnn_digits.UnitInit',
-                  '--trainer.callbacks.init_args.gamma', '0.1']),
-    'zero-bn-gamma1': ('latentgnn:d=16',
-                       ['--trainer.callbacks', 'latentgnn_digits.UnitInit',
-                        '--trainer.callbacks.init_args.gamma', '1.0',
-                        '--trainer.callbacks.init_args.zero_up_bn', 'true']),
+    'gamma0.1': ('latentgnn:d=16', _init(gamma=0.1)),
+    'zero-bn-gamma1': ('latentgnn:d=16', _init(gamma=1.0, zero_up_bn=True)),
+    'published': ('latentgnn:d=16', _init(published=True)),
+    'no-relu': ('latentgnn:d=16', _init(relu=False)),
+    'gamma-lr10': ('latentgnn:d=16', _init(gamma_lr_factor=10.0)),
+    'kernels2': ('latentgnn:d=16,kernels=2', []),
+    'graph_conv': ('latentgnn:d=16,graph_conv=1', []),
+    'd4': ('latentgnn:d=4', []),
+    'default@layer2': ('latentgnn:d=16', []),
     'symmetric': ('latentgnn:d=16,mode=symmetric', []),
     'channel_stride1': ('latentgnn:d=16,channel_stride=1', []),
     'd64': ('latentgnn:d=64', []),
@@ -42,18 +56,52 @@ VARIANTS = {
 }
 
 
+class Published(torch.nn.Module):
+    """The published ``LatentGNNV1`` (the independent copy in
+    ``tests/interop/published.py``) holding the weights of one of our
+    units, exported through :func:`glore_pyg.interop
+    .export_official_latentgnn`: trained in our unit's place."""
+
+    def __init__(self, unit):
+        from glore_pyg.interop import export_official_latentgnn
+        from tests.interop.published import LatentGNNV1
+        super().__init__()
+        self.in_channels = unit.in_channels  # for the run's cost table
+        self.published = LatentGNNV1(
+            unit.in_channels, unit.latent_dims, unit.channel_stride,
+            unit.mode, unit.graph_conv, unit.without_residual)
+        self.published.load_state_dict(export_official_latentgnn(unit))
+
+    def forward(self, x):
+        return self.published(x)
+
+
 class UnitInit(L.Callback):
-    """At the start of a fresh run (epoch 0, step 0), for every LatentGNN
-    unit of the model: ``gamma`` set to ``gamma``; with ``zero_up_bn`` the
-    weight of the last BatchNorm (``up[1]``) zeroed, so that the unit is
-    still the identity while ``gamma`` is not zero."""
+    """Changes every LatentGNN unit of a fresh model before training:
 
-    def __init__(self, gamma: float = 0.0, zero_up_bn: bool = False):
+    * ``gamma``: the scalar's start value (ours: 0);
+    * ``zero_up_bn``: the last BatchNorm's weight (``up[1]``) zeroed, so
+      that the unit is still the identity while ``gamma`` is not zero;
+    * ``relu=False``: the ReLU of the projection heads removed;
+    * ``published``: the unit replaced by the published module with its
+      weights (:class:`Published`);
+    * ``gamma_lr_factor``: ``gamma`` trained at this multiple of the
+      learning rate (its own parameter group, the same schedule).
+
+    The model is changed in ``setup``, before the optimiser exists; the
+    learning rate of ``gamma`` once the optimiser exists."""
+
+    def __init__(self, gamma: float = 0.0, zero_up_bn: bool = False,
+                 relu: bool = True, published: bool = False,
+                 gamma_lr_factor: float = 1.0):
         self.gamma, self.zero_up_bn = float(gamma), bool(zero_up_bn)
+        self.relu, self.published = bool(relu), bool(published)
+        self.gamma_lr_factor = float(gamma_lr_factor)
 
-    def on_fit_start(self, trainer, module):
+    def setup(self, trainer, module, stage):
+        from glore_pyg.apps.classification.insert import InsertedUnit
         from glore_pyg.nn import LatentGNNConv
-        if trainer.global_step != 0:
+        if stage != 'fit':
             return
         with torch.no_grad():
             for m in module.modules():
@@ -61,20 +109,45 @@ class UnitInit(L.Callback):
                     m.gamma.fill_(self.gamma)
                     if self.zero_up_bn:
                         m.up[1].weight.zero_()
+                    if not self.relu:
+                        for head in [*m.psi_v2l, *(m.psi_l2v or [])]:
+                            head[-1] = torch.nn.Identity()
+            if self.published:
+                for m in [m for m in module.modules()
+                          if isinstance(m, InsertedUnit)]:
+                    m.unit = Published(m.unit)
+
+    def on_fit_start(self, trainer, module):
+        if self.gamma_lr_factor == 1.0:
+            return
+        gammas = [p for n, p in module.named_parameters()
+                  if n.endswith('.gamma')]
+        optimizer = trainer.optimizers[0]
+        group = optimizer.param_groups[0]
+        group['params'] = [p for p in group['params']
+                           if all(p is not g for g in gammas)]
+        lr = group.get('initial_lr', group['lr']) * self.gamma_lr_factor
+        optimizer.add_param_group({'params': gammas, 'lr': lr,
+                                   'initial_lr': lr})
+        for config in trainer.lr_scheduler_configs:
+            config.scheduler.base_lrs.append(lr)
 
 
 def run(name: str, seed: int, out: Path) -> float:
     spec, extra = VARIANTS[name]
+    point = name.split('@')[1] if '@' in name else 'layer3'
     folder = out / name / f'seed{seed}'
     result = folder / 'result.json'
     if not result.exists():
         cmd = [sys.executable, '-m', 'glore_pyg.apps.cli', 'classify', 'fit',
                '--config', 'digits', '--seed_everything', str(seed),
                '--trainer.enable_progress_bar', 'false',
-               '--model.units', json.dumps({'layer3': spec}), *extra,
+               '--model.units', json.dumps({point: spec}), *extra,
                '--out', str(folder)]
-        subprocess.run(cmd, check=True, cwd=HERE, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(HERE.parent), os.environ.get('PYTHONPATH', '')]))
+        subprocess.run(cmd, check=True, cwd=HERE, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(result.read_text())['metrics']['val_acc']
 
 
@@ -93,7 +166,9 @@ def main(argv=None) -> None:
         accs = [run(name, s, out) for s in seeds]
         spec, extra = VARIANTS[name]
         learned = sum(a >= args.threshold for a in accs)
-        print(f"| {name} | `{spec}` {' '.join(extra[2:] if extra and extra[0] == '--trainer.callbacks' else extra)} | "
+        options = extra[2:] if extra[:1] == [CALLBACK] else extra
+        options = [o.replace(f'{CALLBACK}.init_args.', '') for o in options]
+        print(f"| {name} | `{spec}` {' '.join(options)} | "
               f"{learned} of {len(accs)} | "
               f"{' / '.join(f'{a:.3f}' for a in accs)} |", flush=True)
 

@@ -27,6 +27,7 @@ seeds, each in its own process, and prints the paper-style table;
 """
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -71,7 +72,8 @@ APPS = {
         metrics=[('val_point_acc', 'point acc'),
                  ('val_voxel_acc', 'voxel acc'),
                  ('val_class_point_acc', 'class-avg acc'),
-                 ('val_miou', 'mIoU')]),
+                 ('val_miou', 'mIoU')],
+        per_class_title='IoU'),
     'classify': dict(
         presets=('digits', 'folder'),
         configurations={
@@ -83,7 +85,8 @@ APPS = {
         },
         point=('--point', 'layer3', 'the module the units go after '
                '(default: layer3, the last stage of the digits network)'),
-        metrics=[('val_acc', 'accuracy')]),
+        metrics=[('val_acc', 'accuracy')],
+        per_class_title='accuracy'),
 }
 
 LIGHTNING_JOBS = ('fit', 'validate', 'test', 'predict')
@@ -445,6 +448,12 @@ def _slug(name: str) -> str:
     return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
+def _finite(v):
+    """``None`` for a value that is not a finite number (a class absent
+    from both prediction and ground truth: undefined, left out)."""
+    return v if v is not None and math.isfinite(v) else None
+
+
 def _stat(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -472,6 +481,10 @@ def table_row(name: str, results: List[Dict], metrics) -> Dict:
     row['val_ambiguous_iou'] = _stat([
         statistics.mean(r['per_class'][c] for c in ambiguous)
         for r in results]) if ambiguous else (None, None)
+    classes = [c for c in results[0].get('per_class') or {}
+               if all(c in (r.get('per_class') or {}) for r in results)]
+    row['per_class'] = {c: _stat([_finite(r['per_class'][c]) for r in results])
+                        for c in classes}
     row['seconds_per_epoch'] = _stat([r['seconds_per_epoch']
                                       for r in results])
     row['peak_rss_bytes'] = _stat([r['peak_rss_bytes'] for r in results])
@@ -601,9 +614,32 @@ def compare(command: str, argv: List[str]) -> List[Dict]:
             results.append(read_result(folder))
         rows.append(table_row(name, results, app['metrics']))
     print(table(rows, app['metrics']))
+    per_class = per_class_rows_table(rows, app['per_class_title'])
+    if per_class:
+        print('\n' + per_class)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def per_class_rows_table(rows: List[Dict], title: str = 'IoU') -> str:
+    """The per-class table of :func:`compare`: a row per class, a column
+    per configuration, the ``per_class`` metric in % (mean ± std over
+    seeds; ``-`` where it is undefined in every seed).  Empty when the runs
+    recorded no per-class metric."""
+    classes = list(rows[0].get('per_class') or {})
+    if not classes:
+        return ''
+    head = [f'{title} (%)'] + [r['name'] for r in rows]
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+    for c in classes:
+        cells = [c]
+        for r in rows:
+            mean, sd = (r.get('per_class') or {}).get(c, (None, None))
+            cells.append('-' if mean is None else f'{mean * 100:.1f}' + (
+                f' ± {sd * 100:.1f}' if r.get('seeds', 2) > 1 else ''))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 
 def _config_argument(command: str, value: str) -> str:

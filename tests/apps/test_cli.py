@@ -421,3 +421,31 @@ def test_compare_table_counts_multiply_adds():
         '| configuration | params | MACs | accuracy |')
     assert '| baseline | 0.100M | 439M | 50.0 |' in text
     assert '| +GloRe | 0.126M (+0.026M) | 441M (+2M) | 90.0 |' in text
+
+
+def test_compare_per_class_table_averages_over_seeds():
+    """The per-class table: a row per class, a column per configuration,
+    mean ± std over seeds; a class undefined (nan) in a seed is left out
+    of that seed's mean, and one undefined in every seed shows ``-``."""
+    from glore_pyg.apps.cli import per_class_rows_table, table_row
+
+    def result(per_class):
+        return dict(config={'data': {'name': 'frog'}}, params=10, flops=20,
+                    macs=10, metrics={'val_miou': 0.5}, per_class=per_class,
+                    seconds_per_epoch=1.0, peak_rss_bytes=1e9)
+
+    nan = float('nan')
+    metrics = [('val_miou', 'mIoU')]
+    rows = [table_row('baseline', [result({'skeleton': 0.8, 'spleen': nan}),
+                                   result({'skeleton': 0.6, 'spleen': nan})],
+                      metrics),
+            table_row('+GloRe', [result({'skeleton': 0.9, 'spleen': 0.2}),
+                                 result({'skeleton': 0.7, 'spleen': nan})],
+                      metrics)]
+    text = per_class_rows_table(rows, 'IoU').splitlines()
+    assert text[0] == '| IoU (%) | baseline | +GloRe |'
+    assert text[2] == '| skeleton | 70.0 ± 14.1 | 80.0 ± 14.1 |'
+    assert text[3] == '| spleen | - | 20.0 ± 0.0 |'
+    # no per-class metric recorded: no table
+    bare = [table_row('baseline', [result({})], metrics)]
+    assert per_class_rows_table(bare) == ''

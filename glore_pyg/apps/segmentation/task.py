@@ -27,10 +27,12 @@ class SegmentationData(DataModule):
     * ``'synthetic'``: the embedded indoor scenes (sizes in rooms, default
       128 and 32; :class:`~glore_pyg.apps.segmentation.datasets
       .SyntheticIndoorScenes`);
-    * ``'frog'``: pyvista's frog scan (sizes in crops, default 100 and 20;
-      positions scaled so that a crop of 96 voxel units spans 1.5, the
-      extent of a ScanNet column in metres, so the networks' radii fit
-      both);
+    * ``'frog'``: pyvista's frog scan (sizes in crops, default 100 and 60;
+      :class:`~glore_pyg.apps.segmentation.datasets.FrogTissues` with its
+      defaults: each point's place in the frog as features, the test half
+      mirrored into the training half's handedness; positions scaled by
+      1.5 / 96, so that 96 voxel units span 1.5, the extent of a ScanNet
+      column in metres, and the networks' radii fit both);
     * ``'scannet'``: PointNet++'s pickles in ``root`` (every scene; ``val``
       is the test split's training-style columns, ``test`` its whole
       scenes when ``whole_scene_test``: every point predicted once).
@@ -43,7 +45,7 @@ class SegmentationData(DataModule):
         train_size (int, optional): training rooms or crops (:obj:`None`:
             128 rooms, 100 crops; ScanNet: every scene).
         val_size (int, optional): validation rooms or crops (:obj:`None`:
-            32 rooms, 20 crops).
+            32 rooms, 60 crops).
         whole_scene_test (bool, optional): ScanNet's whole-scene protocol
             for ``test``. (default: :obj:`False`)
         batch_size (int, optional): clouds per batch. (default: ``8``)
@@ -88,10 +90,12 @@ class SegmentationData(DataModule):
         if self.name == 'frog':
             from torch_geometric.transforms import LinearTransformation
             scale = LinearTransformation(torch.eye(3) * (1.5 / 96))
+            # the test half in the training half's handedness (the frog is
+            # close to mirror-symmetric; docs/segmentation.md, "the frog")
             return (FrogTissues('train', n, self.train_size or 100,
                                 seed=seed, transform=scale),
-                    FrogTissues('test', n, self.val_size or 20, seed=seed,
-                                transform=scale))
+                    FrogTissues('test', n, self.val_size or 60, mirror=True,
+                                seed=seed, transform=scale))
         return (ScanNetPickle(self.root, 'train', n, seed=seed),
                 ScanNetPickle(self.root, 'test', n, seed=seed))
 

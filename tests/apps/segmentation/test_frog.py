@@ -79,10 +79,10 @@ def test_samples(train):
     data = train[0]
     assert data.pos.shape == (1024, 3) and data.pos.dtype == torch.float32
     assert data.y.shape == (1024, ) and data.y.dtype == torch.long
-    assert data.x is None
+    assert data.x.shape == (1024, 27) and data.x.dtype == torch.float32
     assert 0 <= data.y.min() and data.y.max() < 15
     # a column around the origin in x/y, absolute z
-    assert data.pos[:, :2].abs().max() <= 96 / 2
+    assert data.pos[:, :2].abs().max() <= train.block_size / 2 == 128
     assert data.pos[:, 2].min() >= 0
     # drawn without replacement when the column holds enough points
     small = FrogTissues('train', num_points=64, num_samples=4, seed=1)
@@ -178,6 +178,82 @@ def test_whole_scene_covers_the_split(cloud):
     assert (count == 1).all()
 
 
+def test_location_features_are_the_mirror_symmetric_frame(cloud):
+    """``x`` is the point's place in the whole frog: x and z scaled to
+    [0, 1] over the cloud, y the distance from the midline scaled by the
+    largest one; a point and its mirror image get the same features."""
+    pos, _ = cloud
+    mid = frog_module.FROG_MIDLINE_Y
+    low, high = pos.min(0).astype(np.float64), pos.max(0).astype(np.float64)
+    offset = np.abs(pos[:, 1].astype(np.float64) - mid)
+    for split in ('train', 'test'):
+        ds = FrogTissues(split, whole_scene=True, block_size=128.0)
+        cell = ds[len(ds) // 2]
+        p = ds.points[cell.point_idx.numpy()].astype(np.float64)
+        expected = np.stack([
+            (p[:, 0] - low[0]) / (high[0] - low[0]),
+            np.abs(p[:, 1] - mid) / offset.max(),
+            (p[:, 2] - low[2]) / (high[2] - low[2])], axis=1)
+        assert np.allclose(cell.x[:, :3].numpy(), expected, atol=1e-6)
+        assert cell.x[:, :3].min() >= 0 and cell.x[:, :3].max() <= 1
+        # then sin, cos of 2^k pi u: coordinate-major, frequency-minor
+        angle = expected[:, :, None] * np.pi * 2.0 ** np.arange(4)
+        assert np.allclose(cell.x[:, 3:15].numpy(),
+                           np.sin(angle).reshape(len(p), 12), atol=1e-5)
+        assert np.allclose(cell.x[:, 15:].numpy(),
+                           np.cos(angle).reshape(len(p), 12), atol=1e-5)
+    # mirror images: the train point (x, 233 - t, z) and the test point
+    # (x, 233 + t, z) have the same features
+    train = FrogTissues('train', whole_scene=True, block_size=512.0)
+    test = FrogTissues('test', whole_scene=True, block_size=512.0)
+    a, b = train[0], test[0]
+    key = {tuple(np.round([q[0], 2 * mid - q[1], q[2]], 3)): i
+           for i, q in enumerate(train.points[a.point_idx.numpy()])}
+    pairs = [(key[k], j) for j, q in enumerate(test.points[b.point_idx.numpy()])
+             if (k := tuple(np.round(q, 3))) in key]
+    assert len(pairs) > 1000
+    i, j = map(list, zip(*pairs))
+    assert torch.allclose(a.x[i], b.x[j], atol=1e-5)
+    off = FrogTissues('train', num_points=64, num_samples=2, location=False)
+    assert off[0].x is None
+    raw = FrogTissues('train', num_points=64, num_samples=2, frequencies=0)
+    full = FrogTissues('train', num_points=64, num_samples=2)
+    assert torch.equal(raw[0].x, full[0].x[:, :3])
+
+
+def test_flip_mirrors_half_the_columns_about_their_centre(cloud):
+    plain = FrogTissues('train', num_points=256, num_samples=16, seed=5)
+    flipped = FrogTissues('train', num_points=256, num_samples=16, seed=5,
+                          flip=True)
+    mirrored = 0
+    for a, b in zip(plain, flipped):
+        # the same points (labels, features), y negated or kept
+        assert torch.equal(a.y, b.y) and torch.equal(a.x, b.x)
+        assert torch.equal(a.pos[:, [0, 2]], b.pos[:, [0, 2]])
+        if torch.equal(a.pos[:, 1], -b.pos[:, 1]):
+            mirrored += 1
+        else:
+            assert torch.equal(a.pos, b.pos)
+    assert 0 < mirrored < 16
+    # keyed like the columns: another instance draws the same flips
+    again = FrogTissues('train', num_points=256, num_samples=16, seed=5,
+                        flip=True)
+    assert same(list(flipped), list(again))
+
+
+def test_class_weights_are_pointnet2s_rule_on_the_training_half(cloud):
+    _, y = cloud
+    train = FrogTissues('train', num_points=64, num_samples=2,
+                        weighted=True)
+    test = FrogTissues('test', num_points=64, num_samples=2, weighted=True)
+    freq = np.bincount(train.labels, minlength=15) / len(train.labels)
+    expected = torch.tensor(1 / np.log(1.2 + freq), dtype=torch.float32)
+    assert torch.allclose(train.class_weights, expected)
+    assert torch.equal(test.class_weights, train.class_weights)
+    assert FrogTissues('train', num_points=64,
+                       num_samples=2).class_weights is None
+
+
 def test_bad_arguments(cloud):
     with pytest.raises(ValueError, match="'split'"):
         FrogTissues('val')
@@ -193,6 +269,9 @@ def test_bad_arguments(cloud):
     with pytest.raises(TypeError, match="^'num_points' must be an int >= 1, "
                        "got str 'many'$"):
         FrogTissues(num_points='many')
+    with pytest.raises(ValueError,
+                       match="^'frequencies' must be an int >= 0, got -1$"):
+        FrogTissues(frequencies=-1)
 
 
 def test_missing_pyvista_says_how_to_install(monkeypatch):

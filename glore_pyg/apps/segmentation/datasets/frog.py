@@ -31,8 +31,25 @@ eye voxels). ``train`` is the half :math:`y < 233 - \text{gap}/2`, ``test``
 the half :math:`y > 233 + \text{gap}/2`: spatially disjoint, both holding
 the paired organs (eyes, lungs, kidneys...). Some unpaired organs fall mostly
 or wholly on one side (the spleen is on the train side only). The test half
-is a mirror image of the training half: :class:`torch_geometric.transforms.
-RandomFlip` along y is the natural augmentation.
+is a mirror image of the training half: ``mirror=True`` reflects each test
+column about its centre line (y -> -y in the column's frame), so that it
+has the handedness of the training half; ``flip=True`` instead reflects
+half the training columns (a draw of the column's own generator), the
+augmentation for a model meant to serve both sides.
+
+**Features** (``location=True``, the default). Tissue depends on *where*
+in the body a surface lies as much as on its shape, and a column centred in
+x and y has lost where it was. Each point therefore carries :obj:`x`
+[num_points, 3]: its place in the whole frog, in a frame in which a point
+and its mirror image coincide: x and z scaled to [0, 1] over the whole
+cloud, and the distance from the midline plane, :math:`|y - 233|`, scaled
+by its largest value (like the normalised room coordinates that PointNet
+adds to S3DIS points). To these three, :obj:`frequencies` :math:`F` adds
+:math:`\sin(2^k \pi u)` and :math:`\cos(2^k \pi u)` of each of them,
+:math:`k < F` (a Fourier-feature encoding, NeRF's positional encoding):
+the networks' small MLPs draw the sharp boundaries between organs from
+these, and hardly from the three raw numbers, so :obj:`x` has
+:math:`3 + 6F` channels. With ``location=False`` :obj:`x` is :obj:`None`.
 
 **Samples.** Like the ScanNet columns: a random point of the split is the
 centre of a :obj:`block_size` column over the full height (z), grown by
@@ -68,7 +85,7 @@ import torch
 from torch_geometric.data import Data, Dataset
 
 from ....functional.checks import check_float, check_int
-from .scannet import _item_rng, tile_columns
+from .scannet import _item_rng, scannet_class_weights, tile_columns
 
 __all__ = ['FROG_CLASS_NAMES', 'load_frog_point_cloud', 'FrogTissues']
 
@@ -179,6 +196,23 @@ class FrogTissues(Dataset):
         center_xy (bool, optional): Subtract the column centre from x and y;
             z keeps its absolute (dorsal-ventral) position.
             (default: :obj:`True`)
+        location (bool, optional): Give each point its place in the whole
+            frog as :obj:`x` (see the module docstring).
+            (default: :obj:`True`)
+        frequencies (int, optional): Sine and cosine frequencies per
+            coordinate of the location features (0: the three scaled
+            coordinates alone). (default: :obj:`4`, 27 channels)
+        flip (bool, optional): Reflect each random column about its centre
+            line (y) with probability 1/2, drawn from the column's
+            generator. (default: :obj:`False`)
+        mirror (bool, optional): Reflect every column about its centre
+            line (y): the test half in the training half's handedness.
+            With :obj:`flip`, the columns that the draw would flip are the
+            ones kept. (default: :obj:`False`)
+        weighted (bool, optional): Set :attr:`class_weights` to
+            PointNet++'s :math:`1 / \ln(1.2 + f_c)`, :math:`f_c` the share
+            of tissue :math:`c` in the *training* half (for either split).
+            (default: :obj:`False`)
         seed (int, optional): Seed of the random columns: item :obj:`idx` of
             epoch :obj:`e` is drawn from :obj:`SeedSequence([seed, e, idx])`.
             (default: :obj:`0`)
@@ -189,15 +223,17 @@ class FrogTissues(Dataset):
         class_names (list[str]): :obj:`FROG_CLASS_NAMES` (15 names).
         num_classes (int): 15.
         ignore_index (None): Every point is labelled.
-        class_weights (None): The protocol defines none.
+        class_weights (torch.Tensor or None): [15] float32 with
+            :obj:`weighted`, else :obj:`None`.
         points (numpy.ndarray): The split's positions [N, 3].
         labels (numpy.ndarray): The split's classes [N].
         epoch (int): The epoch whose columns are drawn (0 until
             :meth:`set_epoch`).
 
     An item is a :class:`~torch_geometric.data.Data` with :obj:`pos`
-    [num_points, 3] float32, :obj:`x` :obj:`None` and :obj:`y` [num_points]
-    long; with :obj:`whole_scene` also :obj:`inner` (bool: the points the
+    [num_points, 3] float32 (image units), :obj:`x` [num_points, 3 + 6F]
+    float32 in [-1, 1] (:obj:`None` without :obj:`location`) and :obj:`y`
+    [num_points] long; with :obj:`whole_scene` also :obj:`inner` (bool: the points the
     column owns) and :obj:`point_idx` (long: index into :obj:`points`).
 
     Raises:
@@ -209,7 +245,6 @@ class FrogTissues(Dataset):
 
     class_names = FROG_CLASS_NAMES
     ignore_index = None
-    class_weights = None
 
     def __init__(
         self,
@@ -217,12 +252,17 @@ class FrogTissues(Dataset):
         num_points: int = 4096,
         num_samples: int = 100,
         whole_scene: bool = False,
-        block_size: float = 96.0,
+        block_size: float = 256.0,
         margin: float = 0.0,
         gap: float = 8.0,
         stride: int = 2,
         surface: bool = True,
         center_xy: bool = True,
+        location: bool = True,
+        flip: bool = False,
+        mirror: bool = False,
+        frequencies: int = 4,
+        weighted: bool = False,
         seed: int = 0,
         transform: Optional[Callable] = None,
     ) -> None:
@@ -239,7 +279,20 @@ class FrogTissues(Dataset):
         self.seed = check_int(seed, 'seed', minimum=0)
         self.whole_scene = bool(whole_scene)
         self.center_xy = bool(center_xy)
+        self.location, self.flip = bool(location), bool(flip)
+        self.mirror = bool(mirror)
+        self.frequencies = check_int(frequencies, 'frequencies', minimum=0)
         pos, y = load_frog_point_cloud(stride, surface)
+        # the mirror-symmetric frame of the whole frog (both halves): x and z
+        # scaled to [0, 1], y the distance from the midline scaled to [0, 1]
+        offset = np.abs(pos[:, _AXIS] - FROG_MIDLINE_Y)
+        low = pos.min(0)
+        span = pos.max(0) - low
+        low[_AXIS], span[_AXIS] = 0.0, offset.max()
+        self._frame = (low.astype(np.float32), span.astype(np.float32))
+        self.class_weights = (scannet_class_weights(
+            [y[pos[:, _AXIS] < FROG_MIDLINE_Y - self.gap / 2]],
+            len(FROG_CLASS_NAMES)) if weighted else None)
 
         side = pos[:, _AXIS] - FROG_MIDLINE_Y
         mask = (side < -self.gap / 2) if split == 'train' else (side >
@@ -272,12 +325,28 @@ class FrogTissues(Dataset):
         return Data(pos=torch.from_numpy(self.points.copy()),
                     y=torch.from_numpy(self.labels.copy()))
 
-    def _data(self, idx: np.ndarray, centre_xy: np.ndarray) -> Data:
+    def _data(self, idx: np.ndarray, centre_xy: np.ndarray,
+              mirror: bool = False) -> Data:
         pos = self.points[idx]
+        x = None
+        if self.location:
+            low, span = self._frame
+            x = (pos - low) / span
+            x[:, _AXIS] = np.abs(pos[:, _AXIS] - FROG_MIDLINE_Y) / span[_AXIS]
+            if self.frequencies:  # [N, 3, F] -> sin, cos: [N, 6F]
+                angle = x[:, :, None] * (np.pi * 2.0 ** np.arange(
+                    self.frequencies, dtype=np.float32))
+                x = np.concatenate([x, np.sin(angle).reshape(len(x), -1),
+                                    np.cos(angle).reshape(len(x), -1)], 1)
+            x = torch.from_numpy(x.astype(np.float32))
         if self.center_xy:
             pos = pos - np.array([centre_xy[0], centre_xy[1], 0.0],
                                  dtype=np.float32)
-        return Data(pos=torch.from_numpy(np.ascontiguousarray(pos)),
+        if mirror:  # about the column's centre line (x = const)
+            pos = pos.copy()
+            pos[:, _AXIS] = (0.0 if self.center_xy else 2 * centre_xy[_AXIS]
+                             ) - pos[:, _AXIS]
+        return Data(x=x, pos=torch.from_numpy(np.ascontiguousarray(pos)),
                     y=torch.from_numpy(self.labels[idx]))
 
     def get(self, idx: int) -> Data:
@@ -295,7 +364,9 @@ class FrogTissues(Dataset):
         replace = len(candidates) < self.num_points
         choice = rng.choice(len(candidates), size=self.num_points,
                             replace=replace)
-        return self._data(candidates[choice], centre)
+        mirror = self.flip and bool(rng.integers(2))
+        mirror = mirror != self.mirror
+        return self._data(candidates[choice], centre, mirror)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({len(self)}, split={self.split}, '

@@ -51,7 +51,7 @@ def evaluate(seed: int, voxel_size: float):
                for name in ('majority', 'mirrored nearest neighbour')}
     for item in val:
         # the item's features are its place in the mirror frame, scaled
-        place = item.x.double().numpy() * span + np.array(
+        place = item.x[:, :3].double().numpy() * span + np.array(
             [low[0], 0.0, low[2]])
         _, j = lookup.query(place)
         predictions = {

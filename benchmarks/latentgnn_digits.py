@@ -9,9 +9,15 @@ Each run is the digits preset (8,000 training mosaics, 10 epochs, Adam
 2e-3, cosine) with one unit after ``layer3``; a run *learns* when its
 validation accuracy reaches ``--threshold`` (default 0.75; chance is 0.5,
 the baseline stays at 0.50, GloRe reaches 0.92-0.95).  Variants that the
-spec language cannot express change the fresh unit at the start of
-training through a Lightning callback (:class:`UnitInit`); the library is
-not changed.  Runs are kept under ``--out`` and reused when rerun.
+spec language cannot express change the fresh unit before training
+through a Lightning callback (:class:`UnitInit`): another start of
+``gamma``, no ReLU on the projections, ``gamma``'s own learning rate, or
+the published ``LatentGNNV1`` module (the independent copy in
+``tests/interop/published.py``) trained in the unit's place with the
+unit's initial weights (exported by :mod:`glore_pyg.interop`); the library
+is not changed.  Runs are kept under ``--out`` and reused when rerun.
+Run it with nothing else on the machine's cores: two runs that share them
+slow each other down several times over (the results do not change).
 """
 import argparse
 import json
@@ -46,6 +52,7 @@ VARIANTS = {
     'gamma-lr10': ('latentgnn:d=16', _init(gamma_lr_factor=10.0)),
     'kernels2': ('latentgnn:d=16,kernels=2', []),
     'graph_conv': ('latentgnn:d=16,graph_conv=1', []),
+    'graph_conv+kernels2': ('latentgnn:d=16,kernels=2,graph_conv=1', []),
     'd4': ('latentgnn:d=4', []),
     'default@layer2': ('latentgnn:d=16', []),
     'symmetric': ('latentgnn:d=16,mode=symmetric', []),

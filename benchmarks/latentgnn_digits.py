@@ -1,6 +1,9 @@
-"""Why LatentGNN fails the relational digits task in most runs: ablations of
+"""Why LatentGNN failed the relational digits task in most runs: ablations of
 the unit on ``glore-pyg classify fit --config digits``, each over several
-seeds, counting the runs that learn the relation.
+seeds, counting the runs that learn the relation.  What they found
+(``docs/classification.md``): the published graph-convolution weight
+(``graph_conv``) makes the unit learn in 9 of 10 seeds (2 of 10 without it),
+so ``glore-pyg classify compare`` uses it.
 
     python benchmarks/latentgnn_digits.py --seeds 0,1,2,3,4
     python benchmarks/latentgnn_digits.py --only default,gamma0.1 --seeds 0,1

@@ -183,8 +183,9 @@ class FrogTissues(Dataset):
             :obj:`i` of a tiling of the split, with all its points.
             (default: :obj:`False`)
         block_size (float, optional): Column side in image units (the frog
-            spans about 450 x 460 x 200; a column holds about 9,600 points
-            at the median). (default: :obj:`96.0`)
+            spans about 450 x 460 x 200; a column of the training half
+            holds about 28,000 points at the median).
+            (default: :obj:`256.0`)
         margin (float, optional): Context margin around a column.
             (default: :obj:`0.0`)
         gap (float, optional): Width of the slab about the midline that

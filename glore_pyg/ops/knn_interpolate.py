@@ -30,7 +30,10 @@ def knn_interpolate(x: Tensor, pos_x: Tensor, pos_y: Tensor,
 
     as PyG computes it: the weights carry no gradient, the features do.  A
     point of :obj:`pos_y` whose cloud has no point in :obj:`pos_x` gets NaN
-    (:math:`0 / 0`), as in PyG.
+    (:math:`0 / 0`), as in PyG.  The weights are computed in at least
+    float32 and normalised before they multiply the features, so half
+    precision (float16, bfloat16) stays finite, also where a target
+    coincides with a source point.
 
     Args:
         x (torch.Tensor): Features :math:`\mathbf{F} \in \mathbb{R}^{N
@@ -80,10 +83,18 @@ def knn_interpolate(x: Tensor, pos_x: Tensor, pos_y: Tensor,
     with torch.no_grad():
         y_idx, x_idx = checked_knn(pos_x, pos_y, k, batch_x, batch_y,
                                    False, num_workers, num)
-        diff = pos_x[x_idx] - pos_y[y_idx]
+        # The weights in at least float32: in half precision 1e-16 is 0, a
+        # coinciding point's weight inf and the quotient inf / inf.  They
+        # are normalised per target before they meet the features, which
+        # keep their dtype.
+        dtype = torch.promote_types(pos_x.dtype, torch.float32)
+        diff = pos_x[x_idx].to(dtype) - pos_y[y_idx].to(dtype)
         squared_distance = (diff * diff).sum(dim=-1, keepdim=True)
         # coinciding points: a huge finite weight, not inf / inf
         weights = 1.0 / torch.clamp(squared_distance, min=1e-16)
+        total = scatter(weights, y_idx, 0, pos_y.size(0), reduce='sum')
+        weights = (weights / total[y_idx]).to(x.dtype)
 
     y = scatter(x[x_idx] * weights, y_idx, 0, pos_y.size(0), reduce='sum')
-    return y / scatter(weights, y_idx, 0, pos_y.size(0), reduce='sum')
+    # a target without neighbours (its cloud is empty in pos_x): 0 / 0
+    return torch.where(total > 0, y, y.new_full((), float('nan')))

@@ -284,6 +284,9 @@ class LatentGNNConv(GlobalReasoningUnit):
                         out = (lin - mean) * (scale * bn.weight) + bn.bias
                     else:
                         out = (lin - mean) * scale
+                    # float32 statistics of half-precision rows: back to
+                    # the rows' dtype, as BatchNorm1d returns
+                    out = out.to(lin.dtype)
                     return seq[2](out) if len(seq) == 3 else out
 
                 try:

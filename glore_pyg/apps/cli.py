@@ -80,8 +80,8 @@ APPS = {
             'baseline': None,
             '+GloRe': 'glore',
             # the graph-convolution weight (the published graph_conv_flag):
-            # without it LatentGNN learned this relational task in 2 of 10
-            # seeds, with it in 9 of 10 (docs/classification.md, ablations)
+            # without it LatentGNN learned this relational task in 2 of 15
+            # runs, with it in 17 of 20 (docs/classification.md, ablations)
             '+LatentGNN (1 kernel)': 'latentgnn:d=16,graph_conv=1',
             '+LatentGNN (2 kernels)': 'latentgnn:d=16,kernels=2,graph_conv=1',
             '+non-local': 'nonlocal',

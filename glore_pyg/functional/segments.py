@@ -12,9 +12,13 @@ torch operations (so autograd, double backward, autocast and
 
 * all samples of equal size (grids, ``batch_size``, or a PyG batch that
   happens to be so): views ``[S, n, *]`` and one ``bmm``;
-* different sizes: one ``mm`` per sample on row slices (``split``), results
-  joined with ``stack`` / ``cat``; no padding and never an ``E x C`` message
-  tensor.
+* different sizes: the rows are placed into a zero-padded ``[S, n_max, *]``
+  (one ``index_copy``), one ``bmm``, and the rows read back (one
+  ``index_select``); sums over the nodes of a sample are one scatter.  No
+  Python loop over samples and never an ``E x C`` message tensor, so
+  :func:`torch.compile` traces one graph whatever the number and sizes of
+  the samples (the numbers of samples and of rows of the largest become
+  symbolic after the first change).
 
 Reading the sample sizes of ``batch`` / ``ptr`` is the one host
 synchronisation of a forward pass (:meth:`Segments.from_batch` fetches every
@@ -25,6 +29,7 @@ from typing import Callable, List, Optional
 import torch
 from torch import Tensor
 from torch.compiler import is_exporting
+from torch_geometric.utils import scatter
 
 from .checks import check_int
 
@@ -42,6 +47,8 @@ class Segments:
             :math:`S` samples of :math:`N / S` nodes each.
         device (torch.device): where index tensors are made.
         batch (Tensor, optional): the sample index of each node, if known.
+        counts (Tensor, optional): ``sizes`` as a tensor on ``device``, if
+            known.
 
     Per-sample processing is the papers' own: every image (GloRe, `"Graph-Based
     Global Reasoning Networks" <https://arxiv.org/abs/1811.12814>`_;
@@ -50,6 +57,13 @@ class Segments:
     nodes; :meth:`pool` and :meth:`spread` are the per-sample products
     :math:`\Psi_s^\top \mathbf{X}_s` and :math:`\Psi_s \mathbf{Z}_s` of
     their projections.
+
+    Samples of different sizes go through a zero-padded ``[S, n_max, *]``
+    layout (:meth:`pad`, :meth:`unpad`): :math:`S \cdot n_{max}` rows of the
+    padded tensors against :math:`N` of the input.  The code that runs on
+    tensors reads only :attr:`num_nodes`, :attr:`num_samples`,
+    :attr:`max_size` and tensors, never the list :attr:`sizes`, so that
+    :func:`torch.compile` guards on numbers it can make symbolic.
 
     Raises:
         ValueError: from :meth:`from_batch`: a malformed or inconsistent
@@ -62,12 +76,19 @@ class Segments:
 
     def __init__(self, num_nodes: int, num_samples: int,
                  sizes: Optional[List[int]], device: torch.device,
-                 batch: Optional[Tensor] = None):
+                 batch: Optional[Tensor] = None,
+                 counts: Optional[Tensor] = None):
         self.num_nodes = num_nodes
         self.num_samples = num_samples
         self.sizes = sizes
+        self.equal = sizes is None
+        #: nodes of the largest sample
+        self.max_size = num_nodes // num_samples if sizes is None \
+            else max(sizes)
         self.device = device
         self._batch = batch
+        self._counts = counts
+        self._slots: Optional[Tensor] = None
 
     def __repr__(self) -> str:
         if self.sizes is None:
@@ -131,10 +152,13 @@ class Segments:
 
     def counts(self) -> Tensor:
         """Number of nodes of each sample ``[S]``."""
-        if self.sizes is None:
+        if self.equal:
             return torch.full((self.num_samples, ), self.size,
                               device=self.device, dtype=torch.long)
-        return torch.tensor(self.sizes, device=self.device, dtype=torch.long)
+        if self._counts is None:
+            self._counts = torch.tensor(self.sizes, device=self.device,
+                                        dtype=torch.long)
+        return self._counts
 
     def batch(self) -> Tensor:
         """Sample index of each node ``[N]``."""
@@ -145,7 +169,8 @@ class Segments:
         return self._batch
 
     def split(self, t: Tensor) -> List[Tensor]:
-        """The rows of each sample, ``[N, *] -> S x [N_s, *]`` (views)."""
+        """The rows of each sample, ``[N, *] -> S x [N_s, *]`` (views; a
+        Python list, for code outside the per-sample products)."""
         if self.sizes is None:
             return list(t.split(self.size))
         return list(t.split(self.sizes))
@@ -155,54 +180,85 @@ class Segments:
         the strides allow)."""
         return t.reshape(self.num_samples, self.size, *t.shape[1:])
 
+    # -- the padded layout of samples of different sizes ----------------
+    def slots(self) -> Tensor:
+        """Row of each node in the padded layout ``[S * n_max]``: sample
+        ``s``'s ``i``-th node goes to ``s * n_max + i``."""
+        if self._slots is None:
+            counts = self.counts()
+            starts = counts.cumsum(0) - counts  # first row of each sample
+            batch = self.batch()
+            self._slots = batch * self.max_size + (torch.arange(
+                self.num_nodes, device=self.device) - starts[batch])
+        return self._slots
+
+    def pad(self, t: Tensor) -> Tensor:
+        """``[N, *] -> [S, n, *]``: a view for samples of equal size, else
+        the rows zero-padded to the largest sample (:math:`n = n_{max}`)."""
+        if self.equal:
+            return self.view(t)
+        rows = t.new_zeros(self.num_samples * self.max_size, *t.shape[1:])
+        return rows.index_copy(0, self.slots(), t).view(
+            self.num_samples, self.max_size, *t.shape[1:])
+
+    def unpad(self, t: Tensor) -> Tensor:
+        """The inverse of :meth:`pad`: ``[S, n, *] -> [N, *]``, the padding
+        rows dropped."""
+        if self.equal:
+            return t.flatten(0, 1)
+        return t.flatten(0, 1).index_select(0, self.slots())
+
+    def mask(self) -> Optional[Tensor]:
+        """``[S, n_max]``, :obj:`True` at the rows of :meth:`pad` that hold a
+        node; :obj:`None` for samples of equal size (no padding)."""
+        if self.equal:
+            return None
+        mask = torch.zeros(self.num_samples * self.max_size,
+                           dtype=torch.bool, device=self.device)
+        return mask.index_fill(0, self.slots(), True).view(
+            self.num_samples, self.max_size)
+
     # ------------------------------------------------------------------
     def pool(self, weight: Tensor, x: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s^\top \mathbf{X}_s`:
-        ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
-        if self.sizes is None:  # [S, d, n] @ [S, n, C]
-            return torch.bmm(self.view(weight).transpose(1, 2), self.view(x))
-        return torch.stack([
-            w.t() @ v for w, v in zip(self.split(weight), self.split(x))
-        ])
+        ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]`` (one ``bmm``)."""
+        return torch.bmm(self.pad(weight).transpose(1, 2), self.pad(x))
 
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
-        ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
-        if self.sizes is None:  # [S, n, d] @ [S, d, C] -> [N, C]
-            return torch.bmm(self.view(weight), z).flatten(0, 1)
-        return torch.cat([w @ z[s] for s, w in enumerate(self.split(weight))])
+        ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]`` (one ``bmm``)."""
+        return self.unpad(torch.bmm(self.pad(weight), z))
 
     def sum_of_squares(self, src: Tensor) -> Tensor:
         """Per-sample sum of squares over nodes, ``[N, F] -> [S, F]``,
         accumulated in at least float32 (a sum over many half-precision
         rows would lose precision or overflow)."""
         dtype = torch.promote_types(src.dtype, torch.float32)
-        if self.sizes is None:
+        if self.equal:
             return self.view(src).square().sum(1, dtype=dtype)
-        return torch.stack([p.square().sum(0, dtype=dtype)
-                            for p in self.split(src)])
+        return self.sum(src.to(dtype).square())
 
     def sum(self, src: Tensor) -> Tensor:
         """Per-sample sum over nodes: ``[N, *] -> [S, *]``."""
-        if self.sizes is None:
+        if self.equal:
             return self.view(src).sum(1)
-        return torch.stack([p.sum(0) for p in self.split(src)])
+        return scatter(src, self.batch(), 0, self.num_samples, reduce='sum')
 
     def expand(self, src: Tensor) -> Tensor:
         """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``."""
-        if self.sizes is None:
+        if self.equal:
             return src.unsqueeze(1).expand(
                 self.num_samples, self.size, *src.shape[1:]).flatten(0, 1)
         return src.index_select(0, self.batch())
 
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
-        """Applies a dense batched function ``[S, n, *] -> [S, n, F]`` to
-        node matrices ``[N, *]``; returns ``[N, F]``."""
-        if self.sizes is None:
-            return fn(*[self.view(x) for x in xs]).flatten(0, 1)
-        parts = zip(*[self.split(x) for x in xs])
-        return torch.cat([fn(*[p.unsqueeze(0) for p in ps])[0]
-                          for ps in parts])
+        """Applies a dense batched function to node matrices ``[N, *]``;
+        returns ``[N, F]``.  ``fn(*padded, mask=mask)`` receives the inputs
+        as ``[S, n, *]`` (:meth:`pad`) and :meth:`mask` (:obj:`None` when
+        there is no padding); it must return ``[S, n, F]`` whose real rows
+        do not depend on the padding rows (e.g. by masking them out of an
+        attention's keys)."""
+        return self.unpad(fn(*[self.pad(x) for x in xs], mask=self.mask()))
 
 
 # Reading the sizes is the forward's one host synchronisation: under
@@ -229,14 +285,18 @@ def _read_sizes(cls, num_nodes: int, device: torch.device,
 
     # Every number checked below, fetched in one transfer.
     parts: List[Tensor] = []
+    counts: Optional[Tensor] = None
     if ptr is not None:
         parts.append(ptr.long())
+        counts = (ptr[1:] - ptr[:-1]).to(device=device, dtype=torch.long)
     if batch is not None and num_nodes > 0:
         batch = batch.long()
         unsorted = (batch[1:] < batch[:-1]).any().long().view(1)
-        counts = torch.bincount(batch.clamp_min(0),
-                                minlength=batch_size or 0)
-        parts += [unsorted, batch[:1], batch[-1:], counts]
+        batch_counts = torch.bincount(batch.clamp_min(0),
+                                      minlength=batch_size or 0)
+        parts += [unsorted, batch[:1], batch[-1:], batch_counts]
+        if counts is None:
+            counts = batch_counts.to(device)
     values = torch.cat([p.to(device) for p in parts]).tolist() \
         if parts else []
 
@@ -280,7 +340,8 @@ def _read_sizes(cls, num_nodes: int, device: torch.device,
     if all(s == sizes[0] for s in sizes):
         return cls(num_nodes, len(sizes), None, device)
     return cls(num_nodes, len(sizes), sizes, device,
-               batch if batch is not None and ptr is None else None)
+               batch if batch is not None and ptr is None else None,
+               counts)
 
 
 def _describe(t) -> str:

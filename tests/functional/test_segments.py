@@ -137,9 +137,13 @@ def test_spread(layout):
         torch.testing.assert_close(a, b)
 
 
-def _attention(q, v):
-    # a dense batched function that mixes the nodes of a sample
-    return torch.softmax(q @ q.transpose(1, 2), dim=-1) @ v
+def _attention(q, v, mask=None):
+    # a dense batched function that mixes the nodes of a sample; padding
+    # rows (mask False) are no keys
+    logits = q @ q.transpose(1, 2)
+    if mask is not None:
+        logits = logits.masked_fill(~mask.unsqueeze(1), float('-inf'))
+    return torch.softmax(logits, dim=-1) @ v
 
 
 def test_per_sample(layout):

@@ -55,6 +55,7 @@ class AttentionConv(MessagePassing):
         v: Tensor,
         edge_index: Optional[Tensor] = None,
         return_attention: bool = False,
+        mask: Optional[Tensor] = None,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""
         Args:
@@ -72,6 +73,12 @@ class AttentionConv(MessagePassing):
                 included). (default: :obj:`None`)
             return_attention (bool, optional): also return
                 :math:`\alpha`. (default: :obj:`False`)
+            mask (Tensor, optional): fused path: :math:`(S, n)` booleans,
+                :obj:`False` at padding rows (samples of different sizes
+                zero-padded to one length, as
+                :meth:`glore_pyg.functional.Segments.pad` gives them): they
+                are no keys (weight 0) and their own rows of the output and
+                of :math:`\alpha` are 0. (default: :obj:`None`: no padding)
 
         Returns:
             :math:`\mathbf{h}`, :math:`(S, n, C)` (fused) or
@@ -93,7 +100,13 @@ class AttentionConv(MessagePassing):
                 raise ValueError(
                     f"The fused path takes [S, n, F] inputs, got "
                     f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-            alpha = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+            logits = torch.bmm(q, k.transpose(1, 2))
+            if mask is not None:  # finite: no NaN from an all-padding row
+                logits = logits.masked_fill(
+                    ~mask.unsqueeze(1), torch.finfo(logits.dtype).min)
+            alpha = torch.softmax(logits, dim=-1)
+            if mask is not None:
+                alpha = alpha * mask.unsqueeze(2).to(alpha.dtype)
             out = torch.bmm(alpha, v)
         else:
             if q.dim() != 2 or v.dim() != 2:

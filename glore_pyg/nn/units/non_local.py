@@ -83,22 +83,20 @@ class NonLocalConv(GlobalReasoningUnit):
         <glore_pyg.nn.GlobalReasoningUnit.reason>`."""
         attentions: List[Tensor] = []
 
-        def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        def attend(q: Tensor, k: Tensor, v: Tensor,
+                   mask: Optional[Tensor]) -> Tensor:
             if not return_projection:
-                return self.attention(q, k, v)
-            y, alpha = self.attention(q, k, v, return_attention=True)
-            attentions.extend(alpha.unbind(0))
+                return self.attention(q, k, v, mask=mask)
+            y, alpha = self.attention(q, k, v, return_attention=True,
+                                      mask=mask)
+            attentions.append(alpha)  # [S, n, n], padding rows 0
             return y
 
         y = segments.per_sample(attend, self.theta(x), self.phi(x), self.g(x))
         branch = self.norm(self.out(y))
         projections: List[Projection] = []
         if return_projection:
-            n = max(a.size(0) for a in attentions)
-            graph = torch.stack([
-                torch.nn.functional.pad(a, (0, n - a.size(1), 0, n - a.size(0)))
-                for a in attentions])  # [S, n, n]
-            projections.append(Projection(None, None, graph,
+            projections.append(Projection(None, None, attentions[0],
                                           segments.batch()))
         return branch, projections
 

@@ -12,13 +12,16 @@ torch operations (so autograd, double backward, autocast and
 
 * all samples of equal size (grids, ``batch_size``, or a PyG batch that
   happens to be so): views ``[S, n, *]`` and one ``bmm``;
-* different sizes: the rows are placed into a zero-padded ``[S, n_max, *]``
-  (one ``index_copy``), one ``bmm``, and the rows read back (one
-  ``index_select``); sums over the nodes of a sample are one scatter.  No
-  Python loop over samples and never an ``E x C`` message tensor, so
-  :func:`torch.compile` traces one graph whatever the number and sizes of
-  the samples (the numbers of samples and of rows of the largest become
-  symbolic after the first change).
+* different sizes, eagerly: one ``mm`` per sample on row slices
+  (``split``), results joined with ``stack`` / ``cat``; no padding;
+* different sizes under :func:`torch.compile`: the rows placed into a
+  zero-padded ``[S, n_max, *]`` (one ``index_copy``), one ``bmm``, the rows
+  read back (one ``index_select``): no Python loop over samples, so the
+  compiler traces one graph whatever the number and sizes of the samples
+  (the number of samples and the largest size become symbolic after the
+  first change);
+* sums over the nodes of each sample are one scatter in every case; never
+  an ``E x C`` message tensor.
 
 Reading the sample sizes of ``batch`` / ``ptr`` is the one host
 synchronisation of a forward pass (:meth:`Segments.from_batch` fetches every
@@ -58,12 +61,12 @@ class Segments:
     :math:`\Psi_s^\top \mathbf{X}_s` and :math:`\Psi_s \mathbf{Z}_s` of
     their projections.
 
-    Samples of different sizes go through a zero-padded ``[S, n_max, *]``
-    layout (:meth:`pad`, :meth:`unpad`): :math:`S \cdot n_{max}` rows of the
-    padded tensors against :math:`N` of the input.  The code that runs on
-    tensors reads only :attr:`num_nodes`, :attr:`num_samples`,
-    :attr:`max_size` and tensors, never the list :attr:`sizes`, so that
-    :func:`torch.compile` guards on numbers it can make symbolic.
+    Under :func:`torch.compile`, samples of different sizes go through a
+    zero-padded ``[S, n_max, *]`` layout (:meth:`pad`, :meth:`unpad`:
+    :math:`S \cdot n_{max}` rows against :math:`N`), and the code reads only
+    :attr:`num_nodes`, :attr:`num_samples`, :attr:`max_size` and tensors,
+    never the list :attr:`sizes`, so that the compiler guards on numbers it
+    can make symbolic.
 
     Raises:
         ValueError: from :meth:`from_batch`: a malformed or inconsistent
@@ -89,6 +92,9 @@ class Segments:
         self._batch = batch
         self._counts = counts
         self._slots: Optional[Tensor] = None
+        #: take the padded layout for samples of different sizes outside
+        #: torch.compile too (see :meth:`padded`)
+        self.force_padded = False
 
     def __repr__(self) -> str:
         if self.sizes is None:
@@ -219,15 +225,30 @@ class Segments:
             self.num_samples, self.max_size)
 
     # ------------------------------------------------------------------
+    def padded(self) -> bool:
+        """Whether the per-sample products of samples of different sizes
+        take the padded layout: under :func:`torch.compile` (one graph for
+        any batch), or when :attr:`force_padded` is set.  Eagerly they run
+        one product per sample on row slices (views, no padding: less
+        memory and, measured, less time for clouds of different sizes)."""
+        return not self.equal and (self.force_padded or
+                                   torch.compiler.is_compiling())
+
     def pool(self, weight: Tensor, x: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s^\top \mathbf{X}_s`:
-        ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]`` (one ``bmm``)."""
-        return torch.bmm(self.pad(weight).transpose(1, 2), self.pad(x))
+        ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
+        if self.equal or self.padded():  # [S, d, n] @ [S, n, C]
+            return torch.bmm(self.pad(weight).transpose(1, 2), self.pad(x))
+        return torch.stack([
+            w.t() @ v for w, v in zip(self.split(weight), self.split(x))
+        ])
 
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
-        ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]`` (one ``bmm``)."""
-        return self.unpad(torch.bmm(self.pad(weight), z))
+        ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
+        if self.equal or self.padded():  # [S, n, d] @ [S, d, C]
+            return self.unpad(torch.bmm(self.pad(weight), z))
+        return torch.cat([w @ z[s] for s, w in enumerate(self.split(weight))])
 
     def sum_of_squares(self, src: Tensor) -> Tensor:
         """Per-sample sum of squares over nodes, ``[N, F] -> [S, F]``,
@@ -253,12 +274,19 @@ class Segments:
 
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
         """Applies a dense batched function to node matrices ``[N, *]``;
-        returns ``[N, F]``.  ``fn(*padded, mask=mask)`` receives the inputs
-        as ``[S, n, *]`` (:meth:`pad`) and :meth:`mask` (:obj:`None` when
-        there is no padding); it must return ``[S, n, F]`` whose real rows
-        do not depend on the padding rows (e.g. by masking them out of an
-        attention's keys)."""
-        return self.unpad(fn(*[self.pad(x) for x in xs], mask=self.mask()))
+        returns ``[N, F]``.  ``fn(*inputs, mask=mask)`` receives the inputs
+        as ``[S', n, *]`` and a ``mask`` ``[S', n]`` that is :obj:`False` at
+        padding rows, or :obj:`None` where there is none: all samples at
+        once (:meth:`view`, or :meth:`pad` when :meth:`padded`), or one
+        sample at a time (:math:`S' = 1`, no padding).  It must return
+        ``[S', n, F]`` whose real rows do not depend on the padding rows
+        (e.g. by masking them out of an attention's keys)."""
+        if self.equal or self.padded():
+            return self.unpad(fn(*[self.pad(x) for x in xs],
+                                 mask=self.mask()))
+        parts = zip(*[self.split(x) for x in xs])
+        return torch.cat([fn(*[p.unsqueeze(0) for p in ps], mask=None)[0]
+                          for ps in parts])
 
 
 # Reading the sizes is the forward's one host synchronisation: under

@@ -56,6 +56,13 @@ def layout(request):
     return sizes, layout_kwargs(sizes, how)
 
 
+@pytest.fixture(params=[False, True], ids=['eager', 'padded'])
+def padded(request):
+    """Both strategies for samples of different sizes: one product per
+    sample (eager) and the padded layout (what torch.compile traces)."""
+    return request.param
+
+
 def test_layout_attributes(layout):
     sizes, kwargs = layout
     n = sum(sizes)
@@ -96,12 +103,13 @@ def test_sum_and_expand(layout):
     torch.testing.assert_close(seg.expand(per_sample), ref_exp)
 
 
-def test_pool(layout):
+def test_pool(layout, padded):
     sizes, kwargs = layout
     n = sum(sizes)
     x = torch.randn(n, C, dtype=DT, requires_grad=True)
     w = torch.randn(n, D, dtype=DT, requires_grad=True)
     seg = Segments.from_batch(x, **kwargs)
+    seg.force_padded = padded
 
     out = seg.pool(w, x)
     ref = torch.stack([w[a:b].t() @ x[a:b] for a, b in bounds(sizes)])
@@ -118,12 +126,13 @@ def test_pool(layout):
         torch.testing.assert_close(a, b)
 
 
-def test_spread(layout):
+def test_spread(layout, padded):
     sizes, kwargs = layout
     n = sum(sizes)
     w = torch.randn(n, D, dtype=DT, requires_grad=True)
     z = torch.randn(len(sizes), D, C, dtype=DT, requires_grad=True)
     seg = Segments.from_batch(w, **kwargs)
+    seg.force_padded = padded
 
     out = seg.spread(w, z)
     ref = torch.cat([w[a:b] @ z[s] for s, (a, b) in enumerate(bounds(sizes))])
@@ -146,12 +155,13 @@ def _attention(q, v, mask=None):
     return torch.softmax(logits, dim=-1) @ v
 
 
-def test_per_sample(layout):
+def test_per_sample(layout, padded):
     sizes, kwargs = layout
     n = sum(sizes)
     q = torch.randn(n, 2, dtype=DT)
     v = torch.randn(n, C, dtype=DT)
     seg = Segments.from_batch(q, **kwargs)
+    seg.force_padded = padded
 
     out = seg.per_sample(_attention, q, v)
     ref = torch.cat([
@@ -162,11 +172,12 @@ def test_per_sample(layout):
     torch.testing.assert_close(out, ref)
 
 
-def test_per_sample_is_isolated():
+def test_per_sample_is_isolated(padded):
     sizes = [3, 1, 4]
     q = torch.randn(8, 2, dtype=DT)
     v = torch.randn(8, C, dtype=DT)
     seg = Segments.from_batch(q, batch=torch.tensor([0, 0, 0, 1, 2, 2, 2, 2]))
+    seg.force_padded = padded
     out = seg.per_sample(_attention, q, v)
     for a, b in bounds(sizes):
         alone = Segments.from_batch(q[a:b]).per_sample(_attention, q[a:b],
@@ -352,3 +363,22 @@ def test_pool_and_spread_double_backward(sizes):
     assert torch.autograd.gradgradcheck(seg.spread, (w, z))
 
 
+
+
+def test_padded_layout_round_trip():
+    """pad / unpad / mask of samples of sizes 3, 0, 1, 4: each node in its
+    sample's row block, zeros elsewhere, and back."""
+    batch = torch.tensor([0, 0, 0, 2, 3, 3, 3, 3])
+    x = torch.arange(16, dtype=DT).view(8, 2) + 1
+    seg = Segments.from_batch(x, batch=batch)
+    assert seg.max_size == 4 and not seg.equal
+    padded = seg.pad(x)
+    assert padded.shape == (4, 4, 2)
+    torch.testing.assert_close(padded[0, :3], x[:3])
+    torch.testing.assert_close(padded[2, :1], x[3:4])
+    torch.testing.assert_close(padded[3], x[4:])
+    mask = seg.mask()
+    assert mask.tolist() == [[True] * 3 + [False], [False] * 4,
+                             [True] + [False] * 3, [True] * 4]
+    assert torch.count_nonzero(padded[~mask]) == 0
+    torch.testing.assert_close(seg.unpad(padded), x)

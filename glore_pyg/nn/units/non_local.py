@@ -89,14 +89,18 @@ class NonLocalConv(GlobalReasoningUnit):
                 return self.attention(q, k, v, mask=mask)
             y, alpha = self.attention(q, k, v, return_attention=True,
                                       mask=mask)
-            attentions.append(alpha)  # [S, n, n], padding rows 0
+            attentions.append(alpha)  # [S', n, n], padding rows 0
             return y
 
         y = segments.per_sample(attend, self.theta(x), self.phi(x), self.g(x))
         branch = self.norm(self.out(y))
         projections: List[Projection] = []
-        if return_projection:
-            projections.append(Projection(None, None, attentions[0],
+        if return_projection:  # [S, n_max, n_max], zero-padded
+            n = max(a.size(1) for a in attentions)
+            graph = torch.cat([
+                torch.nn.functional.pad(a, (0, n - a.size(2), 0, n - a.size(1)))
+                for a in attentions])
+            projections.append(Projection(None, None, graph,
                                           segments.batch()))
         return branch, projections
 

@@ -17,7 +17,18 @@ import numbers
 import operator
 from typing import Any, List, Optional
 
-__all__ = ['check_int', 'check_ints', 'check_float', 'check_index']
+import torch.fx
+
+__all__ = ['check_int', 'check_ints', 'check_float', 'check_index',
+           'is_symbolic']
+
+
+def is_symbolic(x: Any) -> bool:
+    """Whether ``x`` is a :class:`torch.fx.Proxy`: the module is being
+    traced by :func:`torch.fx.symbolic_trace`, and checks that need values
+    (shapes, dtypes, devices) are skipped; the traced graph checks nothing,
+    like every FX graph."""
+    return isinstance(x, torch.fx.Proxy)
 
 
 def _got(value: Any) -> str:

@@ -34,7 +34,7 @@ from torch import Tensor
 from torch.compiler import is_exporting
 from torch_geometric.utils import scatter
 
-from .checks import check_int
+from .checks import check_int, is_symbolic
 
 
 class Segments:
@@ -126,7 +126,8 @@ class Segments:
                 argument; ``batch_size`` below 1.
             TypeError: ``batch_size`` not an int.
         """
-        if x.dim() != 2:
+        symbolic = is_symbolic(x)
+        if not symbolic and x.dim() != 2:
             raise ValueError(f"'x' must be a node-feature matrix [N, C], "
                              f"got shape {tuple(x.shape)}")
         num_nodes, device = x.size(0), x.device
@@ -134,13 +135,20 @@ class Segments:
             batch_size = check_int(batch_size, 'batch_size', minimum=1)
         if ptr is None and batch is None:
             num_samples = batch_size or 1
-            if num_nodes % num_samples != 0:
+            if not symbolic and num_nodes % num_samples != 0:
                 raise ValueError(
                     f"Without 'batch' or 'ptr', 'x' must hold 'batch_size' "
                     f"samples of equal size, but {num_nodes} nodes do not "
                     f"split into {num_samples} samples")
             return cls(num_nodes, num_samples, None, device)
 
+        if symbolic:
+            raise ValueError(
+                "torch.fx symbolic tracing: the sample sizes in 'batch' / "
+                "'ptr' are data, which a symbolic trace cannot read.  Trace "
+                "with equal samples ('batch_size') or a grid adapter, or "
+                "keep the unit a leaf of the trace "
+                "(glore_pyg.nn.UnitTracer)")
         if is_exporting():
             raise ValueError(
                 "torch.export: the sample sizes in 'batch' / 'ptr' are data, "
@@ -184,7 +192,7 @@ class Segments:
     def view(self, t: Tensor) -> Tensor:
         """``[N, *] -> [S, n, *]`` for samples of equal size (a view where
         the strides allow)."""
-        return t.reshape(self.num_samples, self.size, *t.shape[1:])
+        return t.unflatten(0, (self.num_samples, self.size))
 
     # -- the padded layout of samples of different sizes ----------------
     def slots(self) -> Tensor:
@@ -268,8 +276,8 @@ class Segments:
     def expand(self, src: Tensor) -> Tensor:
         """Repeats a per-sample value for each node: ``[S, *] -> [N, *]``."""
         if self.equal:
-            return src.unsqueeze(1).expand(
-                self.num_samples, self.size, *src.shape[1:]).flatten(0, 1)
+            return src.repeat_interleave(self.size, dim=0,
+                                         output_size=self.num_nodes)
         return src.index_select(0, self.batch())
 
     def per_sample(self, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:

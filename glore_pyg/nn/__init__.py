@@ -7,6 +7,7 @@ from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
 from .factory import create_unit, parse_unit_spec
 from .modes import eval_mode
 from .norm import DistributedBatchNorm, convert_distributed_batchnorm
+from .fx import UnitTracer
 
 __all__ = [
     'DistributedBatchNorm',
@@ -17,5 +18,5 @@ __all__ = [
     'NonLocal1d', 'NonLocal2d', 'NonLocal3d',
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
     'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
-    'create_unit', 'parse_unit_spec', 'eval_mode',
+    'create_unit', 'parse_unit_spec', 'eval_mode', 'UnitTracer',
 ]

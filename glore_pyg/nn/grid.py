@@ -15,6 +15,7 @@ from typing import List, Tuple, Union
 
 from torch import Tensor
 
+from ..functional.checks import is_symbolic
 from ..functional.segments import Segments
 from .units import GloReConv, LatentGNNConv, NonLocalConv, Projection
 
@@ -64,23 +65,26 @@ class GridMixin:
                 ``chunk_size`` with a norm other than ``BatchNorm1d``.
         """
         self.check_input(x, self.dims + 2)  # type: ignore[attr-defined]
-        if x.dim() != self.dims + 2:
-            raise ValueError(
-                f"{self.__class__.__name__} expects 'x' of shape [B, C"
-                f"{', *spatial' if self.dims else ''}] with {self.dims} "
-                f"spatial dim(s), got {tuple(x.shape)}")
-        B, C, spatial = x.size(0), x.size(1), x.shape[2:]
-        if C != self.in_channels:  # type: ignore[attr-defined]
-            raise ValueError(
-                f"{self.__class__.__name__} expects 'x' with "
-                f"{self.in_channels} channels (dim 1), got "  # type: ignore
-                f"{tuple(x.shape)}")
-        rows = x.movedim(1, -1).reshape(-1, C)  # [B, C, *sp] -> [B*L, C]
-        seg = Segments(rows.size(0), max(B, 1), None, x.device)
+        C = self.in_channels  # type: ignore[attr-defined]
+        if not is_symbolic(x):
+            if x.dim() != self.dims + 2:
+                raise ValueError(
+                    f"{self.__class__.__name__} expects 'x' of shape [B, C"
+                    f"{', *spatial' if self.dims else ''}] with {self.dims} "
+                    f"spatial dim(s), got {tuple(x.shape)}")
+            if x.size(1) != C:
+                raise ValueError(
+                    f"{self.__class__.__name__} expects 'x' with {C} "
+                    f"channels (dim 1), got {tuple(x.shape)}")
+        moved = x.movedim(1, -1)  # [B, *spatial, C], a view
+        rows = moved.reshape(-1, C)  # [B*L, C]: a view if channels_last
+        B = x.size(0)
+        seg = Segments(rows.size(0), B if is_symbolic(x) else max(B, 1),
+                       None, x.device)
         branch, projections = self.branch(  # type: ignore[attr-defined]
             rows, seg, return_projection)
         # [B*L, C] -> [B, C, *spatial] (a view), summed in x's layout
-        branch = branch.view(B, *spatial, C).movedim(-1, 1)
+        branch = branch.view(moved.shape).movedim(-1, 1)
         out = self.add_residual(x, branch)  # type: ignore[attr-defined]
         return (out, projections) if return_projection else out
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ...functional.checks import check_ints
+from ...functional.checks import check_ints, is_symbolic
 from ...nn.factory import create_unit, parse_unit_spec
 from ...nn.modes import eval_mode
 from ...nn.units import GlobalReasoningUnit
@@ -70,7 +70,7 @@ class InsertedUnit(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         out = self.module(*args, **kwargs)
-        if not isinstance(out, Tensor):
+        if not isinstance(out, Tensor) and not is_symbolic(out):
             raise TypeError(f"{type(self.module).__name__} returned "
                             f"{type(out).__name__}; a unit needs a feature "
                             f"map tensor [B, C, *spatial]")

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Type, Union
 import torch
 from torch import Tensor, nn
 
-from ...functional.checks import check_int, check_ints
+from ...functional.checks import check_int, check_ints, is_symbolic
 
 __all__ = ['BasicBlock', 'Bottleneck', 'ResNet', 'resnet18', 'resnet50']
 
@@ -354,6 +354,8 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def _check_x(self, x: Tensor):
+        if is_symbolic(x):  # torch.fx tracing: no values to check
+            return
         if not isinstance(x, Tensor):
             raise TypeError(f"'x' must be a tensor of shape [B, "
                             f"{self.in_channels}, H, W], got "

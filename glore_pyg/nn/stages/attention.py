@@ -5,6 +5,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
+from ...functional.checks import is_symbolic
 from .checks import check_edge_index
 
 
@@ -96,7 +97,8 @@ class AttentionConv(MessagePassing):
                 ``v`` that do not fit together.
         """
         if edge_index is None:
-            if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+            if not is_symbolic(q) and (q.dim() != 3 or k.dim() != 3
+                                       or v.dim() != 3):
                 raise ValueError(
                     f"The fused path takes [S, n, F] inputs, got "
                     f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")

@@ -6,6 +6,7 @@ from torch import Tensor
 from torch.nn import Linear, Parameter
 from torch_geometric.nn import MessagePassing
 
+from ...functional.checks import is_symbolic
 from .checks import HINT, check_edge_index
 
 
@@ -106,7 +107,7 @@ class GloReGraphConv(MessagePassing):
         """
         d = self.num_nodes
         if edge_index is None:
-            if v.dim() != 3 or v.size(1) != d:
+            if not is_symbolic(v) and (v.dim() != 3 or v.size(1) != d):
                 raise ValueError(f"The fused path takes 'v' of shape "
                                  f"[S, {d}, C], got {tuple(v.shape)}")
             h = torch.matmul(self.node_mixing(), v)  # [d, d] @ [S, d, C]

@@ -4,6 +4,7 @@ from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ...functional.normalize import check_projection_norm, normalize_projection
+from ...functional.checks import is_symbolic
 from ...functional.segments import Segments
 from .bipartite import BipartiteConv
 
@@ -108,10 +109,14 @@ class LatentToVisible(BipartiteConv):
         if edge_index is not None:
             return self.propagate_edges(z, edge_index, weight, num_visible)
 
-        if z.dim() != 3:
+        symbolic = is_symbolic(z)  # torch.fx: no values to check
+        if not symbolic and z.dim() != 3:
             raise ValueError(f"'z' must be [S, d, C] on the fused path, got "
                              f"{tuple(z.shape)}")
-        if weight is None or weight.dim() != 2 or weight.size(1) != z.size(1):
+        if symbolic:
+            pass
+        elif weight is None or weight.dim() != 2 or weight.size(1) != z.size(
+                1):
             shape = None if weight is None else tuple(weight.shape)
             raise ValueError(f"'weight' must be [N, d] with d = {z.size(1)} "
                              f"on the fused path, got {shape}")
@@ -119,11 +124,13 @@ class LatentToVisible(BipartiteConv):
             if ptr is None and batch_size is None:
                 batch_size = z.size(0)
             segments = Segments.from_batch(weight, batch, ptr, batch_size)
+        elif symbolic:
+            pass
         elif weight.size(0) != segments.num_nodes:
             raise ValueError(f"'weight' must be [{segments.num_nodes}, "
                              f"{z.size(1)}] for the given 'segments', got "
                              f"{tuple(weight.shape)}")
-        if segments.num_samples != z.size(0):
+        if not symbolic and segments.num_samples != z.size(0):
             raise ValueError(f"'z' holds {z.size(0)} samples but the visible "
                              f"nodes form {segments.num_samples}")
         weight = normalize_projection(weight, self.normalize, segments,

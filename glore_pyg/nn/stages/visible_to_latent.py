@@ -5,6 +5,7 @@ from torch_geometric.typing import Adj
 
 from ...functional.normalize import (check_projection_norm, inverse_norm,
                                      normalize_projection, scale_rows)
+from ...functional.checks import is_symbolic
 from ...functional.segments import Segments
 from .bipartite import BipartiteConv
 
@@ -121,10 +122,14 @@ class VisibleToLatent(BipartiteConv):
 
         if segments is None:
             segments = Segments.from_batch(x, batch, ptr, batch_size)
+        elif is_symbolic(x):  # torch.fx: no values to check
+            pass
         elif x.dim() != 2 or x.size(0) != segments.num_nodes:
             raise ValueError(f"'x' must be [{segments.num_nodes}, C] for the "
                              f"given 'segments', got {tuple(x.shape)}")
-        if weight is None or weight.dim() != 2 or weight.size(
+        if is_symbolic(x):
+            pass
+        elif weight is None or weight.dim() != 2 or weight.size(
                 0) != segments.num_nodes:
             shape = None if weight is None else tuple(weight.shape)
             raise ValueError(f"'weight' must be [N, d] = "

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ReLU, Sequential
 
-from ...functional.checks import check_int
+from ...functional.checks import check_int, is_symbolic
 from ...functional.segments import Segments
 
 
@@ -85,8 +85,7 @@ class GlobalReasoningUnit(Module):
     def add_residual(self, x: Tensor, branch: Tensor) -> Tensor:
         """``x + branch``, in ``x``'s dtype and memory layout (``branch``
         may come in a lower precision under autocast)."""
-        out = x + branch
-        return out if out.dtype == x.dtype else out.to(x.dtype)
+        return (x + branch).to(x.dtype)  # no copy when the dtypes agree
 
     # -- the protocol ----------------------------------------------------
     def forward(
@@ -124,7 +123,8 @@ class GlobalReasoningUnit(Module):
                 not an int.
         """
         self.check_input(x, 2)
-        if x.dim() != 2 or x.size(1) != self.in_channels:
+        if not is_symbolic(x) and (x.dim() != 2 or
+                                   x.size(1) != self.in_channels):
             raise ValueError(f"'x' must be [N, {self.in_channels}], got "
                              f"{tuple(x.shape)}")
         seg = Segments.from_batch(x, batch, ptr, batch_size)
@@ -136,7 +136,7 @@ class GlobalReasoningUnit(Module):
                return_projection: bool = False
                ) -> Tuple[Tensor, List[Projection]]:
         """:meth:`reason`, or an empty branch for an empty input."""
-        if segments.num_nodes == 0:
+        if not is_symbolic(x) and segments.num_nodes == 0:
             return x.new_zeros(0, self.in_channels), []
         return self.reason(x, segments, return_projection)
 
@@ -157,6 +157,8 @@ class GlobalReasoningUnit(Module):
                 parameter (float32 / half precision accepted under
                 :func:`torch.autocast`).
         """
+        if is_symbolic(x):
+            return
         if not isinstance(x, Tensor):
             raise TypeError(f"'{name}' must be a tensor, got "
                             f"{type(x).__name__}")

@@ -10,3 +10,21 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# Property-based tests (hypothesis): a short profile for CI, a longer one on
+# demand with HYPOTHESIS_PROFILE=thorough.
+try:
+    import os
+
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - the test extra brings it
+    pass
+else:
+    settings.register_profile(
+        'ci', max_examples=25, deadline=None, derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        'thorough', max_examples=500, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))

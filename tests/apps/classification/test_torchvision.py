@@ -12,6 +12,7 @@ from glore_pyg.apps.classification import (insert_units, inserted_units,
                                            remove_units, resnet18, resnet50,
                                            unit_overhead)
 from tests.torchvision_models import torchvision_models
+from tests.weights import randomize
 
 pytestmark = pytest.mark.torchvision
 
@@ -152,3 +153,31 @@ def test_unit_overhead_of_glores_resnet50_setup():
     assert report.base_macs / 1e9 == pytest.approx(4.09, rel=0.01)
     assert report.base_params == 25_557_032
     assert all(r['flops'] > 0 and r['params'] > 0 for r in report.rows)
+
+
+@pytest.mark.parametrize('name', ['resnet18', 'resnet50'])
+def test_create_feature_extractor_with_units(name):
+    """torchvision's ``create_feature_extractor`` (torch.fx) on its own
+    ResNet with units inserted (issue 23): the extracted stage outputs are
+    the units' outputs, equal to the model's own forward hooks' values."""
+    from torchvision.models.feature_extraction import (
+        create_feature_extractor)
+    model = trained(name, num_classes=10).eval()
+    insert_units(model, POINTS[name])
+    for unit in inserted_units(model).values():  # active branches
+        randomize(unit, 0, torch.float32)
+    seen = {}
+    hooks = [getattr(model, stage).register_forward_hook(
+        lambda m, i, o, stage=stage: seen.__setitem__(stage, o))
+        for stage in ('layer2', 'layer3', 'layer4')]
+    x = image()
+    logits = model(x)
+    for h in hooks:
+        h.remove()
+    extractor = create_feature_extractor(
+        model, return_nodes={'layer2': 'layer2', 'layer3': 'layer3',
+                             'layer4': 'layer4', 'fc': 'logits'})
+    out = extractor(x)
+    torch.testing.assert_close(out['logits'], logits)
+    for stage in ('layer2', 'layer3', 'layer4'):
+        torch.testing.assert_close(out[stage], seen[stage])

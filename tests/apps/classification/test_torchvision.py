@@ -12,7 +12,6 @@ from glore_pyg.apps.classification import (insert_units, inserted_units,
                                            remove_units, resnet18, resnet50,
                                            unit_overhead)
 from tests.torchvision_models import torchvision_models
-from tests.weights import randomize
 
 pytestmark = pytest.mark.torchvision
 
@@ -164,13 +163,25 @@ def test_create_feature_extractor_with_units(name):
         create_feature_extractor)
     model = trained(name, num_classes=10).eval()
     insert_units(model, POINTS[name])
-    for unit in inserted_units(model).values():  # active branches
-        randomize(unit, 0, torch.float32)
+    x = image()
+    with torch.no_grad():
+        for unit in inserted_units(model).values():
+            for p in unit.parameters():  # open the zero-initialised scales
+                if not p.any():
+                    p.fill_(0.5)
+            # the units' BatchNorm statistics of these activations, as
+            # training would leave them (GloRe's branch is cubic in the
+            # input's scale: with fresh statistics it overflows)
+            for m in unit.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = 1.0
+            unit.train()
+            model(x)
+            unit.eval()
     seen = {}
     hooks = [getattr(model, stage).register_forward_hook(
         lambda m, i, o, stage=stage: seen.__setitem__(stage, o))
         for stage in ('layer2', 'layer3', 'layer4')]
-    x = image()
     logits = model(x)
     for h in hooks:
         h.remove()
@@ -178,6 +189,10 @@ def test_create_feature_extractor_with_units(name):
         model, return_nodes={'layer2': 'layer2', 'layer3': 'layer3',
                              'layer4': 'layer4', 'fc': 'logits'})
     out = extractor(x)
+    assert torch.isfinite(logits).all()
+    plain = copy.deepcopy(model)
+    remove_units(plain)
+    assert not torch.allclose(plain(x), logits)  # the units are active
     torch.testing.assert_close(out['logits'], logits)
     for stage in ('layer2', 'layer3', 'layer4'):
         torch.testing.assert_close(out[stage], seen[stage])

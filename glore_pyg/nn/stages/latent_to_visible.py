@@ -1,4 +1,4 @@
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 from torch import Tensor
 from torch_geometric.typing import Adj
@@ -74,7 +74,8 @@ class LatentToVisible(BipartiteConv):
         batch_size: Optional[int] = None,
         num_visible: Optional[int] = None,
         segments: Optional[Segments] = None,
-    ) -> Tensor:
+        return_weight: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""
         Args:
             z (Tensor): latent features, :math:`(S, d, C)` (fused) or
@@ -88,6 +89,9 @@ class LatentToVisible(BipartiteConv):
             num_visible (int, optional): number of visible nodes (explicit
                 path; inferred from ``edge_index`` when omitted).
             segments (Segments, optional): a precomputed sample layout.
+            return_weight (bool, optional): fused path: also return the
+                weights as applied, :math:`(N, d)`, normalised (for
+                :class:`~glore_pyg.nn.Projection`). (default: :obj:`False`)
 
         Returns:
             Visible features :math:`\tilde{\mathbf{X}}`, :math:`(N, C)`.
@@ -107,6 +111,9 @@ class LatentToVisible(BipartiteConv):
             TypeError: fused path: ``batch_size`` not an int.
         """
         if edge_index is not None:
+            if return_weight:
+                raise ValueError("'return_weight' is for the fused path "
+                                 "(edge_index=None)")
             return self.propagate_edges(z, edge_index, weight, num_visible)
 
         symbolic = is_symbolic(z)  # torch.fx: no values to check
@@ -135,4 +142,5 @@ class LatentToVisible(BipartiteConv):
                              f"nodes form {segments.num_samples}")
         weight = normalize_projection(weight, self.normalize, segments,
                                       eps=self.eps)
-        return segments.spread(weight, z)  # [N, C]
+        out = segments.spread(weight, z)  # [N, C]
+        return (out, weight) if return_weight else out

@@ -6,7 +6,7 @@ from torch.nn import BatchNorm1d, ModuleList, Parameter, Sequential
 
 from ...functional.checks import check_ints
 from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
-from ...functional.normalize import l2_normalize, normalize_projection
+from ...functional.normalize import l2_normalize
 from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (GlobalReasoningUnit, Projection, check_positive_int,
@@ -201,18 +201,18 @@ class LatentGNNConv(GlobalReasoningUnit):
         outs: List[Tensor] = []
         projections: List[Projection] = []
         for i in range(self.num_kernels):
-            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=segments)
+            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=segments,
+                                       return_weight=return_projection)
+            if return_projection:  # the stages return the weights they used
+                z, v2l = z
             z, affinity = self.latent_graph(z, return_affinity=True)
-            outs.append(self.latent_to_visible(z, psi_l2v[i],
-                                               segments=segments))
+            out = self.latent_to_visible(z, psi_l2v[i], segments=segments,
+                                         return_weight=return_projection)
             if return_projection:
-                v2l, l2v = self.visible_to_latent, self.latent_to_visible
-                projections.append(Projection(
-                    normalize_projection(psi_v2l[i], v2l.normalize,
-                                         segments, eps=v2l.eps),
-                    normalize_projection(psi_l2v[i], l2v.normalize,
-                                         segments, eps=l2v.eps),
-                    affinity, segments.batch()))
+                out, l2v = out
+                projections.append(Projection(v2l, l2v, affinity,
+                                              segments.batch()))
+            outs.append(out)
         return self._visible_output(outs, _call), projections
 
     # The row-wise parts of the unit, shared by the plain and the chunked

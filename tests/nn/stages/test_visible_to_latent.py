@@ -432,3 +432,23 @@ def test_explicit_errors():
         conv(x, None, adj_t, num_latent=3 * D)
     with pytest.raises(ValueError, match=r"node features must be a matrix"):
         conv(x.unsqueeze(0), w.reshape(-1), ei)
+
+
+@pytest.mark.parametrize('normalize', [None, 'l2_visible', 'l2_latent'])
+def test_return_weight_is_the_weight_as_applied(normalize):
+    """``return_weight=True`` gives the normalised weights of each sample
+    (independent per-sample reference), and the output they produce."""
+    sizes = [3, 1, 5]
+    x, w = inputs(sizes)
+    conv = VisibleToLatent(normalize)
+    out, used = conv(x, w, batch=batch_of(sizes), return_weight=True)
+    torch.testing.assert_close(out, conv(x, w, batch=batch_of(sizes)))
+    start = 0
+    for s, n in enumerate(sizes):
+        ref = normalize_dense(w[start:start + n], normalize)
+        torch.testing.assert_close(used[start:start + n], ref)
+        torch.testing.assert_close(out[s], ref.t() @ x[start:start + n])
+        start += n
+    with pytest.raises(ValueError, match='fused path'):
+        conv(x, w.reshape(-1), complete_bipartite_graph(x, D),
+             return_weight=True)

@@ -28,3 +28,15 @@ else:
         'thorough', max_examples=500, deadline=None,
         suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch, request):
+    """The chunked LatentGNN path raises chunks on the CPU to 32 MiB per
+    tensor (glibc's mmap threshold): the tests' tiny inputs would then be
+    one chunk.  They run with the chunk sizes they ask for, except the
+    tests marked ``lean_chunks``, which check the floor itself."""
+    if 'lean_chunks' not in request.keywords:
+        import glore_pyg.nn.units.latentgnn as latentgnn
+        monkeypatch.setattr(latentgnn, 'LEAN_BYTES', 0)
+    yield

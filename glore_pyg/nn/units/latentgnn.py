@@ -83,14 +83,11 @@ class LatentGNNConv(GlobalReasoningUnit):
             are not called, their parameters and running statistics are
             used and updated as the modules would (so only plain
             ``BatchNorm1d`` is accepted: a ``SyncBatchNorm`` raises a
-            ``TypeError``).  Twice differentiable.  Under glibc's default
-            allocator pick chunks whose ``[chunk_size, C]`` temporaries
-            exceed its 32 MB mmap threshold (e.g. 262144 rows at C = 64):
-            smaller ones come from glibc's heap, which keeps the freed
-            chunks resident (measured here on 4,000,000 points, C = 64:
-            peak 13.5x the input's bytes at chunk_size=65536, 5.0x at
-            262144; with jemalloc or tcmalloc both are lean, see
-            ``docs/performance.md``).
+            ``TypeError``).  Twice differentiable.  On the CPU a chunk
+            holds at least 32 MiB per ``[rows, C]`` tensor (131,088 rows at
+            ``C = 64`` in float32; see :meth:`chunk_rows`): smaller chunks
+            would come from glibc's heap, which keeps what is freed
+            resident, so any ``chunk_size`` is lean.
             (default: :obj:`None`: plain autograd)
 
     Shapes:
@@ -236,11 +233,31 @@ class LatentGNNConv(GlobalReasoningUnit):
         return out if self.without_residual else self.gamma * out
 
     # -- the memory-lean chunked path (chunk_size) -------------------------
+    def chunk_rows(self, x: Tensor) -> int:
+        """Rows per chunk of the chunked path for the input ``x [N, C]``:
+        ``chunk_size``, raised on the CPU to at least :data:`LEAN_BYTES`
+        per ``[rows, C]`` tensor.
+
+        A chunk's temporaries are allocated and freed once per chunk and
+        pass.  glibc's allocator (the CPU default) serves requests below its
+        mmap threshold, which adapts up to 32 MiB, from its heap and keeps
+        what is freed there resident, so smaller chunks are not lean
+        (measured: 4,000,000 points at ``C = 64`` peaked at 13.5-15.9x the
+        input's bytes with 65,536-row chunks, 5x with 262,144); from
+        32 MiB on, each temporary is mapped and returned on release.  On
+        other devices (CUDA's caching allocator) ``chunk_size`` is used as
+        given."""
+        rows = self.chunk_size or 1
+        if x.device.type != 'cpu':
+            return rows
+        width = max(x.size(1), 1) * x.element_size()
+        return max(rows, -(-LEAN_BYTES // width))
+
     def _reason_chunked(self, x: Tensor, seg: Segments) -> Tensor:
         """The same computation in passes over chunks of visible nodes:
         BatchNorm moments level by level, the per-sample latent sums, then
         the output rows; each pass keeps only its chunks' inputs."""
-        chunks = plan_chunks(x, seg, self.chunk_size)
+        chunks = plan_chunks(x, seg, self.chunk_rows(x))
         named = {name: m for name, m in self.named_modules()
                  if isinstance(m, Sequential)}
         names = {id(m): name for name, m in named.items()}
@@ -348,6 +365,11 @@ class LatentGNNConv(GlobalReasoningUnit):
                 f'graph_conv={self.graph_conv}' +
                 (f', chunk_size={self.chunk_size})' if self.chunk_size
                  else ')'))
+
+
+#: the smallest ``[rows, C]`` chunk tensor of the chunked path on the CPU,
+#: in bytes: glibc's largest mmap threshold (32 MiB) and a page
+LEAN_BYTES = (32 << 20) + 4096
 
 
 def _check_latent_dims(latent_dims) -> List[int]:

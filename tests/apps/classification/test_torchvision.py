@@ -159,9 +159,9 @@ def test_create_feature_extractor_with_units(name):
     """torchvision's ``create_feature_extractor`` (torch.fx) on its own
     ResNet with units inserted (issue 23): the extracted stage outputs are
     the units' outputs, equal to the model's own forward hooks' values."""
+    model = trained(name, num_classes=10).eval()  # skips without one
     from torchvision.models.feature_extraction import (
         create_feature_extractor)
-    model = trained(name, num_classes=10).eval()
     insert_units(model, POINTS[name])
     x = image()
     with torch.no_grad():

@@ -1,4 +1,4 @@
-from typing import Optional, Tuple, Union
+from typing import Optional
 
 from torch import Tensor
 from torch_geometric.typing import Adj
@@ -74,8 +74,7 @@ class LatentToVisible(BipartiteConv):
         batch_size: Optional[int] = None,
         num_visible: Optional[int] = None,
         segments: Optional[Segments] = None,
-        return_weight: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    ) -> Tensor:
         r"""
         Args:
             z (Tensor): latent features, :math:`(S, d, C)` (fused) or
@@ -89,9 +88,6 @@ class LatentToVisible(BipartiteConv):
             num_visible (int, optional): number of visible nodes (explicit
                 path; inferred from ``edge_index`` when omitted).
             segments (Segments, optional): a precomputed sample layout.
-            return_weight (bool, optional): fused path: also return the
-                weights as applied, :math:`(N, d)`, normalised (for
-                :class:`~glore_pyg.nn.Projection`). (default: :obj:`False`)
 
         Returns:
             Visible features :math:`\tilde{\mathbf{X}}`, :math:`(N, C)`.
@@ -111,9 +107,6 @@ class LatentToVisible(BipartiteConv):
             TypeError: fused path: ``batch_size`` not an int.
         """
         if edge_index is not None:
-            if return_weight:
-                raise ValueError("'return_weight' is for the fused path "
-                                 "(edge_index=None)")
             return self.propagate_edges(z, edge_index, weight, num_visible)
 
         symbolic = is_symbolic(z)  # torch.fx: no values to check
@@ -140,7 +133,11 @@ class LatentToVisible(BipartiteConv):
         if not symbolic and segments.num_samples != z.size(0):
             raise ValueError(f"'z' holds {z.size(0)} samples but the visible "
                              f"nodes form {segments.num_samples}")
-        weight = normalize_projection(weight, self.normalize, segments,
-                                      eps=self.eps)
-        out = segments.spread(weight, z)  # [N, C]
-        return (out, weight) if return_weight else out
+        return segments.spread(self.applied_weight(weight, segments),
+                               z)  # [N, C]
+
+    def applied_weight(self, weight: Tensor, segments: Segments) -> Tensor:
+        """The fused path's weights ``[N, d]`` as this stage applies them
+        (normalised), for :class:`~glore_pyg.nn.Projection`."""
+        return normalize_projection(weight, self.normalize, segments,
+                                    eps=self.eps)

@@ -1,4 +1,4 @@
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 from torch import Tensor
 from torch_geometric.typing import Adj
@@ -86,8 +86,7 @@ class VisibleToLatent(BipartiteConv):
         batch_size: Optional[int] = None,
         num_latent: Optional[int] = None,
         segments: Optional[Segments] = None,
-        return_weight: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    ) -> Tensor:
         r"""
         Args:
             x (Tensor): visible node features :math:`(N, C)`.
@@ -99,12 +98,6 @@ class VisibleToLatent(BipartiteConv):
                 see :meth:`glore_pyg.functional.Segments.from_batch`.
             num_latent (int, optional): number of latent nodes (explicit
                 path; inferred from ``edge_index`` when omitted).
-            return_weight (bool, optional): fused path: also return the
-                weights as applied, :math:`(N, d)`, the normalisation
-                :math:`1/m_k` included except ``'mean'``'s (for
-                :class:`~glore_pyg.nn.Projection`; the fused path itself
-                normalises the latent sums, not an :math:`N \times d`
-                copy). (default: :obj:`False`)
             segments (Segments, optional): a precomputed sample layout.
 
         Returns:
@@ -125,9 +118,6 @@ class VisibleToLatent(BipartiteConv):
             TypeError: fused path: ``batch_size`` not an int.
         """
         if edge_index is not None:
-            if return_weight:
-                raise ValueError("'return_weight' is for the fused path "
-                                 "(edge_index=None)")
             return self.propagate_edges(x, edge_index, weight, num_latent)
 
         if segments is None:
@@ -146,11 +136,15 @@ class VisibleToLatent(BipartiteConv):
                              f"[{segments.num_nodes}, d] on the fused path, "
                              f"got {shape}")
         pooled, sum_sq = self.accumulate(x, weight, segments)
-        out = self.finish(pooled, sum_sq, segments.counts())
-        if return_weight:
-            return out, normalize_projection(weight, self.normalize,
-                                             segments, eps=self.eps)
-        return out
+        return self.finish(pooled, sum_sq, segments.counts())
+
+    def applied_weight(self, weight: Tensor, segments: Segments) -> Tensor:
+        r"""The fused path's weights ``[N, d]`` as this stage applies them,
+        its :math:`1/m_k` included (except ``'mean'``'s :math:`1/L`), for
+        :class:`~glore_pyg.nn.Projection`.  The forward pass itself scales
+        the latent sums and never forms this :math:`N \times d` tensor."""
+        return normalize_projection(weight, self.normalize, segments,
+                                    eps=self.eps)
 
     def accumulate(self, x: Tensor, weight: Tensor,
                    segments: Segments) -> Tuple[Tensor, Optional[Tensor]]:

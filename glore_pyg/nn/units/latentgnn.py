@@ -197,19 +197,16 @@ class LatentGNNConv(GlobalReasoningUnit):
         x_v2l, psi_v2l, psi_l2v = self._visible_features(x, _call)
         outs: List[Tensor] = []
         projections: List[Projection] = []
+        v2l, l2v = self.visible_to_latent, self.latent_to_visible
         for i in range(self.num_kernels):
-            z = self.visible_to_latent(x_v2l, psi_v2l[i], segments=segments,
-                                       return_weight=return_projection)
-            if return_projection:  # the stages return the weights they used
-                z, v2l = z
+            z = v2l(x_v2l, psi_v2l[i], segments=segments)
             z, affinity = self.latent_graph(z, return_affinity=True)
-            out = self.latent_to_visible(z, psi_l2v[i], segments=segments,
-                                         return_weight=return_projection)
-            if return_projection:
-                out, l2v = out
-                projections.append(Projection(v2l, l2v, affinity,
-                                              segments.batch()))
-            outs.append(out)
+            outs.append(l2v(z, psi_l2v[i], segments=segments))
+            if return_projection:  # the weights as the stages apply them
+                projections.append(Projection(
+                    v2l.applied_weight(psi_v2l[i], segments),
+                    l2v.applied_weight(psi_l2v[i], segments),
+                    affinity, segments.batch()))
         return self._visible_output(outs, _call), projections
 
     # The row-wise parts of the unit, shared by the plain and the chunked

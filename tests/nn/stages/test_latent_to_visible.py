@@ -394,14 +394,14 @@ def test_explicit_errors():
 
 
 @pytest.mark.parametrize('normalize', [None, 'l2_latent'])
-def test_return_weight_is_the_weight_as_applied(normalize):
-    """``return_weight=True`` gives the normalised weights (independent
-    per-sample reference) that produced the output."""
+def test_applied_weight_is_the_weight_as_applied(normalize):
+    """``applied_weight`` gives the normalised weights (independent
+    per-sample reference) that produce the output."""
     sizes = [3, 1, 5]
     z, w = inputs(sizes)
     conv = LatentToVisible(normalize)
-    out, used = conv(z, w, batch=batch_of(sizes), return_weight=True)
-    torch.testing.assert_close(out, conv(z, w, batch=batch_of(sizes)))
+    out = conv(z, w, batch=batch_of(sizes))
+    used = conv.applied_weight(w, Segments.from_batch(w, batch_of(sizes)))
     start = 0
     for s, n in enumerate(sizes):
         ref = normalize_dense(w[start:start + n], normalize)

@@ -435,20 +435,17 @@ def test_explicit_errors():
 
 
 @pytest.mark.parametrize('normalize', [None, 'l2_visible', 'l2_latent'])
-def test_return_weight_is_the_weight_as_applied(normalize):
-    """``return_weight=True`` gives the normalised weights of each sample
-    (independent per-sample reference), and the output they produce."""
+def test_applied_weight_is_the_weight_as_applied(normalize):
+    """``applied_weight`` gives the normalised weights of each sample
+    (independent per-sample reference) that produce the output."""
     sizes = [3, 1, 5]
     x, w = inputs(sizes)
     conv = VisibleToLatent(normalize)
-    out, used = conv(x, w, batch=batch_of(sizes), return_weight=True)
-    torch.testing.assert_close(out, conv(x, w, batch=batch_of(sizes)))
+    out = conv(x, w, batch=batch_of(sizes))
+    used = conv.applied_weight(w, Segments.from_batch(x, batch_of(sizes)))
     start = 0
     for s, n in enumerate(sizes):
         ref = normalize_dense(w[start:start + n], normalize)
         torch.testing.assert_close(used[start:start + n], ref)
         torch.testing.assert_close(out[s], ref.t() @ x[start:start + n])
         start += n
-    with pytest.raises(ValueError, match='fused path'):
-        conv(x, w.reshape(-1), complete_bipartite_graph(x, D),
-             return_weight=True)

@@ -545,7 +545,10 @@ def _compare_parser(command: str) -> argparse.ArgumentParser:
         description='Train each configuration over the seeds (each in its '
         'own process, resumed when its run folder exists) and print the '
         'table. Options not listed here (--trainer.*, --model.*, --data.*) '
-        f'go to every run of glore-pyg {command} fit.')
+        f'go to every run of glore-pyg {command} fit. Configurations (the '
+        'unit spec at the insertion point): ' + '; '.join(
+            f'{name}: {spec or "no unit"}'
+            for name, spec in app['configurations'].items()) + '.')
     p.add_argument('--config', default=app['presets'][0],
                    help=f"a preset ({', '.join(app['presets'])}) or a YAML "
                    f"file (default: {app['presets'][0]})")

@@ -112,6 +112,10 @@ def test_help_shows_defaults_and_compare_names(capsys):
     assert glore('classify', 'compare', '--help') == 0
     out = capsys.readouterr().out
     assert "'+GloRe'" in out and "'baseline'" in out
+    # each configuration's unit spec is shown (the LatentGNN rows carry
+    # the graph convolution, which the name does not say)
+    flat = ' '.join(out.split())
+    assert '+LatentGNN (1 kernel): latentgnn:d=16,graph_conv=1' in flat
 
 
 def test_validate_test_predict_and_pictures(tmp_path, capsys):

@@ -66,7 +66,8 @@ class GridMixin:
         """
         self.check_input(x, self.dims + 2)  # type: ignore[attr-defined]
         C = self.in_channels  # type: ignore[attr-defined]
-        if not is_symbolic(x):
+        symbolic = is_symbolic(x)  # torch.fx tracing: no values to check
+        if not symbolic:
             if x.dim() != self.dims + 2:
                 raise ValueError(
                     f"{self.__class__.__name__} expects 'x' of shape [B, C"
@@ -79,7 +80,7 @@ class GridMixin:
         moved = x.movedim(1, -1)  # [B, *spatial, C], a view
         rows = moved.reshape(-1, C)  # [B*L, C]: a view if channels_last
         B = x.size(0)
-        seg = Segments(rows.size(0), B if is_symbolic(x) else max(B, 1),
+        seg = Segments(rows.size(0), B if symbolic else max(B, 1),
                        None, x.device)
         branch, projections = self.branch(  # type: ignore[attr-defined]
             rows, seg, return_projection)

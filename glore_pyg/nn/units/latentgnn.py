@@ -69,7 +69,8 @@ class LatentGNNConv(GlobalReasoningUnit):
             :math:`\mathrm{BN}([\dots]\mathbf{W}_{up})` alone, without
             :math:`\mathbf{X} + \gamma\,\cdot`. (default: :obj:`False`)
         chunk_size (int, optional): memory-lean mode for very large inputs:
-            process at most ``chunk_size`` visible nodes at a time and
+            process at most ``chunk_size`` visible nodes at a time (on the
+            CPU at least :meth:`chunk_rows`, see below) and
             recompute their intermediates in backward instead of storing
             them (:mod:`glore_pyg.functional.chunked`).  Same outputs,
             gradients and BatchNorm updates as the default path; peak memory

@@ -47,7 +47,12 @@ class ProcessGroupError(RuntimeError):
     """A run on several processes stopped because a collective failed:
     another process died, or stopped answering for longer than the
     strategy's ``timeout``.  The message is one line; the last checkpoint
-    is kept, and the same command resumes from it."""
+    is kept, and the same command resumes from it.  ``reported``: the line
+    was printed already (by :class:`CollectiveFailureReport`)."""
+
+    def __init__(self, message: str, reported: bool = False):
+        super().__init__(message)
+        self.reported = reported
 
 
 def is_collective_failure(error: BaseException) -> bool:
@@ -491,6 +496,50 @@ class PeakMemory(Callback):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.peak_rss_bytes = int(state.get('peak_rss_bytes', 0))
         self.peak_cuda_bytes = int(state.get('peak_cuda_bytes', 0))
+
+
+class CollectiveFailureReport(Callback):
+    """On several processes, a failed collective (another process died, or
+    stopped answering for longer than the strategy's ``timeout``) is
+    reported at once, from Lightning's ``on_exception`` hook: one line on
+    standard error, ``PREFIX: process r of P: a collective failed ...;
+    <what is kept>``, then the processes this one started with Lightning's
+    launcher are stopped.  It has to be at once: after a child process's
+    death, Lightning's launcher ends this one too (SIGKILL, at its next
+    check, within 5 seconds), so what runs after the hook may not run at
+    all.  :attr:`message` keeps the line for the caller, which then exits
+    with status 1 if it still can.
+
+    Args:
+        prefix (str): what the line starts with (the command).
+        out (str, optional): the run folder, whose
+            ``checkpoints/last.ckpt`` the line names.
+    """
+
+    def __init__(self, prefix: str, out=None):
+        self.prefix = prefix
+        self.out = out
+        self.message: Optional[str] = None
+
+    def on_exception(self, trainer, module, exception) -> None:
+        if trainer.world_size < 2 or not is_collective_failure(exception):
+            return
+        last = Path(self.out or trainer.default_root_dir) / 'checkpoints' / \
+            'last.ckpt'
+        kept = (f"{last} (after epoch {checkpoint_epochs(last)}) is kept: "
+                f"start every process again with the same command to resume"
+                if last.exists() else "no epoch had finished, no checkpoint "
+                "was written")
+        first = str(exception).strip().splitlines()[0][:200]
+        self.message = (
+            f"process {trainer.global_rank} of {trainer.world_size}: a "
+            f"collective failed, another process of the run died or stopped "
+            f"answering ({first}); {kept}")
+        print(f'{self.prefix}: {self.message}', file=sys.stderr, flush=True)
+        launcher = trainer.strategy.launcher
+        if launcher is not None and hasattr(launcher, 'kill'):
+            import signal
+            launcher.kill(signal.SIGTERM)
 
 
 class EpochLog(Callback):

@@ -40,8 +40,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import yaml
 
-from .base import (EpochLog, PeakMemory, ProcessGroupError, RunFolderError,
-                   checkpoint_epochs, is_collective_failure, prepare_fit,
+from .base import (CollectiveFailureReport, EpochLog, PeakMemory,
+                   ProcessGroupError, RunFolderError, checkpoint_epochs,
+                   prepare_fit,
                    quiet_lightning, read_result, write_result)
 
 try:
@@ -195,7 +196,9 @@ class AppCLI(LightningCLI):
         # time and peak memory of every process of the run (resumes
         # included: both keep their state in the checkpoint)
         self.timer, self.memory = Timer(), PeakMemory()
-        extra += [self.timer, self.memory]
+        self.failure = CollectiveFailureReport(
+            f'glore-pyg {self.command} {self.subcommand}', out)
+        extra += [self.timer, self.memory, self.failure]
         if trainer.get('enable_progress_bar') is False:
             extra.append(EpochLog(self.timer))
         self.trainer_defaults['callbacks'] = extra
@@ -253,8 +256,9 @@ class AppCLI(LightningCLI):
                 self.trainer.fit(model, datamodule=datamodule,
                                  ckpt_path=ckpt_path, **kwargs)
             except Exception as e:
-                if self.trainer.world_size > 1 and is_collective_failure(e):
-                    self._stop_processes(e, out)
+                if self.failure.message is not None:  # printed already
+                    raise ProcessGroupError(self.failure.message,
+                                            reported=True) from e
                 raise
             if self.trainer.interrupted:
                 return
@@ -278,26 +282,6 @@ class AppCLI(LightningCLI):
                       per_class=dict(model.per_class))
         write_result(out, result)
         print(json.dumps(result['metrics'], indent=2))
-
-    def _stop_processes(self, error: BaseException, out) -> None:
-        """After a failed collective: the processes this one started (with
-        Lightning's launcher) are stopped too, and a one-line
-        :class:`ProcessGroupError` names what is kept."""
-        launcher = self.trainer.strategy.launcher
-        if launcher is not None and hasattr(launcher, 'kill'):
-            import signal
-            launcher.kill(signal.SIGTERM)
-        last = Path(out) / 'checkpoints' / 'last.ckpt'
-        kept = (f"{last} (after epoch {checkpoint_epochs(last)}) is kept: "
-                f"start every process again with the same command to resume"
-                if last.exists() else "no epoch had finished, no checkpoint "
-                "was written")
-        first = str(error).strip().splitlines()[0][:200]
-        raise ProcessGroupError(
-            f"process {self.trainer.global_rank} of "
-            f"{self.trainer.world_size}: a collective failed, another "
-            f"process of the run died or stopped answering ({first}); "
-            f"{kept}") from error
 
     def _synchronise_batchnorm(self, model) -> None:
         """On several processes, BatchNorm normalises with the moments of
@@ -800,7 +784,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 AppCLI(command, args=_lightning_args(command, job, rest))
     except (RunFolderError, ValueError, TypeError, IndexError,
             FileNotFoundError, ImportError, ProcessGroupError) as e:
-        print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
+        if not getattr(e, 'reported', False):
+            print(f'glore-pyg {command} {job}: {e}', file=sys.stderr)
         raise SystemExit(1)
     except KeyboardInterrupt:
         print(f'glore-pyg {command} {job}: interrupted; the same command '

@@ -114,12 +114,15 @@ class Interrupt(L.Callback):
 class DieOnRank1(L.Callback):
     """A Lightning callback that kills the second process (``os._exit``,
     as a crashed machine would) a step into the second epoch, after the
-    first epoch's checkpoint was written."""
+    first epoch's checkpoint was written.  It waits a second first, so
+    that the first process is already waiting for it in a collective."""
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         import os
+        import time
         if trainer.current_epoch == 1 and batch_idx == 1 and \
                 trainer.global_rank == 1:
+            time.sleep(1)
             os._exit(3)
 
 

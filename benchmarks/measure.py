@@ -4,6 +4,10 @@
   several cases in one process, alternating case after case each round,
   after warm-up; the median of each.  Ratios of medians taken this way are
   robust to a noisy machine, absolute times much less so.
+* :func:`time_in_fresh_processes`: the same in each of several fresh
+  processes, one median per case and process: what one process's allocator
+  and memory layout happened to be no longer decides a ratio, and the
+  spread over the processes says how far one run can be trusted.
 * :func:`peak_rss`: peak resident memory of one case in a fresh process (a
   fork of a server that has only imported the libraries).  The child builds
   the module, runs a tiny forward + backward (lazy library state), records
@@ -174,3 +178,70 @@ def peak_rss(builder: Tuple[str, str], kwargs: dict, limit: int,
     child.join()
     return result or dict(ok=False, oom=child.exitcode == -9,
                           error=f'child exited with {child.exitcode}')
+
+
+# -- times in fresh processes --------------------------------------------------
+def _time_child(conn, builder: Tuple[str, str], cases: Dict[str, dict],
+                threads: int, repeat: int, warmup: int, compiled: bool):
+    try:
+        torch.set_num_threads(threads)
+        build = load_builder(*builder)
+        modules, inputs = {}, None
+        for name, kwargs in cases.items():
+            module, make_inputs = build(**kwargs)
+            modules[name] = torch.compile(module) if compiled else module
+            if inputs is None:  # the same input for every case
+                inputs = make_inputs(tiny=False)
+        names = list(modules)
+        with torch.no_grad():
+            outs = [modules[n](*inputs) for n in names[:2]]
+            diff = (outs[0] - outs[1]).abs().max().item() if len(outs) == 2 \
+                else None
+        del outs
+        times = time_side_by_side(
+            {n: fwd_bwd(m, inputs) for n, m in modules.items()}, repeat,
+            warmup)
+        conn.send(dict(ok=True, times=times, diff=diff))
+    except Exception as e:  # noqa: BLE001 -- reported to the parent
+        conn.send(dict(ok=False, error=f'{type(e).__name__}: '
+                       f'{str(e).splitlines()[0][:200]}'))
+
+
+def time_in_fresh_processes(builder: Tuple[str, str], cases: Dict[str, dict],
+                            processes: int = 3, repeat: int = 7,
+                            warmup: int = 2, compiled: bool = False
+                            ) -> Dict[str, object]:
+    """:func:`time_side_by_side` of the cases ``builder(**cases[name]) ->
+    (module, make_inputs)`` (all on the first case's input), in each of
+    ``processes`` fresh processes one after the other, with the caller's
+    number of threads; ``compiled`` wraps each module in
+    :func:`torch.compile` (compilation is part of the warm-up).  Returns
+    ``times``: per case, the list of per-process medians (seconds), and
+    ``diff``: the largest absolute difference between the first two cases'
+    outputs (first process).
+
+    Raises:
+        RuntimeError: a process failed (its error message)."""
+    processes = check_int(processes, 'processes', minimum=1)
+    ctx = _forkserver()
+    times: Dict[str, List[float]] = {name: [] for name in cases}
+    diff = None
+    for _ in range(processes):
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_time_child, args=(
+            send, builder, cases, torch.get_num_threads(), repeat, warmup,
+            compiled))
+        child.start()
+        send.close()
+        try:
+            result = receive.recv()
+        except EOFError:
+            result = dict(ok=False, error='the process died')
+        child.join()
+        if not result['ok']:
+            raise RuntimeError(f'{cases}: {result["error"]}')
+        for name, t in result['times'].items():
+            times[name].append(t)
+        if diff is None:
+            diff = result['diff']
+    return dict(times=times, diff=diff)

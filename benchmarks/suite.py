@@ -16,6 +16,7 @@ import datetime
 import gc
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ sys.path.insert(0, str(HERE))
 from dense_reference import DenseGloRe, DenseLatentGNN, Padded  # noqa: E402
 from latent_attention import LatentCrossAttention  # noqa: E402
 from measure import (GiB, fwd_bwd, memory_limit, peak_rss,  # noqa: E402
-                     time_side_by_side)
+                     time_in_fresh_processes, time_side_by_side)
 from naive import naive  # noqa: E402
 
 from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN2d,  # noqa: E402
@@ -44,14 +45,16 @@ FULL = dict(
     points=dict(C=64, d=64, channel_stride=1),
     scale_n=4_000_000, dense_n=1_000_000,
     nonlocal_=dict(C=64, d=64, start=4096, memory=20 * GiB, seconds=300),
-    repeat=7, naive_repeat=3, memory_steps=5, scale_memory_steps=2)
+    repeat=7, naive_repeat=3, memory_steps=5, scale_memory_steps=2,
+    processes=3)
 QUICK = dict(
     grid=dict(B=2, C=16, H=6, W=5, d=4),
     clouds=dict(sizes=[20, 40, 60], C=16, d=4),
     points=dict(C=8, d=4, channel_stride=1),
     scale_n=4000, dense_n=1000,
     nonlocal_=dict(C=8, d=4, start=256, memory=int(1.2 * GiB), seconds=60),
-    repeat=2, naive_repeat=1, memory_steps=2, scale_memory_steps=2)
+    repeat=2, naive_repeat=1, memory_steps=2, scale_memory_steps=2,
+    processes=1)
 
 
 # -- cases: build(**kwargs) -> (module, make_inputs(tiny)) --------------------
@@ -96,8 +99,12 @@ def _build(case, impl, unit, seed, **kw):
         u = randomize(u, seed)
         module = u if impl == 'ours' else dense(u)
         B, H, W = kw['B'], kw['H'], kw['W']
-        return module, lambda tiny: (randn(1, C, 3, 2) if tiny else
-                                     randn(B, C, H, W), )
+        layout = {'contiguous': torch.contiguous_format,
+                  'channels_last': torch.channels_last}[
+            kw.get('memory_format', 'contiguous')]
+        return module, lambda tiny: ((randn(1, C, 3, 2) if tiny else
+                                      randn(B, C, H, W)).contiguous(
+            memory_format=layout), )
     if case == 'clouds':
         u = randomize(LatentGNNConv(C, [d]) if unit == 'latentgnn' else
                       GloReConv(C, d, normalize=True), seed)
@@ -144,11 +151,20 @@ def fmt_mem(r):
             f"{fmt_bytes(r['first_increment'])})")
 
 
+def fmt_spread(r):
+    ratio = fmt_ratio(r['ratio'])
+    if r.get('spread') is None:
+        return ratio
+    lo, hi = r['spread']
+    return f'{ratio} ({lo:.3g}-{hi:.3g})'
+
+
 def row(rows, key, comparison, ours, ref, ratio, target=None, met=None,
-        diff=None):
+        diff=None, spread=None):
     rows.append(dict(key=key, comparison=comparison, ours=ours, ref=ref,
-                     ratio=ratio, target=target, met=met, diff=diff))
-    print(f'  {comparison}: {ours} vs {ref}, ratio {fmt_ratio(ratio)}'
+                     ratio=ratio, target=target, met=met, diff=diff,
+                     spread=spread))
+    print(f'  {comparison}: {ours} vs {ref}, ratio {fmt_spread(rows[-1])}'
           f'{"" if target is None else f" (target {target}: {met})"}',
           file=sys.stderr, flush=True)
 
@@ -157,7 +173,7 @@ def table(rows):
     lines = ['| Comparison | Ours | Reference | Ratio | Target | Met | '
              'max \\|ours - ref\\| |', '|---' * 7 + '|']
     for r in rows:
-        ratio = fmt_ratio(r['ratio'])
+        ratio = fmt_spread(r)
         met = {True: 'yes', False: '**no**', None: '-'}.get(r['met'],
                                                           r['met'])
         diff = '-' if r['diff'] is None else f"{r['diff']:.1e}"
@@ -193,44 +209,53 @@ def gib(b):
 
 
 # -- sections -----------------------------------------------------------------
+def side_by_side(cfg, kw, compiled=False):
+    """Our unit and the dense published formulation on the same input,
+    timed side by side in ``cfg['processes']`` fresh processes: the median
+    over the processes of each process's ratio, its spread (lowest,
+    highest), the medians of the times and the largest output
+    difference."""
+    r = time_in_fresh_processes(
+        BUILDER, {impl: dict(impl=impl, **kw) for impl in ('ours', 'dense')},
+        cfg['processes'], cfg['repeat'], compiled=compiled)
+    t = r['times']
+    ratios = [a / b for a, b in zip(t['ours'], t['dense'])]
+    return dict(ratio=statistics.median(ratios),
+                spread=(min(ratios), max(ratios)),
+                ours=statistics.median(t['ours']),
+                dense=statistics.median(t['dense']), diff=r['diff'])
+
+
+GRID_FORMATS = ('contiguous', 'channels_last')
+
+
 def grid_section(cfg, rows, limit):
     g = cfg['grid']
     for unit, name in (('latentgnn', 'LatentGNN2d'), ('glore', 'GloRe2d')):
-        log(f'grid {name}')
-        kw = dict(case='grid', unit=unit, **g)
-        ours, make = build(impl='ours', **kw)
-        dense = build(impl='dense', **kw)[0]
-        inputs = make(False)
-        diff = max_diff(ours, dense, inputs)
-        t = time_side_by_side({'ours': fwd_bwd(ours, inputs),
-                               'dense': fwd_bwd(dense, inputs)},
-                              cfg['repeat'])
-        log(f'grid {name}, compiled')
-        ours_c, dense_c = torch.compile(ours), torch.compile(dense)
-        diff_c = max_diff(ours_c, dense_c, inputs)
-        tc = time_side_by_side({'ours': fwd_bwd(ours_c, inputs),
-                                'dense': fwd_bwd(dense_c, inputs)},
-                               cfg['repeat'])
-        del ours, dense, ours_c, dense_c, inputs
-        gc.collect()
-        torch.compiler.reset()
-        m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
-             for impl in ('ours', 'dense')}
-        what = (f"{name}, B={g['B']}, C={g['C']}, {g['H']}x{g['W']}, "
-                f"d={g['d']}")
-        ratio = t['ours'] / t['dense']
-        row(rows, f'grid-{unit}-time', f'{what}: time (eager)',
-            fmt_time(t['ours']), f"dense published {fmt_time(t['dense'])}",
-            ratio, '<= 1.0x', ratio <= 1.0, diff)
-        ratio = tc['ours'] / tc['dense']
-        row(rows, f'grid-{unit}-compiled', f'{what}: time, both '
-            '`torch.compile`d', fmt_time(tc['ours']),
-            f"dense published compiled {fmt_time(tc['dense'])}", ratio,
-            '<= 1.0x', ratio <= 1.0, diff_c)
-        ratio = memory_ratio(m['ours'], m['dense'])
-        row(rows, f'grid-{unit}-memory', f'{what}: peak memory',
-            fmt_mem(m['ours']), f"dense published {fmt_mem(m['dense'])}",
-            ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
+        for layout in GRID_FORMATS:
+            kw = dict(case='grid', unit=unit, memory_format=layout, **g)
+            key = f'grid-{unit}' + ('' if layout == 'contiguous' else '-cl')
+            what = (f"{name}, B={g['B']}, C={g['C']}, {g['H']}x{g['W']}, "
+                    f"d={g['d']}, {layout.replace('_', ' ')}")
+            log(f'grid {name} {layout}')
+            t = side_by_side(cfg, kw)
+            row(rows, f'{key}-time', f'{what}: time (eager)',
+                fmt_time(t['ours']), f"dense published {fmt_time(t['dense'])}",
+                t['ratio'], '<= 1.0x', t['ratio'] <= 1.0, t['diff'],
+                spread=t['spread'])
+            log(f'grid {name} {layout}, compiled')
+            t = side_by_side(cfg, kw, compiled=True)
+            row(rows, f'{key}-compiled', f'{what}: time, both '
+                '`torch.compile`d', fmt_time(t['ours']),
+                f"dense published compiled {fmt_time(t['dense'])}",
+                t['ratio'], '<= 1.0x', t['ratio'] <= 1.0, t['diff'],
+                spread=t['spread'])
+            m = {impl: memory(impl, limit, cfg['memory_steps'], **kw)
+                 for impl in ('ours', 'dense')}
+            ratio = memory_ratio(m['ours'], m['dense'])
+            row(rows, f'{key}-memory', f'{what}: peak memory',
+                fmt_mem(m['ours']), f"dense published {fmt_mem(m['dense'])}",
+                ratio, '<= 1.0x', ratio is not None and ratio <= 1.0)
 
 
 CLOUD_UNITS = ('latentgnn', 'glore')
@@ -418,8 +443,14 @@ Rows without a target are informative.
   changes its time by several percent here), after a warm-up run (for
   `torch.compile`d modules the warm-up includes compilation); each figure
   is the median of {FULL['repeat']} rounds ({FULL['naive_repeat']} against
-  the naive version).  The machine is shared and noisy: compare the ratios,
-  which are measured side by side, rather than the absolute times.
+  the naive version).  The grid rows run so in each of
+  {FULL['processes']} fresh processes, one after the other (after 2
+  warm-up rounds): the ratio is the median of the {FULL['processes']}
+  processes' ratios, and the lowest and highest of them follow in
+  parentheses (a process's allocator state and memory layout move a ratio
+  by several percent here; a fresh process per measurement keeps one of
+  them from deciding the row).  Compare the ratios, which are measured
+  side by side, rather than the absolute times.
 * **Memory**: each case runs in a fresh process (forked from a server that
   has only imported the libraries) under an address-space limit, so that
   running out of memory is reported instead of taking the machine down.

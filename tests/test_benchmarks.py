@@ -7,8 +7,8 @@ from tests.scripts import load
 
 suite = load('benchmarks/suite.py')
 
-ROWS = [f'grid-{u}-{m}' for u in ('latentgnn', 'glore')
-        for m in ('time', 'compiled', 'memory')]
+ROWS = [f'grid-{u}{f}-{m}' for u in ('latentgnn', 'glore')
+        for f in ('', '-cl') for m in ('time', 'compiled', 'memory')]
 ROWS += [f'clouds-{u}-{m}' for u in ('latentgnn', 'glore')
          for m in ('naive', 'compiled', 'time', 'memory')]
 ROWS += ['clouds-latentgnn-attention', 'clouds-latentgnn-attention-memory']
@@ -27,7 +27,7 @@ def test_quick_suite_has_every_row(capsys):
     # float32 outputs of ours vs dense (eager and compiled), padded and
     # naive references, and of the compiled units vs eager
     diffs = [r['diff'] for r in rows if r['diff'] is not None]
-    assert len(diffs) == 10 and max(diffs) < 1e-4
+    assert len(diffs) == 14 and max(diffs) < 1e-4
 
 
 @pytest.mark.slow  # 13 s

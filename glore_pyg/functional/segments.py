@@ -92,6 +92,7 @@ class Segments:
         self._batch = batch
         self._counts = counts
         self._slots: Optional[Tensor] = None
+        self._mask: Optional[Tensor] = None
         #: take the padded layout for samples of different sizes outside
         #: torch.compile too (see :meth:`padded`)
         self.force_padded = False
@@ -227,10 +228,12 @@ class Segments:
         node; :obj:`None` for samples of equal size (no padding)."""
         if self.equal:
             return None
-        mask = torch.zeros(self.num_samples * self.max_size,
-                           dtype=torch.bool, device=self.device)
-        return mask.index_fill(0, self.slots(), True).view(
-            self.num_samples, self.max_size)
+        if self._mask is None:
+            mask = torch.zeros(self.num_samples * self.max_size,
+                               dtype=torch.bool, device=self.device)
+            self._mask = mask.index_fill(0, self.slots(), True).view(
+                self.num_samples, self.max_size)
+        return self._mask
 
     # ------------------------------------------------------------------
     def padded(self) -> bool:
@@ -242,10 +245,16 @@ class Segments:
         return not self.equal and (self.force_padded or
                                    torch.compiler.is_compiling())
 
+    def batched(self) -> bool:
+        """Whether the per-sample products run on all samples at once
+        (``[S, n, *]`` batches: samples of equal size, or :meth:`padded`),
+        rather than one sample at a time."""
+        return self.equal or self.padded()
+
     def pool(self, weight: Tensor, x: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s^\top \mathbf{X}_s`:
         ``weight [N, d]``, ``x [N, C]`` -> ``[S, d, C]``."""
-        if self.equal or self.padded():  # [S, d, n] @ [S, n, C]
+        if self.batched():  # [S, d, n] @ [S, n, C]
             return torch.bmm(self.pad(weight).transpose(1, 2), self.pad(x))
         return torch.stack([
             w.t() @ v for w, v in zip(self.split(weight), self.split(x))
@@ -254,7 +263,7 @@ class Segments:
     def spread(self, weight: Tensor, z: Tensor) -> Tensor:
         r"""Per-sample :math:`\mathbf{W}_s \mathbf{Z}_s`:
         ``weight [N, d]``, ``z [S, d, C]`` -> ``[N, C]``."""
-        if self.equal or self.padded():  # [S, n, d] @ [S, d, C]
+        if self.batched():  # [S, n, d] @ [S, d, C]
             return self.unpad(torch.bmm(self.pad(weight), z))
         return torch.cat([w @ z[s] for s, w in enumerate(self.split(weight))])
 
@@ -289,7 +298,7 @@ class Segments:
         sample at a time (:math:`S' = 1`, no padding).  It must return
         ``[S', n, F]`` whose real rows do not depend on the padding rows
         (e.g. by masking them out of an attention's keys)."""
-        if self.equal or self.padded():
+        if self.batched():
             return self.unpad(fn(*[self.pad(x) for x in xs],
                                  mask=self.mask()))
         parts = zip(*[self.split(x) for x in xs])

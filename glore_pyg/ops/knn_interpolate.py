@@ -97,4 +97,5 @@ def knn_interpolate(x: Tensor, pos_x: Tensor, pos_y: Tensor,
 
     y = scatter(x[x_idx] * weights, y_idx, 0, pos_y.size(0), reduce='sum')
     # a target without neighbours (its cloud is empty in pos_x): 0 / 0
-    return torch.where(total > 0, y, y.new_full((), float('nan')))
+    # (in place: the sum's gradient does not need its output)
+    return y.masked_fill_(total == 0, float('nan'))

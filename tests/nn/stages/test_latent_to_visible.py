@@ -391,20 +391,3 @@ def test_explicit_errors():
         conv(zf[:-1], None, adj_t)
     with pytest.raises(ValueError, match=r"targets were requested"):
         conv(zf, None, adj_t, num_visible=6)
-
-
-@pytest.mark.parametrize('normalize', [None, 'l2_latent'])
-def test_applied_weight_is_the_weight_as_applied(normalize):
-    """``applied_weight`` gives the normalised weights (independent
-    per-sample reference) that produce the output."""
-    sizes = [3, 1, 5]
-    z, w = inputs(sizes)
-    conv = LatentToVisible(normalize)
-    out = conv(z, w, batch=batch_of(sizes))
-    used = conv.applied_weight(w, Segments.from_batch(w, batch_of(sizes)))
-    start = 0
-    for s, n in enumerate(sizes):
-        ref = normalize_dense(w[start:start + n], normalize)
-        torch.testing.assert_close(used[start:start + n], ref)
-        torch.testing.assert_close(out[start:start + n], ref @ z[s])
-        start += n

@@ -432,20 +432,3 @@ def test_explicit_errors():
         conv(x, None, adj_t, num_latent=3 * D)
     with pytest.raises(ValueError, match=r"node features must be a matrix"):
         conv(x.unsqueeze(0), w.reshape(-1), ei)
-
-
-@pytest.mark.parametrize('normalize', [None, 'l2_visible', 'l2_latent'])
-def test_applied_weight_is_the_weight_as_applied(normalize):
-    """``applied_weight`` gives the normalised weights of each sample
-    (independent per-sample reference) that produce the output."""
-    sizes = [3, 1, 5]
-    x, w = inputs(sizes)
-    conv = VisibleToLatent(normalize)
-    out = conv(x, w, batch=batch_of(sizes))
-    used = conv.applied_weight(w, Segments.from_batch(x, batch_of(sizes)))
-    start = 0
-    for s, n in enumerate(sizes):
-        ref = normalize_dense(w[start:start + n], normalize)
-        torch.testing.assert_close(used[start:start + n], ref)
-        torch.testing.assert_close(out[s], ref.t() @ x[start:start + n])
-        start += n

@@ -12,10 +12,14 @@ intermediates, whatever ``N`` is, at the price of recomputing cheap row-wise
 work.  It is plain autograd otherwise: double backward, hooks and autocast
 work as usual.
 
-``fn(x_chunk, sample, *tensors)`` must be row-wise in ``x_chunk`` (no
-interaction between rows); everything global enters through ``tensors``,
-which may be outputs of earlier passes, so gradients flow through the chain.
+``fn(x_chunk, sample, *args)`` must be row-wise in ``x_chunk`` (no
+interaction between rows); everything global enters through ``args``:
+tensors, which may be outputs of earlier passes, so gradients flow through
+the chain, or containers of them (non-reentrant checkpointing tracks tensors
+wherever they sit).  ``args`` are used again when a chunk is recomputed in
+backward: do not change them in place afterwards.
 """
+from functools import reduce
 from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import torch
@@ -50,45 +54,38 @@ def plan_chunks(x: Tensor, segments: Segments,
     return [Chunk(a, b, s, r) for (a, b, s), r in zip(bounds, rows)]
 
 
-def _run(fn: Callable, chunk: Chunk, tensors: Sequence[Tensor]):
-    return checkpoint(fn, chunk.rows, chunk.sample, *tensors,
-                      use_reentrant=False, preserve_rng_state=False)
+def _run(fn: Callable, chunk: Chunk, args: Sequence) -> Tuple[Tensor, ...]:
+    out = checkpoint(fn, chunk.rows, chunk.sample, *args,
+                     use_reentrant=False, preserve_rng_state=False)
+    return out if isinstance(out, tuple) else (out, )
 
 
-def chunked_reduce(fn: Callable, chunks: Sequence[Chunk],
-                   tensors: Sequence[Tensor],
+def _total(parts: Sequence[Tensor], like: Tensor) -> Tensor:
+    """The sum of ``parts`` in order (zeros shaped like ``like`` if
+    there are none)."""
+    return reduce(torch.add, parts) if parts else like.new_zeros(like.shape)
+
+
+def chunked_reduce(fn: Callable, chunks: Sequence[Chunk], args: Sequence,
                    num_samples: int = 0) -> Tuple[Tensor, ...]:
-    """``sum over chunks of fn(chunk rows, sample, *tensors)`` (a tuple of
-    tensors), per sample (``[num_samples, *shape]``) when ``num_samples`` is
-    positive, else over all chunks.  Keeps only the chunks' inputs for
-    backward."""
-    totals: List = []
-    for chunk in chunks:
-        outs = _run(fn, chunk, tensors)
-        outs = outs if isinstance(outs, tuple) else (outs, )
-        if not totals:
-            totals = [[] if num_samples else None for _ in outs]
-        for i, t in enumerate(outs):
-            if num_samples:
-                totals[i].append((chunk.sample, t))
-            else:
-                totals[i] = t if totals[i] is None else totals[i] + t
+    """``sum over chunks of fn(chunk rows, sample, *args)`` (a tensor or a
+    tuple of tensors), per sample (``[num_samples, *shape]``) when
+    ``num_samples`` is positive, else over all chunks.  Keeps only the
+    chunks' inputs for backward."""
+    per_chunk = [_run(fn, chunk, args) for chunk in chunks]
     if not num_samples:
-        return tuple(totals)
-    result = []
-    for parts in totals:
-        zero = parts[0][1].new_zeros(parts[0][1].shape)
-        per_sample: List = [None] * num_samples
-        for s, t in parts:
-            per_sample[s] = t if per_sample[s] is None else per_sample[s] + t
-        result.append(torch.stack([zero if t is None else t
-                                   for t in per_sample]))
-    return tuple(result)
+        return tuple(_total(parts, parts[0]) for parts in zip(*per_chunk))
+    of_sample: List[List[int]] = [[] for _ in range(num_samples)]
+    for i, chunk in enumerate(chunks):
+        of_sample[chunk.sample].append(i)
+    return tuple(
+        torch.stack([_total([parts[i] for i in ids], parts[0])
+                     for ids in of_sample])
+        for parts in zip(*per_chunk))
 
 
 def chunked_map(fn: Callable, chunks: Sequence[Chunk],
-                tensors: Sequence[Tensor]) -> Tensor:
-    """Rows ``fn(chunk rows, sample, *tensors)`` for every chunk, joined
-    into one ``[N, F]`` tensor.  Keeps only the chunks' inputs for
-    backward."""
-    return torch.cat([_run(fn, chunk, tensors) for chunk in chunks])
+                args: Sequence) -> Tensor:
+    """Rows ``fn(chunk rows, sample, *args)`` for every chunk, joined into
+    one ``[N, F]`` tensor.  Keeps only the chunks' inputs for backward."""
+    return torch.cat([_run(fn, chunk, args)[0] for chunk in chunks])

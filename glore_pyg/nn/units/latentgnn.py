@@ -1,11 +1,14 @@
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, ModuleList, Parameter, Sequential
 
 from ...functional.checks import check_ints
-from ...functional.chunked import chunked_map, chunked_reduce, plan_chunks
+from ...functional.chunked import (Chunk, chunked_map, chunked_reduce,
+                                   plan_chunks)
 from ...functional.normalize import l2_normalize
 from ...functional.segments import Segments
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
@@ -211,21 +214,32 @@ class LatentGNNConv(GlobalReasoningUnit):
         return self._visible_output(outs, _call), projections
 
     # The row-wise parts of the unit, shared by the plain and the chunked
-    # path.  ``head(seq, inp)`` applies a ``Linear + BN (+ ReLU)`` head:
-    # the modules themselves on the plain path.
-    def _visible_features(self, x: Tensor, head: Callable):
+    # path, in the order of their heads' BatchNorm levels (see
+    # _reason_chunked).  ``head(seq, inp)`` applies a ``Linear + BN
+    # (+ ReLU)`` head: the modules themselves on the plain path.
+    def _visible_embeddings(self, x: Tensor,
+                            head: Callable) -> Tuple[Tensor, Tensor]:
         x_v2l = l2_normalize(head(self.down_v2l, x), dim=1)  # [N, c]
         x_l2v = x_v2l if self.down_l2v is None else l2_normalize(
             head(self.down_l2v, x), dim=1)
+        return x_v2l, x_l2v
+
+    def _visible_features(self, x: Tensor, head: Callable):
+        x_v2l, x_l2v = self._visible_embeddings(x, head)
         psi_v2l = [head(m, x_v2l) for m in self.psi_v2l]  # [N, d_i]
         psi_l2v = psi_v2l if self.psi_l2v is None else [
             head(m, x_l2v) for m in self.psi_l2v
         ]
         return x_v2l, psi_v2l, psi_l2v
 
+    def _graph_convolution(self, outs: List[Tensor],
+                           head: Callable) -> List[Tensor]:
+        if self.graph_weight is None:
+            return outs
+        return [head(m, o) for m, o in zip(self.graph_weight, outs)]
+
     def _visible_output(self, outs: List[Tensor], head: Callable) -> Tensor:
-        if self.graph_weight is not None:
-            outs = [head(m, o) for m, o in zip(self.graph_weight, outs)]
+        outs = self._graph_convolution(outs, head)
         joined = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
         out = head(self.up, joined)  # [N, C]
         return out if self.without_residual else self.gamma * out
@@ -252,109 +266,102 @@ class LatentGNNConv(GlobalReasoningUnit):
         return max(rows, -(-LEAN_BYTES // width))
 
     def _reason_chunked(self, x: Tensor, seg: Segments) -> Tensor:
-        """The same computation in passes over chunks of visible nodes:
-        BatchNorm moments level by level, the per-sample latent sums, then
-        the output rows; each pass keeps only its chunks' inputs."""
+        """The same computation in passes over chunks of visible nodes.
+
+        A BatchNorm with batch statistics needs those of all visible nodes
+        before any row after it exists, so the heads form levels: down
+        projections, :math:`\\psi` heads, graph-convolution heads,
+        expansion.  Each level with batch statistics costs one pass that
+        computes the rows up to its ``Linear`` layers and sums their
+        float64 moments; after the :math:`\\psi` level, one pass sums the
+        per-sample latent features; the last pass computes the output rows.
+        Each pass keeps only its chunks' inputs for backward.  The
+        ``Linear`` and ``ReLU`` modules are called per chunk, the
+        ``BatchNorm1d`` modules are not (see :class:`_ChunkHead`).
+
+        BatchNorm with running statistics (eval mode) is torch's
+        :func:`~torch.nn.functional.batch_norm`, as in ``BatchNorm1d``.
+        With the chunks' batch statistics, the affine step and the
+        running-statistics update are written out: ``F.batch_norm`` does
+        not differentiate through given statistics, and torch's functions
+        that update running statistics (``F.batch_norm``,
+        ``torch.batch_norm_update_stats``) take the rows, not moments.
+        """
+        self._check_plain_batchnorm()
         chunks = plan_chunks(x, seg, self.chunk_rows(x))
-        named = {name: m for name, m in self.named_modules()
-                 if isinstance(m, Sequential)}
-        names = {id(m): name for name, m in named.items()}
-        for name, seq in named.items():
-            if type(seq[1]) is not BatchNorm1d:
+        level = partial(_level_statistics, chunks, x.size(0),
+                        torch.promote_types(x.dtype, torch.float32))
+        stats = level({}, [self.down_v2l, self.down_l2v],
+                      self._embedding_rows)
+        stats = level(stats, [*self.psi_v2l, *(self.psi_l2v or [])],
+                      self._feature_rows)
+        latent = self._latent_nodes(chunks, seg, stats)
+        stats = level(stats, [*(self.graph_weight or [])], self._graph_rows,
+                      latent)
+        stats = level(stats, [self.up], self._output_rows, latent)
+        return chunked_map(partial(_chunk_rows, self._output_rows), chunks,
+                           [stats, latent])
+
+    def _check_plain_batchnorm(self):
+        for name, seq in self.named_modules():
+            if isinstance(seq, Sequential) and type(seq[1]) is not BatchNorm1d:
                 raise TypeError(
                     f"'chunk_size' needs plain BatchNorm1d modules (it "
                     f"normalises with statistics summed over chunks), but "
                     f"'{name}.1' is {type(seq[1]).__name__}")
-        stat_dtype = torch.promote_types(x.dtype, torch.float32)
-        stats: Dict[str, Tuple[Tensor, Tensor]] = {
-            name: (seq[1].running_mean, seq[1].running_var)
-            for name, seq in named.items() if not _batch_stats(seq[1])
-        }
-        latent: List[Tensor] = []
 
-        def run(targets: List[str], mode: str):
-            keys = list(stats)
-            tensors = [t for k in keys for t in stats[k]] + latent
+    def _latent_nodes(self, chunks: Sequence[Chunk], seg: Segments,
+                      stats: Dict[Sequential, Tuple[Tensor, Tensor]]
+                      ) -> List[Tensor]:
+        """Each kernel's latent features after the latent graph,
+        ``[S, d_i, c]``: the per-sample sums of
+        :meth:`VisibleToLatent.accumulate` over the chunks, finished."""
+        v2l = self.visible_to_latent
+        sums = iter(chunked_reduce(partial(_chunk_rows, self._latent_sums),
+                                   chunks, [stats, []],
+                                   num_samples=seg.num_samples))
+        latent = []
+        for _ in range(self.num_kernels):
+            pooled = next(sums)
+            sum_sq = next(sums) if v2l.normalize == 'l2_visible' else None
+            latent.append(self.latent_graph(
+                v2l.finish(pooled, sum_sq, seg.counts())))
+        return latent
 
-            def fn(xc: Tensor, sample: int, *ts: Tensor):
-                known = {k: (ts[2 * i], ts[2 * i + 1])
-                         for i, k in enumerate(keys)}
-                zs = ts[2 * len(keys):]
-                recorded: Dict[str, Tensor] = {}
+    # The rows of one chunk ``xc`` (of sample ``sample``) up to each level's
+    # heads, ``rows(xc, sample, head, latent)``, and the latent sums.
+    def _embedding_rows(self, xc: Tensor, sample: int, head: Callable,
+                        latent: List[Tensor]):
+        return self._visible_embeddings(xc, head)
 
-                def head(seq: Sequential, inp: Tensor) -> Tensor:
-                    name = names[id(seq)]
-                    lin = seq[0](inp)
-                    if name in targets:  # only its moments are wanted
-                        a = lin.double()
-                        recorded[name] = torch.stack([a.sum(0),
-                                                      (a * a).sum(0)])
-                        return lin
-                    if name not in known:
-                        raise _NextLevel
-                    mean, var = known[name]
-                    bn = seq[1]
-                    scale = torch.rsqrt(var + bn.eps)
-                    if bn.affine:
-                        out = (lin - mean) * (scale * bn.weight) + bn.bias
-                    else:
-                        out = (lin - mean) * scale
-                    # float32 statistics of half-precision rows: back to
-                    # the rows' dtype, as BatchNorm1d returns
-                    out = out.to(lin.dtype)
-                    return seq[2](out) if len(seq) == 3 else out
+    def _feature_rows(self, xc: Tensor, sample: int, head: Callable,
+                      latent: List[Tensor]):
+        return self._visible_features(xc, head)
 
-                try:
-                    x_v2l, psi_v2l, psi_l2v = self._visible_features(xc,
-                                                                     head)
-                    if mode == 'latent':
-                        one = Segments.from_batch(xc)
-                        return tuple(
-                            t[0] for psi in psi_v2l for t in
-                            self.visible_to_latent.accumulate(x_v2l, psi, one)
-                            if t is not None)
-                    if not zs:
-                        raise _NextLevel
-                    outs = [self.latent_to_visible(z[sample:sample + 1], psi,
-                                                   batch_size=1)
-                            for z, psi in zip(zs, psi_l2v)]
-                    rows = self._visible_output(outs, head)
-                except _NextLevel:
-                    rows = None
-                if mode == 'moments':
-                    return tuple(recorded[name] for name in targets)
-                return rows
+    def _latent_sums(self, xc: Tensor, sample: int, head: Callable,
+                     latent: List[Tensor]) -> Tuple[Tensor, ...]:
+        x_v2l, psi_v2l, _ = self._visible_features(xc, head)
+        one = Segments.from_batch(xc)  # the chunk as one sample
+        return tuple(t[0] for psi in psi_v2l for t in
+                     self.visible_to_latent.accumulate(x_v2l, psi, one)
+                     if t is not None)
 
-            if mode == 'moments':
-                sums = chunked_reduce(fn, chunks, tensors)
-                for name, total in zip(targets, sums):
-                    stats[name] = _batch_statistics(named[name][1], total,
-                                                    x.size(0), stat_dtype)
-            elif mode == 'latent':
-                sums = iter(chunked_reduce(fn, chunks, tensors,
-                                           num_samples=seg.num_samples))
-                v2l = self.visible_to_latent
-                for _ in range(self.num_kernels):
-                    pooled = next(sums)
-                    sum_sq = next(sums) if v2l.normalize == 'l2_visible' \
-                        else None
-                    z = v2l.finish(pooled, sum_sq, seg.counts())
-                    latent.append(self.latent_graph(z))
-            else:
-                return chunked_map(fn, chunks, tensors)
+    def _propagated_rows(self, xc: Tensor, sample: int, head: Callable,
+                         latent: List[Tensor]) -> List[Tensor]:
+        _, _, psi_l2v = self._visible_features(xc, head)
+        return [self.latent_to_visible(z[sample:sample + 1], psi,
+                                       batch_size=1)
+                for z, psi in zip(latent, psi_l2v)]
 
-        def level(*modules) -> None:
-            targets = [names[id(m)] for m in modules if m is not None]
-            targets = [t for t in targets if t not in stats]
-            if targets:
-                run(targets, 'moments')
+    def _graph_rows(self, xc: Tensor, sample: int, head: Callable,
+                    latent: List[Tensor]) -> List[Tensor]:
+        outs = self._propagated_rows(xc, sample, head, latent)
+        return self._graph_convolution(outs, head)
 
-        level(self.down_v2l, self.down_l2v)
-        level(*self.psi_v2l, *(self.psi_l2v or []))
-        run([], 'latent')
-        level(*(self.graph_weight or []))
-        level(self.up)
-        return run([], 'rows')
+    def _output_rows(self, xc: Tensor, sample: int, head: Callable,
+                     latent: List[Tensor]) -> Tensor:
+        outs = self._propagated_rows(xc, sample, head, latent)
+        return self._visible_output(outs, head)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
@@ -381,32 +388,120 @@ def _call(seq: Sequential, inp: Tensor) -> Tensor:
     return seq(inp)
 
 
-class _NextLevel(Exception):
-    """A head whose BatchNorm statistics are not known yet: the pass has
-    gathered what it needs."""
+class _ChunkHead:
+    """``head(seq, inp)`` of the row-wise helpers on the chunked path:
+    ``Linear``, BatchNorm, ``ReLU`` if the head has one, calling the
+    ``Linear`` and ``ReLU`` modules but not the ``BatchNorm1d``.  BatchNorm
+    normalises with the batch statistics ``stats[seq]`` (those of all
+    visible nodes) if given, else with the running statistics.  For the
+    heads in ``record`` the statistics are not known yet: their float64
+    moments ``[2, F]`` (sums of the ``Linear`` output and of its square) are
+    kept in ``moments`` and the ``Linear`` output is returned."""
+    def __init__(self, stats: Dict[Sequential, Tuple[Tensor, Tensor]],
+                 record: Sequence[Sequential] = ()):
+        self.stats, self.record = stats, tuple(record)
+        self.moments: Dict[Sequential, Tensor] = {}
+
+    def __call__(self, seq: Sequential, inp: Tensor) -> Tensor:
+        lin = seq[0](inp)
+        if seq in self.record:
+            a = lin.double()
+            self.moments[seq] = torch.stack([a.sum(0), (a * a).sum(0)])
+            return lin
+        bn = seq[1]
+        if seq in self.stats:
+            out = _normalize(lin, *self.stats[seq], bn)
+        else:  # running statistics, as BatchNorm1d in eval mode
+            out = F.batch_norm(lin, bn.running_mean, bn.running_var,
+                               bn.weight, bn.bias, False, 0.0, bn.eps)
+        return seq[2](out) if len(seq) == 3 else out
 
 
-def _batch_stats(bn: BatchNorm1d) -> bool:
-    return bn.training or not bn.track_running_stats
+# The functions the chunked passes run on each chunk (under checkpoint):
+# ``rows`` on the chunk with the statistics known so far.
+def _chunk_rows(rows: Callable, xc: Tensor, sample: int,
+                stats: Dict[Sequential, Tuple[Tensor, Tensor]],
+                latent: List[Tensor]):
+    return rows(xc, sample, _ChunkHead(stats), latent)
+
+
+def _chunk_moments(rows: Callable, record: Sequence[Sequential], xc: Tensor,
+                   sample: int, stats: Dict[Sequential, Tuple[Tensor, Tensor]],
+                   latent: List[Tensor]) -> Tuple[Tensor, ...]:
+    head = _ChunkHead(stats, record)
+    rows(xc, sample, head, latent)
+    return tuple(head.moments[seq] for seq in record)
+
+
+def _level_statistics(chunks: Sequence[Chunk], n: int, dtype: torch.dtype,
+                      stats: Dict[Sequential, Tuple[Tensor, Tensor]],
+                      heads: Sequence[Optional[Sequential]], rows: Callable,
+                      latent: Sequence[Tensor] = ()
+                      ) -> Dict[Sequential, Tuple[Tensor, Tensor]]:
+    """``stats`` and the batch statistics of one level of ``heads`` (those
+    whose BatchNorm uses batch statistics), from their moments summed over
+    the chunks in one pass of ``rows``; updates the running statistics.
+    A new dict: the passes before recompute with the one they were given."""
+    record = [seq for seq in heads
+              if seq is not None and _uses_batch_statistics(seq[1])]
+    if not record:
+        return stats
+    sums = chunked_reduce(partial(_chunk_moments, rows, record), chunks,
+                          [stats, list(latent)])
+    new = {seq: _batch_statistics(seq[1], total, n, dtype)
+           for seq, total in zip(record, sums)}
+    return {**stats, **new}
+
+
+def _uses_batch_statistics(bn: BatchNorm1d) -> bool:
+    # as BatchNorm1d.forward decides
+    return bn.training or (bn.running_mean is None and bn.running_var is None)
+
+
+def _normalize(lin: Tensor, mean: Tensor, var: Tensor,
+               bn: BatchNorm1d) -> Tensor:
+    """BatchNorm's affine step with given batch statistics, which carry
+    gradients (``F.batch_norm`` takes given statistics only as running ones
+    and does not differentiate through them)."""
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        out = (lin - mean) * (scale * bn.weight) + bn.bias
+    else:
+        out = (lin - mean) * scale
+    # float32 statistics of half-precision rows: back to the rows' dtype,
+    # as BatchNorm1d returns
+    return out.to(lin.dtype)
 
 
 def _batch_statistics(bn: BatchNorm1d, sums: Tensor, n: int,
                       dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """(mean, biased variance) from the summed float64 moments ``[2, F]``
-    of ``n`` rows; updates ``bn``'s running statistics as
-    ``BatchNorm1d.forward`` does in training."""
+    """(mean, biased variance) in ``dtype`` from the summed float64 moments
+    ``[2, F]`` of ``n`` rows; updates ``bn``'s running statistics as
+    ``BatchNorm1d.forward`` does in training mode."""
     if n < 2:
         raise ValueError(f"BatchNorm in training mode needs more than one "
                          f"visible node, got {n}")
     mean = sums[0] / n
     var = (sums[1] / n - mean * mean).clamp_min(0)
     if bn.training and bn.track_running_stats:
-        bn.num_batches_tracked.add_(1)
-        factor = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
-                  else bn.momentum)
-        with torch.no_grad():
-            dtype_ = bn.running_mean.dtype
-            bn.running_mean.mul_(1 - factor).add_(factor * mean.to(dtype_))
-            bn.running_var.mul_(1 - factor).add_(
-                factor * (var * n / (n - 1)).to(dtype_))
+        _update_running_statistics(bn, mean, var, n)
     return mean.to(dtype), var.to(dtype)
+
+
+@torch.no_grad()
+def _update_running_statistics(bn: BatchNorm1d, mean: Tensor, var: Tensor,
+                               n: int):
+    """``BatchNorm1d``'s update of its running statistics from the batch
+    ``mean`` and biased ``var`` of ``n`` rows: an exponential average with
+    ``momentum``, or with ``momentum=None`` the cumulative average over
+    ``num_batches_tracked``; the running variance is the unbiased one.
+    Written out because torch's functions that update running statistics
+    (``F.batch_norm``, ``torch.batch_norm_update_stats``) take the rows, not
+    their moments."""
+    bn.num_batches_tracked.add_(1)
+    factor = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+              else bn.momentum)
+    dtype = bn.running_mean.dtype
+    bn.running_mean.mul_(1 - factor).add_(factor * mean.to(dtype))
+    bn.running_var.mul_(1 - factor).add_(
+        factor * (var * n / (n - 1)).to(dtype))

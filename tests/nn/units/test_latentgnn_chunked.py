@@ -64,7 +64,7 @@ def test_chunk_sizes(h, chunk_size):
 def test_without_residual_and_grid(h):
     plain = h.randomize(LatentGNN2d(C, [4], without_residual=True))
     chunked = copy.deepcopy(plain)
-    chunked.chunk_size = 10
+    chunked.unit.chunk_size = 10
     x = h.randn(2, C, 5, 7, seed=3)
     h.assert_close(chunked(x), plain(x))
 
@@ -149,3 +149,80 @@ def test_cpu_chunks_hold_at_least_32_mib():
     plain.load_state_dict(unit.state_dict())
     assert (unit(x) - x).abs().max() > 0.05
     torch.testing.assert_close(unit(x), plain(x))
+
+
+# BatchNorm settings other than the default, applied to both units: the
+# chunked path must normalise and update the running statistics as each
+# BatchNorm1d module would.
+def _momentum_none(unit):
+    for m in unit.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.momentum = None  # cumulative average over num_batches_tracked
+
+
+def _mixed_modes(unit):
+    # some heads normalise with running statistics while the others train
+    unit.down_v2l[1].eval()
+    unit.psi_l2v[0][1].eval()
+    unit.up[1].eval()
+
+
+def _no_running_stats(unit):
+    # batch statistics in eval mode too, nothing to update
+    for m in unit.modules():
+        if isinstance(m, torch.nn.BatchNorm1d) and m is not unit.up[1]:
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+
+
+def _not_affine(unit):
+    for m in (unit.down_l2v[1], unit.psi_v2l[1][1], unit.up[1]):
+        m.affine = False
+        m.weight = m.bias = None
+
+
+BN_SETTINGS = {'momentum_none': _momentum_none, 'mixed_modes': _mixed_modes,
+               'no_running_stats': _no_running_stats,
+               'not_affine': _not_affine}
+
+
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('setting', list(BN_SETTINGS))
+def test_batchnorm_settings_match_plain(h, setting, training):
+    sizes = [9, 14]
+    plain, chunked = pair(h, 4, training, seed=6, latent_dims=[4, 3],
+                          channel_stride=3, graph_conv=True)
+    for unit in (plain, chunked):
+        BN_SETTINGS[setting](unit)
+    batch = h.batch_of(sizes)
+    for step in range(3):  # momentum=None: a different factor each step
+        x = h.randn(sum(sizes), C, seed=7 + step)
+        out_p, grads_p = run(plain, x, batch=batch)
+        out_c, grads_c = run(chunked, x, batch=batch)
+        h.assert_close(out_c, out_p)
+        for gp, gc in zip(grads_p, grads_c):
+            h.assert_close(gc, gp, atol=1e-9)
+        for (name, bp), bc in zip(plain.named_buffers(), chunked.buffers()):
+            assert torch.equal(bc, bp) if bp.dtype == torch.long else \
+                torch.allclose(bc, bp, atol=1e-12, rtol=0), name
+    assert (out_p - x).abs().max() > 1e-2
+    if training and setting != 'no_running_stats':
+        assert int(chunked.psi_v2l[0][1].num_batches_tracked) == 3
+
+
+@pytest.mark.parametrize('setting', ['mixed_modes', 'not_affine'])
+def test_gradgradcheck_batchnorm_settings(h, setting):
+    # eval-mode heads (F.batch_norm with running statistics) next to heads
+    # normalised with the chunks' batch statistics, twice differentiable
+    from torch.autograd import gradcheck, gradgradcheck
+    _, unit = pair(h, 2, True, seed=8, latent_dims=[3, 2], graph_conv=True)
+    BN_SETTINGS[setting](unit)
+    x = h.randn(7, C, seed=9).requires_grad_()
+    batch = h.batch_of([3, 4])
+
+    def fn(t):
+        return unit(t, batch=batch)
+
+    tol = dict(eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
+    assert gradcheck(fn, (x, ), **tol)
+    assert gradgradcheck(fn, (x, ), **tol)

@@ -17,6 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
+from glore_pyg.nn import GridUnit
+
+
+def node_unit(unit: nn.Module) -> nn.Module:
+    """The unit a grid adapter (``GloRe2d``, ...) wraps, or ``unit``."""
+    return unit.unit if isinstance(unit, GridUnit) else unit
+
 
 def conv1x1(lin: nn.Linear) -> nn.Conv2d:
     conv = nn.Conv2d(lin.in_features, lin.out_features, 1,
@@ -97,6 +104,7 @@ class DenseGloRe(nn.Module):
 
     def __init__(self, unit):
         super().__init__()
+        unit = node_unit(unit)
         self.normalize = unit.normalize
         self.conv_state = conv1x1(unit.state)  # [n, 2m, *]
         self.conv_proj = conv1x1(unit.proj)  # [n, m, *]
@@ -139,6 +147,7 @@ class DenseLatentGNN(nn.Module):
 
     def __init__(self, unit):
         super().__init__()
+        unit = node_unit(unit)
         if unit.mode != 'asymmetric' or unit.graph_conv:
             raise NotImplementedError('asymmetric, graph_conv=False only')
         self.down_channel_v2l = conv_bn(unit.down_v2l)

@@ -68,8 +68,9 @@ def randomize(unit, seed=0):
             if isinstance(m, _BatchNorm):
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.normal_(0, 0.2, generator=g)
-        if hasattr(unit, 'gamma'):
-            unit.gamma.fill_(0.7)
+        node_unit = getattr(unit, 'unit', unit)  # a grid adapter's unit
+        if hasattr(node_unit, 'gamma'):
+            node_unit.gamma.fill_(0.7)
     return unit
 
 

@@ -1,10 +1,11 @@
 """GloRe: the published ``GloRe_Unit_{1,2,3}D`` <-> :class:`GloRe1d` /
-:class:`GloRe2d` / :class:`GloRe3d` (any :class:`GloReConv`)."""
-from typing import Dict, List, Optional
+:class:`GloRe2d` / :class:`GloRe3d` (any :class:`GloReConv`).  The keys
+map to the :class:`GloReConv`'s own; a grid adapter holds it as ``unit``."""
+from typing import Dict, List, Optional, Union
 
 from torch import Tensor
 
-from ..nn import GloRe1d, GloRe2d, GloRe3d, GloReConv
+from ..nn import GloRe1d, GloRe2d, GloRe3d, GloReConv, GridUnit
 from .checkpoint import (Entry, Source, bn_entries, check, conv_entry,
                          export, load_into, read_state_dict, require, same)
 
@@ -34,7 +35,7 @@ def glore_entries(in_channels: int, num_mid: int, dims: int) -> List[Entry]:
 
 def load_official_glore(state_dict: Source, dims: int = 2,
                         normalize: bool = False,
-                        prefix: str = '') -> GloReConv:
+                        prefix: str = '') -> GridUnit:
     r"""A :class:`~glore_pyg.nn.GloRe1d` / ``2d`` / ``3d`` computing what the
     published ``GloRe_Unit_{dims}D(num_in, num_mid, normalize)`` (the code of
     `"Graph-Based Global Reasoning Networks"
@@ -55,7 +56,8 @@ def load_official_glore(state_dict: Source, dims: int = 2,
             checkpoint, e.g. ``'layer3.1.glore.'``. (default: :obj:`''`)
 
     Returns:
-        the grid unit, in training mode like any new module, with the
+        the grid adapter (its :class:`~glore_pyg.nn.GloReConv` under
+        ``.unit``), in training mode like any new module, with the
         checkpoint's dtype and device.
 
     Raises:
@@ -78,11 +80,12 @@ def load_official_glore(state_dict: Source, dims: int = 2,
     entries = glore_entries(in_channels, num_mid, dims)
     check(state, entries, f'GloRe_Unit_{dims}D(num_in={in_channels}, '
           f'num_mid={num_mid})', prefix)
-    return load_into(GRID[dims](in_channels, num_mid, normalize=normalize),
-                     state, entries)
+    grid = GRID[dims](in_channels, num_mid, normalize=normalize)
+    load_into(grid.unit, state, entries)
+    return grid
 
 
-def export_official_glore(module: GloReConv,
+def export_official_glore(module: Union[GloReConv, GridUnit],
                           dims: Optional[int] = None) -> Dict[str, Tensor]:
     """The state dict of the published ``GloRe_Unit_{dims}D`` (the code of
     `"Graph-Based Global Reasoning Networks"
@@ -90,10 +93,11 @@ def export_official_glore(module: GloReConv,
     weights of ``module``; it loads with ``strict=True``.
 
     Args:
-        module (GloReConv): a :class:`~glore_pyg.nn.GloReConv` or one of its
-            grid adapters :class:`~glore_pyg.nn.GloRe1d` / ``2d`` / ``3d``,
-            built with the published BatchNorm eps (``bn_eps=1e-4``, the
-            default) and the node bias.
+        module (GloReConv or GridUnit): a :class:`~glore_pyg.nn.GloReConv`
+            or a grid adapter around one (:class:`~glore_pyg.nn.GloRe1d` /
+            ``2d`` / ``3d``, a :class:`~glore_pyg.nn.GridUnit`), built with
+            the published BatchNorm eps (``bn_eps=1e-4``, the default) and
+            the node bias.
         dims (int, optional): 1, 2 or 3: the rank of the published unit's
             convolutions. (default: :obj:`None`: the grid adapter's own
             ``dims``; required for a node-level
@@ -107,24 +111,26 @@ def export_official_glore(module: GloReConv,
         :math:`-A_g`).
 
     Raises:
-        TypeError: ``module`` not a :class:`~glore_pyg.nn.GloReConv`.
+        TypeError: ``module`` neither a :class:`~glore_pyg.nn.GloReConv`
+            nor a grid adapter around one.
         ValueError: ``dims`` not 1, 2 or 3 (or missing for a node-level
             unit); a BatchNorm eps other than ``1e-4``; a latent graph
             without node bias.
     """
-    if not isinstance(module, GloReConv):
+    unit = module.unit if isinstance(module, GridUnit) else module
+    if not isinstance(unit, GloReConv):
         raise TypeError(f"'module' must be a GloReConv or GloRe1d/2d/3d, got "
                         f"{type(module).__name__}")
-    dims = getattr(module, 'dims', None) if dims is None else dims
+    if dims is None and isinstance(module, GridUnit):
+        dims = module.dims
     if dims not in GRID:
         raise ValueError(f"'dims' must be 1, 2 or 3 (the published unit's "
                          f"convolutions); got {dims!r}")
-    if module.norm.eps != BN_EPS:
+    if unit.norm.eps != BN_EPS:
         raise ValueError(f"The published unit's BatchNorm has eps={BN_EPS}; "
                          f"this module was built with bn_eps="
-                         f"{module.norm.eps}")
-    if module.latent_graph.node_bias is None:
+                         f"{unit.norm.eps}")
+    if unit.latent_graph.node_bias is None:
         raise ValueError("The published unit's gcn.conv1 has a bias; this "
                          "module's latent graph has none")
-    return export(module, glore_entries(module.in_channels, module.num_mid,
-                                        dims))
+    return export(unit, glore_entries(unit.in_channels, unit.num_mid, dims))

@@ -1,10 +1,11 @@
 """LatentGNN: the published ``LatentGNNV1`` <-> :class:`LatentGNN2d` (any
-:class:`LatentGNNConv`)."""
-from typing import Dict, List, Sequence
+:class:`LatentGNNConv`).  The keys map to the :class:`LatentGNNConv`'s own;
+a grid adapter holds it as ``unit``."""
+from typing import Dict, List, Sequence, Union
 
 from torch import Tensor
 
-from ..nn import LatentGNN2d, LatentGNNConv
+from ..nn import GridUnit, LatentGNN2d, LatentGNNConv
 from .checkpoint import (Entry, Source, check, conv_bn_entries, export,
                          load_into, read_state_dict, same)
 
@@ -81,7 +82,7 @@ def infer_latentgnn(state, prefix=''):
 
 def load_official_latentgnn(state_dict: Source,
                             without_residual: bool = False,
-                            prefix: str = '') -> LatentGNNConv:
+                            prefix: str = '') -> LatentGNN2d:
     r"""A :class:`~glore_pyg.nn.LatentGNN2d` computing what the published
     ``LatentGNNV1`` (the code of `"Learning Efficient Non-local Relations
     for Visual Recognition" <https://arxiv.org/abs/1905.11634>`_,
@@ -104,8 +105,9 @@ def load_official_latentgnn(state_dict: Source,
             checkpoint. (default: :obj:`''`)
 
     Returns:
-        the :class:`~glore_pyg.nn.LatentGNN2d`, in training mode like any
-        new module, with the checkpoint's dtype and device.
+        the :class:`~glore_pyg.nn.LatentGNN2d` (its
+        :class:`~glore_pyg.nn.LatentGNNConv` under ``.unit``), in training
+        mode like any new module, with the checkpoint's dtype and device.
 
     Raises:
         ValueError: naming every missing or unexpected key and every shape
@@ -124,10 +126,12 @@ def load_official_latentgnn(state_dict: Source,
     module = LatentGNN2d(C, latent_dims, channel_stride=stride, mode=mode,
                          graph_conv=graph_conv,
                          without_residual=without_residual)
-    return load_into(module, state, entries)
+    load_into(module.unit, state, entries)
+    return module
 
 
-def export_official_latentgnn(module: LatentGNNConv) -> Dict[str, Tensor]:
+def export_official_latentgnn(module: Union[LatentGNNConv, GridUnit]
+                              ) -> Dict[str, Tensor]:
     """The state dict of the published ``LatentGNNV1`` (the code of
     `"Learning Efficient Non-local Relations for Visual Recognition"
     <https://arxiv.org/abs/1905.11634>`_, latentgnn/LatentGNN-V1-PyTorch)
@@ -135,10 +139,11 @@ def export_official_latentgnn(module: LatentGNNConv) -> Dict[str, Tensor]:
     ``LatentGNNV1`` built with the module's hyper-parameters.
 
     Args:
-        module (LatentGNNConv): a :class:`~glore_pyg.nn.LatentGNNConv` or
-            one of its grid adapters :class:`~glore_pyg.nn.LatentGNN1d` /
-            ``2d`` / ``3d``.  ``without_residual`` is not stored; the
-            published module takes it as an argument.
+        module (LatentGNNConv or GridUnit): a
+            :class:`~glore_pyg.nn.LatentGNNConv` or a grid adapter around
+            one (:class:`~glore_pyg.nn.LatentGNN1d` / ``2d`` / ``3d``, a
+            :class:`~glore_pyg.nn.GridUnit`).  ``without_residual`` is not
+            stored; the published module takes it as an argument.
 
     Returns:
         dict: the published keys (``gamma``, ``down_channel*``,
@@ -148,11 +153,14 @@ def export_official_latentgnn(module: LatentGNNConv) -> Dict[str, Tensor]:
         module's ``dims`` (the published module is 2D).
 
     Raises:
-        TypeError: ``module`` not a :class:`~glore_pyg.nn.LatentGNNConv`.
+        TypeError: ``module`` neither a
+            :class:`~glore_pyg.nn.LatentGNNConv` nor a grid adapter around
+            one.
     """
-    if not isinstance(module, LatentGNNConv):
+    unit = module.unit if isinstance(module, GridUnit) else module
+    if not isinstance(unit, LatentGNNConv):
         raise TypeError(f"'module' must be a LatentGNNConv or LatentGNN1d/2d/"
                         f"3d, got {type(module).__name__}")
-    return export(module, latentgnn_entries(
-        module.in_channels, module.inter_channels, module.latent_dims,
-        module.mode, module.graph_conv))
+    return export(unit, latentgnn_entries(
+        unit.in_channels, unit.inter_channels, unit.latent_dims, unit.mode,
+        unit.graph_conv))

@@ -2,8 +2,9 @@ from .stages import (AttentionConv, GloReGraphConv, LatentAffinityConv,
                      LatentToVisible, VisibleToLatent)
 from .units import (GlobalReasoningUnit, GloReConv, LatentGNNConv,
                     NonLocalConv, Projection)
-from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
-                   LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
+from .grid import (GloRe1d, GloRe2d, GloRe3d, GridUnit, LatentGNN1d,
+                   LatentGNN2d, LatentGNN3d, NonLocal1d, NonLocal2d,
+                   NonLocal3d)
 from .factory import create_unit, parse_unit_spec
 from .modes import eval_mode
 from .norm import DistributedBatchNorm, convert_distributed_batchnorm
@@ -12,7 +13,7 @@ from .fx import UnitTracer
 __all__ = [
     'DistributedBatchNorm',
     'convert_distributed_batchnorm',
-    'GloReConv', 'LatentGNNConv', 'NonLocalConv',
+    'GloReConv', 'LatentGNNConv', 'NonLocalConv', 'GridUnit',
     'GloRe1d', 'GloRe2d', 'GloRe3d',
     'LatentGNN1d', 'LatentGNN2d', 'LatentGNN3d',
     'NonLocal1d', 'NonLocal2d', 'NonLocal3d',

@@ -7,11 +7,12 @@ insertion points).
     create_unit('glore:num_mid=16', 256, dims=2)  # GloRe2d(256, 16)
     create_unit('nonlocal', 64, dims=1)           # NonLocal1d(64)
 """
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Tuple, Union
 
 from ..functional.checks import check_int
-from .grid import (GloRe1d, GloRe2d, GloRe3d, LatentGNN1d, LatentGNN2d,
-                   LatentGNN3d, NonLocal1d, NonLocal2d, NonLocal3d)
+from .grid import (GloRe1d, GloRe2d, GloRe3d, GridUnit, LatentGNN1d,
+                   LatentGNN2d, LatentGNN3d, NonLocal1d, NonLocal2d,
+                   NonLocal3d)
 from .units import GloReConv, GlobalReasoningUnit, LatentGNNConv, NonLocalConv
 
 UNITS = {  # kind -> classes by number of spatial dims (0: node level)
@@ -89,7 +90,7 @@ def _convert(kind: type, value: str, key: str, spec: str):
 
 
 def create_unit(spec: str, channels: int, dims: int = 0
-                ) -> GlobalReasoningUnit:
+                ) -> Union[GlobalReasoningUnit, GridUnit]:
     r"""Builds a unit from a spec string.
 
     Args:
@@ -106,8 +107,10 @@ def create_unit(spec: str, channels: int, dims: int = 0
             (default: :obj:`0`)
 
     Returns:
-        A fresh :class:`~glore_pyg.nn.GlobalReasoningUnit` (the identity at
-        initialisation).
+        A fresh node-level :class:`~glore_pyg.nn.GlobalReasoningUnit`
+        (``dims=0``) or grid adapter (a :class:`~glore_pyg.nn.GridUnit`
+        such as :class:`~glore_pyg.nn.GloRe2d`, its unit under ``.unit``),
+        the identity at initialisation.
 
     Raises:
         ValueError: a malformed spec, an unknown kind or option, a number

@@ -13,15 +13,17 @@ model with :class:`UnitTracer`, which keeps every unit a leaf, one
 import torch.fx
 from torch.nn import Module
 
+from .grid import GridUnit
 from .units.base import GlobalReasoningUnit
 
 
 class UnitTracer(torch.fx.Tracer):
     r"""A :class:`torch.fx.Tracer` that does not trace into the units
-    (:class:`~glore_pyg.nn.GlobalReasoningUnit`, grid adapters included):
-    each is one ``call_module`` node, run as itself by the traced
-    :class:`torch.fx.GraphModule`, so its data-dependent parts (the sample
-    sizes of ``batch`` / ``ptr``, empty inputs, input checks) keep working.
+    (:class:`~glore_pyg.nn.GlobalReasoningUnit`) nor the grid adapters
+    (:class:`~glore_pyg.nn.GridUnit`): each is one ``call_module`` node,
+    run as itself by the traced :class:`torch.fx.GraphModule`, so its
+    data-dependent parts (the sample sizes of ``batch`` / ``ptr``, empty
+    inputs, input checks) keep working.
     Every other module is traced as by :class:`torch.fx.Tracer`.
 
     .. code-block:: python
@@ -34,7 +36,8 @@ class UnitTracer(torch.fx.Tracer):
     """
 
     def is_leaf_module(self, m: Module, module_qualified_name: str) -> bool:
-        """Units are leaves, then :class:`torch.fx.Tracer`'s rule."""
-        return isinstance(m, GlobalReasoningUnit) or super().is_leaf_module(
-            m, module_qualified_name)
+        """Units and grid adapters are leaves, then
+        :class:`torch.fx.Tracer`'s rule."""
+        return isinstance(m, (GlobalReasoningUnit, GridUnit)) or \
+            super().is_leaf_module(m, module_qualified_name)
 

@@ -1,6 +1,6 @@
 """Grid adapters: CNN feature maps ``[B, C, *spatial]`` through the
-node-level units.  They only reshape the map into node rows and back; the
-math lives in the units.
+node-level units.  An adapter (:class:`GridUnit`) wraps a unit and only
+reshapes the map into node rows and back; the math lives in the unit.
 
 The papers define their units on such maps: GloRe (`"Graph-Based Global
 Reasoning Networks" <https://arxiv.org/abs/1811.12814>`_, CVPR 2019) on 1D,
@@ -11,31 +11,83 @@ the non-local block (`"Non-local Neural Networks"
 image (clip) is one sample; its :math:`L` positions (``H * W`` for an
 image) are the visible nodes.
 """
-from typing import List, Tuple, Union
+from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 from torch import Tensor
+from torch.nn import Module
 
-from ..functional.checks import is_symbolic
+from ..functional.checks import check_int, is_symbolic
 from ..functional.segments import Segments
-from .units import GloReConv, LatentGNNConv, NonLocalConv, Projection
+from .units import (GloReConv, GlobalReasoningUnit, LatentGNNConv,
+                    NonLocalConv, Projection)
 
 
-class GridMixin:
+class GridUnit(Module):
     r"""Runs a node-level unit (a :class:`~glore_pyg.nn.GlobalReasoningUnit`)
     on a feature map ``[B, C, *spatial]`` with ``dims`` spatial axes: each
     image (clip) is one sample whose visible nodes are its positions.  The
     output has the input's shape, dtype and memory format.
 
-    The units' ``Linear`` modules work on node rows ``[B*L, C]``: a
+    The adapter owns the unit as its child ``unit`` and only reshapes: the
+    unit's ``Linear`` modules work on node rows ``[B*L, C]``; a
     ``channels_last`` map is viewed as rows without a copy, a contiguous map
     is copied once into rows.  The residual sum is taken in the map's own
-    layout, so the output needs no copy back.
+    layout, so the output needs no copy back.  The named adapters
+    (:class:`~glore_pyg.nn.GloRe2d`, :class:`~glore_pyg.nn.LatentGNN2d`,
+    ...) build their unit; any unit, a new one included, can be wrapped:
+
+    .. code-block:: python
+
+        grid = GridUnit(LatentGNNConv(256, [32, 32]), dims=2)
+        out = grid(torch.randn(8, 256, 14, 14))  # [8, 256, 14, 14]
+
+    The ``state_dict`` keys are the unit's under ``unit.``.  A state dict
+    saved when the adapters were the units themselves (the unit's keys
+    without ``unit.``) still loads, also with ``strict=True`` and nested in
+    a larger model: a load-state-dict pre-hook moves those keys under
+    ``unit.``.
+
+    Args:
+        unit (GlobalReasoningUnit): the node-level unit, e.g.
+            :class:`~glore_pyg.nn.GloReConv`.
+        dims (int): the number of spatial axes, 1, 2 or 3.
+
+    Shapes:
+        - **input:** :math:`(B, C, *spatial)` with ``dims`` spatial axes
+          and ``C = unit.in_channels``
+        - **output:** :math:`(B, C, *spatial)`; with
+          ``return_projection=True`` also the unit's list of
+          :class:`~glore_pyg.nn.Projection`
 
     Raises:
-        ValueError: see :meth:`forward`.
-        TypeError: see :meth:`forward`.
+        TypeError: ``unit`` not a
+            :class:`~glore_pyg.nn.GlobalReasoningUnit`, ``dims`` not an int;
+            from :meth:`forward`, see there.
+        ValueError: ``dims`` not 1, 2 or 3; from :meth:`forward`, see
+            there.
     """
-    dims: int = 2
+    unit: GlobalReasoningUnit
+    dims: int
+
+    def __init__(self, unit: GlobalReasoningUnit, dims: int):
+        super().__init__()
+        if not isinstance(unit, GlobalReasoningUnit):
+            raise TypeError(f"'unit' must be a GlobalReasoningUnit (e.g. "
+                            f"GloReConv, LatentGNNConv, NonLocalConv), got "
+                            f"{type(unit).__name__}")
+        self.dims = check_int(dims, 'dims', 1, 3)
+        self.unit = unit
+        self.register_load_state_dict_pre_hook(_keys_without_unit_prefix)
+
+    @property
+    def in_channels(self) -> int:
+        """The unit's input (and output) channels :math:`C`."""
+        return self.unit.in_channels
+
+    def reset_parameters(self):
+        """The unit's ``reset_parameters()``: the identity again."""
+        self.unit.reset_parameters()
 
     def forward(self, x: Tensor, return_projection: bool = False
                 ) -> Union[Tensor, Tuple[Tensor, List[Projection]]]:
@@ -64,8 +116,9 @@ class GridMixin:
                 :class:`~glore_pyg.nn.GlobalReasoningUnit`); LatentGNN's
                 ``chunk_size`` with a norm other than ``BatchNorm1d``.
         """
-        self.check_input(x, self.dims + 2)  # type: ignore[attr-defined]
-        C = self.in_channels  # type: ignore[attr-defined]
+        unit = self.unit
+        unit.check_input(x, self.dims + 2)
+        C = unit.in_channels
         symbolic = is_symbolic(x)  # torch.fx tracing: no values to check
         if not symbolic:
             if x.dim() != self.dims + 2:
@@ -82,12 +135,32 @@ class GridMixin:
         B = x.size(0)
         seg = Segments(rows.size(0), B if symbolic else max(B, 1),
                        None, x.device)
-        branch, projections = self.branch(  # type: ignore[attr-defined]
-            rows, seg, return_projection)
+        branch, projections = unit.branch(rows, seg, return_projection)
         # [B*L, C] -> [B, C, *spatial] (a view), summed in x's layout
         branch = branch.view(moved.shape).movedim(-1, 1)
-        out = self.add_residual(x, branch)  # type: ignore[attr-defined]
+        out = unit.add_residual(x, branch)
         return (out, projections) if return_projection else out
+
+    def __repr__(self) -> str:
+        # a named adapter (GloRe2d, ...) says its dims in its name
+        named = getattr(type(self), 'dims', None) is not None
+        return (f'{self.__class__.__name__}({self.unit!r}' +
+                (')' if named else f', dims={self.dims})'))
+
+
+def _keys_without_unit_prefix(module: GridUnit, state_dict: Dict[str, Any],
+                              prefix: str, local_metadata: Mapping,
+                              strict: bool, missing_keys: List[str],
+                              unexpected_keys: List[str],
+                              error_msgs: List[str]) -> None:
+    """Checkpoints of the adapters that were their unit (keys ``prefix +
+    name``): each key the unit expects under ``prefix + 'unit.'`` that is
+    missing is taken from ``prefix + name``."""
+    inner = prefix + 'unit.'
+    for name in module.unit.state_dict(keep_vars=True):
+        old, new = prefix + name, inner + name
+        if new not in state_dict and old in state_dict:
+            state_dict[new] = state_dict.pop(old)
 
 
 def _doc(head: str, body: str, dims: int) -> str:
@@ -103,8 +176,10 @@ _GLORE = r"""
     sample are projected onto ``num_mid`` latent nodes (:math:`V = BX`),
     reasoned over by the graph convolution of Eq. 3 and projected back
     (:math:`Y = DZ`, :math:`D = B^\top`); the update rule is
-    :class:`~glore_pyg.nn.GloReConv`'s.  Same parameters and
-    ``state_dict`` keys as :class:`~glore_pyg.nn.GloReConv`.
+    :class:`~glore_pyg.nn.GloReConv`'s.  The adapter builds that
+    :class:`~glore_pyg.nn.GloReConv` as its child ``unit`` (its parameters,
+    ``state_dict`` keys under ``unit.``) and reshapes the map for it, see
+    :class:`~glore_pyg.nn.GridUnit`.
 
     Args:
         in_channels (int): input (and output) channels :math:`C`.
@@ -136,8 +211,10 @@ _LATENTGNN = r"""
     <https://arxiv.org/abs/1905.11634>`_ (ICML 2019, Eq. 3-10): a
     non-local graph over the positions of each sample, factorised through
     the latent nodes of each kernel; the update rule is
-    :class:`~glore_pyg.nn.LatentGNNConv`'s, with the same parameters and
-    ``state_dict`` keys.
+    :class:`~glore_pyg.nn.LatentGNNConv`'s.  The adapter builds that
+    :class:`~glore_pyg.nn.LatentGNNConv` as its child ``unit`` (its
+    parameters, ``gamma`` and ``state_dict`` keys under ``unit.``) and
+    reshapes the map for it, see :class:`~glore_pyg.nn.GridUnit`.
 
     Args:
         in_channels (int): input (and output) channels :math:`C`.
@@ -186,8 +263,10 @@ _NONLOCAL = r"""
     From `"Non-local Neural Networks" <https://arxiv.org/abs/1711.07971>`_
     (CVPR 2018): Eq. 1 with the embedded-Gaussian affinity of Eq. 3 and the
     residual of Eq. 6, over all positions of each sample; the update rule
-    is :class:`~glore_pyg.nn.NonLocalConv`'s, with the same parameters and
-    ``state_dict`` keys.
+    is :class:`~glore_pyg.nn.NonLocalConv`'s.  The adapter builds that
+    :class:`~glore_pyg.nn.NonLocalConv` as its child ``unit`` (its
+    parameters, ``state_dict`` keys under ``unit.``) and reshapes the map
+    for it, see :class:`~glore_pyg.nn.GridUnit`.
 
     Args:
         in_channels (int): input (and output) channels :math:`C`.
@@ -215,15 +294,20 @@ _NONLOCAL = r"""
     """
 
 
-class GloRe1d(GridMixin, GloReConv):
+class GloRe1d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, L]`` sequences
     (the published ``GloRe_Unit_1D`` of facebookresearch/GloRe).""",
         _GLORE, 1)
     dims = 1
 
+    def __init__(self, in_channels: int, num_mid: int,
+                 normalize: bool = False, bn_eps: float = 1e-4):
+        super().__init__(GloReConv(in_channels, num_mid, normalize=normalize,
+                                   bn_eps=bn_eps), self.dims)
 
-class GloRe2d(GridMixin, GloReConv):
+
+class GloRe2d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, H, W]`` feature maps
     (the published ``GloRe_Unit_2D`` of facebookresearch/GloRe;
@@ -231,8 +315,13 @@ class GloRe2d(GridMixin, GloReConv):
         _GLORE, 2)
     dims = 2
 
+    def __init__(self, in_channels: int, num_mid: int,
+                 normalize: bool = False, bn_eps: float = 1e-4):
+        super().__init__(GloReConv(in_channels, num_mid, normalize=normalize,
+                                   bn_eps=bn_eps), self.dims)
 
-class GloRe3d(GridMixin, GloReConv):
+
+class GloRe3d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, T, H, W]`` clips
     (the published ``GloRe_Unit_3D`` of facebookresearch/GloRe;
@@ -240,8 +329,13 @@ class GloRe3d(GridMixin, GloReConv):
         _GLORE, 3)
     dims = 3
 
+    def __init__(self, in_channels: int, num_mid: int,
+                 normalize: bool = False, bn_eps: float = 1e-4):
+        super().__init__(GloReConv(in_channels, num_mid, normalize=normalize,
+                                   bn_eps=bn_eps), self.dims)
 
-class LatentGNN1d(GridMixin, LatentGNNConv):
+
+class LatentGNN1d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, L]`` sequences
     (no published 1D module: the unit of
@@ -249,8 +343,18 @@ class LatentGNN1d(GridMixin, LatentGNNConv):
         _LATENTGNN, 1)
     dims = 1
 
+    def __init__(self, in_channels: int, latent_dims: Sequence[int],
+                 channel_stride: int = 4, mode: str = 'asymmetric',
+                 graph_conv: bool = False, without_residual: bool = False,
+                 chunk_size: Optional[int] = None):
+        super().__init__(LatentGNNConv(
+            in_channels, latent_dims, channel_stride=channel_stride,
+            mode=mode, graph_conv=graph_conv,
+            without_residual=without_residual, chunk_size=chunk_size),
+            self.dims)
 
-class LatentGNN2d(GridMixin, LatentGNNConv):
+
+class LatentGNN2d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, H, W]``
     feature maps
@@ -259,16 +363,36 @@ class LatentGNN2d(GridMixin, LatentGNNConv):
         _LATENTGNN, 2)
     dims = 2
 
+    def __init__(self, in_channels: int, latent_dims: Sequence[int],
+                 channel_stride: int = 4, mode: str = 'asymmetric',
+                 graph_conv: bool = False, without_residual: bool = False,
+                 chunk_size: Optional[int] = None):
+        super().__init__(LatentGNNConv(
+            in_channels, latent_dims, channel_stride=channel_stride,
+            mode=mode, graph_conv=graph_conv,
+            without_residual=without_residual, chunk_size=chunk_size),
+            self.dims)
 
-class LatentGNN3d(GridMixin, LatentGNNConv):
+
+class LatentGNN3d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, T, H, W]`` clips
     (no published 3D module; :math:`L = T H W` positions per sample).""",
         _LATENTGNN, 3)
     dims = 3
 
+    def __init__(self, in_channels: int, latent_dims: Sequence[int],
+                 channel_stride: int = 4, mode: str = 'asymmetric',
+                 graph_conv: bool = False, without_residual: bool = False,
+                 chunk_size: Optional[int] = None):
+        super().__init__(LatentGNNConv(
+            in_channels, latent_dims, channel_stride=channel_stride,
+            mode=mode, graph_conv=graph_conv,
+            without_residual=without_residual, chunk_size=chunk_size),
+            self.dims)
 
-class NonLocal1d(GridMixin, NonLocalConv):
+
+class NonLocal1d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, L]`` sequences: the
     dense non-local block (:math:`O(L^2)` time and memory per sample), the
@@ -276,8 +400,13 @@ class NonLocal1d(GridMixin, NonLocalConv):
         _NONLOCAL, 1)
     dims = 1
 
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 bn_eps: float = 1e-5):
+        super().__init__(NonLocalConv(in_channels, inter_channels,
+                                      bn_eps=bn_eps), self.dims)
 
-class NonLocal2d(GridMixin, NonLocalConv):
+
+class NonLocal2d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, H, W]``
     feature maps
@@ -286,11 +415,21 @@ class NonLocal2d(GridMixin, NonLocalConv):
         _NONLOCAL, 2)
     dims = 2
 
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 bn_eps: float = 1e-5):
+        super().__init__(NonLocalConv(in_channels, inter_channels,
+                                      bn_eps=bn_eps), self.dims)
 
-class NonLocal3d(GridMixin, NonLocalConv):
+
+class NonLocal3d(GridUnit):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, T, H, W]`` clips
     (the space-time non-local block of the paper; :math:`L = T H W`
     positions per sample, :math:`O(L^2)` time and memory).""",
         _NONLOCAL, 3)
     dims = 3
+
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 bn_eps: float = 1e-5):
+        super().__init__(NonLocalConv(in_channels, inter_channels,
+                                      bn_eps=bn_eps), self.dims)

@@ -13,12 +13,12 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from ..functional.checks import check_float, check_int
-from ..nn.units import GlobalReasoningUnit, Projection
-from .networkx import to_networkx
+from ..nn.units import Projection
+from .networkx import Unit, node_unit, to_networkx
 from ._common import (PathLike, check_path, check_title, finish, num_samples,
                       select_projection)
 
-Source = Union[GlobalReasoningUnit, Tensor, Projection, Sequence[Projection]]
+Source = Union[Unit, Tensor, Projection, Sequence[Projection]]
 
 _DIVERGING = 'RdBu_r'
 _SEQUENTIAL = 'viridis'
@@ -47,7 +47,7 @@ def _latent_graph(source: Source, x: Optional[Tensor],
             raise TypeError(f"'source' must be a floating-point matrix, got "
                             f"{source.dtype}")
         graph = to_networkx(source)
-    elif isinstance(source, GlobalReasoningUnit):
+    elif node_unit(source) is not None:
         # to_networkx runs the unit (in eval mode) and checks x, sample and
         # kernel against its projections
         graph = to_networkx(source, x=x, batch=batch, sample=sample,
@@ -65,7 +65,7 @@ def _latent_graph(source: Source, x: Optional[Tensor],
 
 
 def _source_name(source) -> str:
-    if isinstance(source, GlobalReasoningUnit):
+    if node_unit(source) is not None:
         return type(source).__name__
     if isinstance(source, Tensor):
         return 'matrix'
@@ -109,8 +109,8 @@ def latent_graph_heatmap(
     centred on 0, otherwise ``viridis``; a colorbar gives the scale.
 
     Args:
-        source (GlobalReasoningUnit, Tensor or Projection): a unit
-            (node-level or grid; read with
+        source (GlobalReasoningUnit, GridUnit, Tensor or Projection): a
+            unit (node-level or a grid adapter; read with
             :func:`glore_pyg.viz.to_networkx`), a square matrix
             :math:`(d, d)`, or a :class:`~glore_pyg.nn.Projection` (or the
             list a unit returns) whose ``latent_graph[sample]`` is shown.
@@ -196,11 +196,11 @@ def latent_graph_drawing(
     ``pyplot.draw_if_interactive``, so that no pyplot state is touched).
 
     Args:
-        source (GlobalReasoningUnit, Tensor or Projection): a unit, a
-            square matrix :math:`(d, d)` (entry ``[k, j]`` weighs
-            :math:`j \to k`), or a :class:`~glore_pyg.nn.Projection` (or
-            the list a unit returns) whose ``latent_graph[sample]`` is
-            drawn.
+        source (GlobalReasoningUnit, GridUnit, Tensor or Projection): a
+            unit (node-level or a grid adapter), a square matrix
+            :math:`(d, d)` (entry ``[k, j]`` weighs :math:`j \to k`), or a
+            :class:`~glore_pyg.nn.Projection` (or the list a unit returns)
+            whose ``latent_graph[sample]`` is drawn.
         x (Tensor, optional): the input of a unit whose graph depends on it
             (LatentGNN, non-local). (default: :obj:`None`)
         batch (LongTensor, optional): sample index of each row of ``x``

@@ -1,18 +1,29 @@
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import networkx as nx
 import torch
 from torch import Tensor
 
 from ..functional.checks import check_int
-from ..nn.grid import GridMixin
+from ..nn.grid import GridUnit
 from ..nn.modes import eval_mode
 from ..nn.units import GloReConv, GlobalReasoningUnit
+
+#: A node-level unit or a grid adapter around one.
+Unit = Union[GlobalReasoningUnit, GridUnit]
+
+
+def node_unit(source: Any) -> Optional[GlobalReasoningUnit]:
+    """The node-level unit of ``source``: ``source`` itself for a
+    :class:`~glore_pyg.nn.GlobalReasoningUnit`, the wrapped ``unit`` of a
+    grid adapter (:class:`~glore_pyg.nn.GridUnit`), else :obj:`None`."""
+    inner = source.unit if isinstance(source, GridUnit) else source
+    return inner if isinstance(inner, GlobalReasoningUnit) else None
 
 
 @torch.no_grad()
 def to_networkx(
-    source: Union[GlobalReasoningUnit, Tensor],
+    source: Union[Unit, Tensor],
     x: Optional[Tensor] = None,
     batch: Optional[Tensor] = None,
     ptr: Optional[Tensor] = None,
@@ -50,9 +61,10 @@ def to_networkx(
     <https://arxiv.org/abs/1711.07971>`_, Eq. 1 and 3).
 
     Args:
-        source (GlobalReasoningUnit or Tensor): a unit (node-level or grid)
-            or a square ``[d, d]`` matrix (entry ``[k, j]`` weighs
-            ``j -> k``).
+        source (GlobalReasoningUnit, GridUnit or Tensor): a unit
+            (node-level, or a grid adapter such as
+            :class:`~glore_pyg.nn.GloRe2d`) or a square ``[d, d]`` matrix
+            (entry ``[k, j]`` weighs ``j -> k``).
         x (Tensor, optional): the input whose graph is wanted: node features
             :math:`(N, C)` for a node-level unit, a feature map
             :math:`(B, C, *spatial)` for a grid unit; not needed for GloRe
@@ -84,22 +96,21 @@ def to_networkx(
             otherwise); an ``x`` of the wrong dtype or device (from the
             unit's forward).
     """
+    unit = node_unit(source)
     if isinstance(source, Tensor):
         matrix = source
-    elif isinstance(source, GloReConv):  # learned, the same for any input
-        matrix = source.latent_graph.node_mixing()
-    elif isinstance(source, GlobalReasoningUnit):
+    elif isinstance(unit, GloReConv):  # learned, the same for any input
+        matrix = unit.latent_graph.node_mixing()
+    elif unit is not None:
         if x is None:
             raise ValueError(f"'x' is required: the latent graph of "
                              f"{type(source).__name__} depends on the input")
         check_int(sample, 'sample', minimum=0)  # the type before a forward
         check_int(kernel, 'kernel', minimum=0)
+        # a grid adapter takes the map alone, a unit its node layout
+        layout = {} if unit is not source else dict(batch=batch, ptr=ptr)
         with eval_mode(source):
-            if isinstance(source, GridMixin):
-                _, projections = source(x, return_projection=True)
-            else:
-                _, projections = source(x, batch=batch, ptr=ptr,
-                                        return_projection=True)
+            _, projections = source(x, return_projection=True, **layout)
         kernel = check_int(kernel, 'kernel', 0, len(projections) - 1)
         graphs = projections[kernel].latent_graph  # [S, d, d]
         sample = check_int(sample, 'sample', 0, graphs.size(0) - 1)

@@ -10,8 +10,8 @@ import torch
 from glore_pyg.interop import (export_official_glore,
                                export_official_latentgnn, load_official_glore,
                                load_official_latentgnn)
-from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, LatentGNN1d,
-                          LatentGNN2d, LatentGNNConv)
+from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, GridUnit,
+                          LatentGNN1d, LatentGNN2d, LatentGNNConv)
 from tests.interop.published import GloReUnit, LatentGNNV1, randomize
 from tests.weights import randomize as randomize_ours
 
@@ -61,7 +61,8 @@ def test_load_official_glore(dims, normalize):
     ours = load_official_glore(published.state_dict(), dims=dims,
                                normalize=normalize)
     assert type(ours) is {1: GloRe1d, 2: GloRe2d, 3: GloRe3d}[dims]
-    assert (ours.in_channels, ours.num_mid, ours.normalize) == (8, 3,
+    unit = ours.unit
+    assert (unit.in_channels, unit.num_mid, unit.normalize) == (8, 3,
                                                                 normalize)
     assert_same_function(ours, published, GLORE_SHAPES[dims], 8,
                          export_official_glore)
@@ -113,12 +114,13 @@ def test_load_official_latentgnn(cfg):
         published.state_dict(),
         without_residual=cfg.get('without_residual', False))
     assert type(ours) is LatentGNN2d
-    assert ours.in_channels == 12
-    assert ours.latent_dims == cfg['latent_dims']
-    assert ours.channel_stride == cfg['channel_stride']
-    assert ours.mode == cfg.get('mode', 'asymmetric')
-    assert ours.graph_conv == cfg.get('graph_conv', False)
-    assert ours.without_residual == cfg.get('without_residual', False)
+    unit = ours.unit
+    assert ours.in_channels == unit.in_channels == 12
+    assert unit.latent_dims == cfg['latent_dims']
+    assert unit.channel_stride == cfg['channel_stride']
+    assert unit.mode == cfg.get('mode', 'asymmetric')
+    assert unit.graph_conv == cfg.get('graph_conv', False)
+    assert unit.without_residual == cfg.get('without_residual', False)
     assert_same_function(ours, published, LATENT_SHAPES, 12,
                          export_official_latentgnn)
 
@@ -134,7 +136,8 @@ def test_export_official_latentgnn(cfg):
 
 
 def test_export_latentgnn_from_node_layer_and_other_grids():
-    for unit in (LatentGNNConv(12, [4, 3]), LatentGNN1d(12, [4, 3])):
+    for unit in (LatentGNNConv(12, [4, 3]), LatentGNN1d(12, [4, 3]),
+                 GridUnit(LatentGNNConv(12, [4, 3]), dims=3)):
         LatentGNNV1(12, [4, 3]).load_state_dict(
             export_official_latentgnn(unit), strict=True)
 
@@ -181,7 +184,7 @@ def test_load_from_path_and_prefix(tmp_path):
 def test_dtype_follows_checkpoint():
     published = published_glore(2, False).double()
     ours = load_official_glore(published.state_dict())
-    assert ours.state.weight.dtype == torch.float64
+    assert ours.unit.state.weight.dtype == torch.float64
     x = torch.randn(2, 8, 3, 4, dtype=torch.float64)
     published.eval()
     ours.eval()
@@ -194,7 +197,7 @@ def test_missing_num_batches_tracked_is_accepted():
     sd = {k: v for k, v in published.state_dict().items()
           if not k.endswith('num_batches_tracked')}
     ours = load_official_latentgnn(sd)
-    assert int(ours.up[1].num_batches_tracked) == 0
+    assert int(ours.unit.up[1].num_batches_tracked) == 0
     published.eval()
     ours.eval()
     x = torch.randn(2, 12, 3, 5)

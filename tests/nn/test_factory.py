@@ -13,14 +13,16 @@ def test_kinds_options_and_dims():
     u = create_unit('LatentGNN:kernels=3,d=8,mode=symmetric', 32)
     assert u.latent_dims == [8, 8, 8] and u.mode == 'symmetric'
     u = create_unit('latentgnn:channel_stride=2,graph_conv=true', 32, dims=1)
-    assert type(u) is LatentGNN1d and u.inter_channels == 16 and u.graph_conv
+    assert type(u) is LatentGNN1d and u.dims == 1
+    assert u.unit.inter_channels == 16 and u.unit.graph_conv
     u = create_unit('glore', 32)
     assert type(u) is GloReConv and u.num_mid == 8 and u.normalize
     u = create_unit('glore:num_mid=4', 32, dims=2)
-    assert type(u) is GloRe2d and u.num_mid == 4 and not u.normalize
+    assert type(u) is GloRe2d and u.unit.num_mid == 4
+    assert not u.unit.normalize
     assert type(create_unit('non_local', 32)) is NonLocalConv
     u = create_unit('nonlocal:inter_channels=5', 32, dims=3)
-    assert type(u) is NonLocal3d and u.inter_channels == 5
+    assert type(u) is NonLocal3d and u.unit.inter_channels == 5
     x = torch.randn(10, 32)
     assert torch.equal(create_unit('latentgnn:d=4', 32)(x), x)  # identity
 
@@ -75,3 +77,4 @@ def test_numpy_ints_are_ints():
     np = pytest.importorskip('numpy')
     u = create_unit('latentgnn:d=4', np.int64(32), dims=np.int64(2))
     assert type(u) is LatentGNN2d and type(u.in_channels) is int
+    assert type(u.dims) is int

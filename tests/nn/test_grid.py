@@ -5,8 +5,9 @@ import torch
 from torch.autograd import gradcheck
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, LatentGNN1d,
-                          LatentGNN2d, LatentGNN3d, LatentGNNConv, Projection)
+from glore_pyg.nn import (GloRe1d, GloRe2d, GloRe3d, GloReConv, GridUnit,
+                          LatentGNN1d, LatentGNN2d, LatentGNN3d,
+                          LatentGNNConv, NonLocal2d, NonLocalConv, Projection)
 from tests.weights import randomize
 
 DTYPE = torch.float64
@@ -50,7 +51,7 @@ def pair(grid_cls, node_cls, kwargs, seed=0):
     (copied through the state dict)."""
     node = randomize(node_cls(**kwargs), seed)
     grid = grid_cls(**kwargs).to(DTYPE)
-    grid.load_state_dict(node.state_dict())
+    grid.unit.load_state_dict(node.state_dict())
     return node, grid
 
 
@@ -83,17 +84,139 @@ def test_grid_equals_node_layer(grid_cls, node_cls, kwargs, spatial,
             close(a.to(b.dtype), b)
     # BN running statistics evolve identically in train mode
     if training:
-        for (na, a), (nb, b) in zip(grid.named_buffers(),
+        for (na, a), (nb, b) in zip(grid.unit.named_buffers(),
                                     node.named_buffers()):
             assert na == nb
             close(a.to(b.dtype), b)
 
 
-@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES[:3])
-def test_state_dict_is_the_node_layers(grid_cls, node_cls, kwargs, spatial):
-    assert isinstance(grid_cls(**kwargs), node_cls)
-    assert (list(grid_cls(**kwargs).state_dict()) ==
-            list(node_cls(**kwargs).state_dict()))
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES)
+def test_wraps_the_node_layer(grid_cls, node_cls, kwargs, spatial):
+    grid = grid_cls(**kwargs)
+    assert isinstance(grid, GridUnit) and not isinstance(grid, node_cls)
+    assert type(grid.unit) is node_cls
+    assert grid.in_channels == C and grid.dims == len(spatial)
+    assert list(grid.state_dict()) == [
+        'unit.' + k for k in node_cls(**kwargs).state_dict()]
+
+
+def node_forward(node, x):
+    """``node`` on the map's rows, back in the map's shape."""
+    rows = node(grid_to_nodes(x), batch_size=x.size(0))
+    return rows.view(x.size(0), -1, x.size(1)).transpose(1, 2).reshape(
+        x.shape)
+
+
+# ---------------------------------------------------------------------------
+# checkpoints of the adapters that were their unit (keys without 'unit.')
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('grid_cls, node_cls, kwargs, spatial', CASES)
+def test_old_state_dict_loads(grid_cls, node_cls, kwargs, spatial,
+                              training):
+    node = randomize(node_cls(**kwargs), 3)
+    old = node.state_dict()  # the layout the adapters had
+    assert not any(k.startswith('unit.') for k in old)
+    grid = grid_cls(**kwargs).to(DTYPE)
+    result = grid.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert list(old) == list(node.state_dict())  # the caller's dict kept
+    for k, v in old.items():
+        assert torch.equal(grid.state_dict()['unit.' + k], v)
+    node.train(training)
+    grid.train(training)
+    x = randn(2, C, *spatial, seed=4)
+    close(grid(x), node_forward(node, x))
+    # the new layout saves and loads as it is
+    again = grid_cls(**kwargs).to(DTYPE).train(training)
+    again.load_state_dict(grid.state_dict(), strict=True)
+    close(again(x), grid(x))
+
+
+class Net(torch.nn.Module):
+    def __init__(self, unit):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, C, 1)
+        self.blocks = torch.nn.Sequential(unit, torch.nn.ReLU())
+
+    def forward(self, x):
+        return self.blocks(self.conv(x))
+
+
+@pytest.mark.parametrize('make_unit, make_grid', [
+    (lambda: GloReConv(C, 4), lambda: GloRe2d(C, 4)),
+    (lambda: LatentGNNConv(C, [3, 5], graph_conv=True),
+     lambda: LatentGNN2d(C, [3, 5], graph_conv=True)),
+    (lambda: NonLocalConv(C), lambda: NonLocal2d(C)),
+    (lambda: LatentGNNConv(C, [4]),
+     lambda: GridUnit(LatentGNNConv(C, [4]), dims=2)),
+])
+def test_old_state_dict_loads_nested(make_unit, make_grid):
+    """A whole model's checkpoint with the old keys (``blocks.0.norm...``)
+    loads with ``strict=True`` into the model with the adapter."""
+    torch.manual_seed(0)
+    old_model = Net(randomize(make_unit(), 5)).to(DTYPE)
+    old = old_model.state_dict()
+    assert not any('.unit.' in k for k in old)
+    model = Net(make_grid()).to(DTYPE)
+    model.load_state_dict(old, strict=True)
+    new = model.state_dict()
+    renamed = {k.replace('blocks.0.', 'blocks.0.unit.'): v
+               for k, v in old.items()}
+    assert set(new) == set(renamed)
+    for k, v in renamed.items():
+        assert torch.equal(new[k], v)
+    model.eval()
+    x = randn(2, 3, 4, 5, seed=6)
+    # the old adapter was the unit itself: the same computation
+    want = torch.relu(node_forward(old_model.blocks[0].eval(),
+                                   old_model.conv(x)))
+    close(model(x), want)
+
+
+def test_old_state_dict_errors_stay_strict():
+    """Keys neither layout knows are still reported; a missing key is
+    reported under its new name."""
+    old = GloReConv(C, 4).state_dict()
+    old['nope'] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match="Unexpected key.*\"nope\""):
+        GloRe2d(C, 4).load_state_dict(old)
+    del old['nope'], old['norm.weight']
+    with pytest.raises(RuntimeError,
+                       match="Missing key.*\"unit.norm.weight\""):
+        GloRe2d(C, 4).load_state_dict(old)
+
+
+def test_wrap_an_existing_unit():
+    node = randomize(LatentGNNConv(C, [3, 5]), 7).to(DTYPE)
+    grid = GridUnit(node, dims=2)
+    assert grid.unit is node and grid.in_channels == C
+    x = randn(3, C, 4, 5, seed=8)
+    close(grid(x), node_forward(node, x))
+    grid.eval()
+    out, projs = grid(x, return_projection=True)
+    close(out, node_forward(node, x))
+    assert len(projs) == 2
+    assert projs[0].batch.tolist() == [0] * 20 + [1] * 20 + [2] * 20
+    # the same computation as the named adapter with the same weights
+    named = LatentGNN2d(C, [3, 5]).to(DTYPE).eval()
+    named.load_state_dict(grid.state_dict(), strict=True)
+    close(named(x), out)
+    # reset_parameters delegates: the identity again
+    grid.reset_parameters()
+    close(grid(x), x)
+
+
+def test_grid_unit_errors():
+    with pytest.raises(TypeError, match="'unit' must be a GlobalReasoning"):
+        GridUnit(torch.nn.Linear(C, C), dims=2)
+    with pytest.raises(ValueError, match="'dims'"):
+        GridUnit(GloReConv(C, 4), dims=4)
+    with pytest.raises(TypeError, match="'dims'"):
+        GridUnit(GloReConv(C, 4), dims=2.0)
+    with pytest.raises(ValueError, match=r"GridUnit expects 'x' .* 1 "
+                       r"spatial"):
+        GridUnit(GloReConv(C, 4), dims=1)(torch.randn(2, C, 3, 3))
 
 
 def test_non_contiguous_input():
@@ -246,10 +369,10 @@ def test_return_projection_glore2d():
     assert proj.latent_graph.shape == (2, 4, 4)
     assert torch.equal(proj.batch, torch.arange(2).repeat_interleave(15))
     close(proj.latent_graph[1],
-          torch.eye(4, dtype=DTYPE) - grid.latent_graph.adjacency)
+          torch.eye(4, dtype=DTYPE) - grid.unit.latent_graph.adjacency)
     # the weights of image b, position (i, j) are row b * 15 + i * 5 + j
     close(proj.visible_to_latent.view(2, 3, 5, 4)[1, 2, 3],
-          grid.proj(x[1, :, 2, 3]))
+          grid.unit.proj(x[1, :, 2, 3]))
 
 
 @pytest.mark.parametrize('kwargs', [LATENT, LATENT_SYM])
@@ -307,9 +430,12 @@ def test_constructor_errors_pass_through():
 
 
 def test_repr():
-    assert repr(GloRe2d(C, 4)) == 'GloRe2d(16, num_mid=4, normalize=False)'
+    assert (repr(GloRe2d(C, 4)) ==
+            'GloRe2d(GloReConv(16, num_mid=4, normalize=False))')
     assert (repr(GloRe1d(8, 2, normalize=True)) ==
-            'GloRe1d(8, num_mid=2, normalize=True)')
+            'GloRe1d(GloReConv(8, num_mid=2, normalize=True))')
     assert (repr(LatentGNN3d(C, [4])) ==
-            "LatentGNN3d(16, latent_dims=[4], channel_stride=4, "
-            "mode='asymmetric', graph_conv=False)")
+            "LatentGNN3d(LatentGNNConv(16, latent_dims=[4], channel_stride=4, "
+            "mode='asymmetric', graph_conv=False))")
+    assert (repr(GridUnit(NonLocalConv(C), dims=3)) ==
+            'GridUnit(NonLocalConv(16, inter_channels=8), dims=3)')

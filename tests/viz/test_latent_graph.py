@@ -13,6 +13,7 @@ from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNNConv,  # noqa: E402
                           NonLocal2d)
 from glore_pyg.viz import (latent_graph_drawing,  # noqa: E402
                            latent_graph_heatmap, save_figure)
+from glore_pyg.viz.networkx import node_unit  # noqa: E402
 from tests.viz import check_png  # noqa: E402
 
 C = 16
@@ -74,7 +75,9 @@ def test_glore_heatmap(cls, tmp_path):
     assert len(fig.axes) == 2  # heat map and colorbar
     check_png(path, fig)
     ax = fig.axes[0]
-    expected = torch.eye(5) - unit.latent_graph.adjacency.detach()
+    # GloRe2d: the graph of the GloReConv it wraps
+    adjacency = node_unit(unit).latent_graph.adjacency.detach()
+    expected = torch.eye(5) - adjacency
     np.testing.assert_allclose(shown(ax), expected.double().numpy(),
                                rtol=1e-6, atol=1e-7)
     assert ax.get_xlabel() == 'from latent node j'

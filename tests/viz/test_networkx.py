@@ -4,8 +4,10 @@ import networkx as nx
 import pytest
 import torch
 
-from glore_pyg.nn import GloRe2d, GloReConv, LatentGNN2d, LatentGNNConv
+from glore_pyg.nn import (GloRe2d, GloReConv, GridUnit, LatentGNN2d,
+                          LatentGNNConv)
 from glore_pyg.viz import to_networkx
+from glore_pyg.viz.networkx import node_unit
 from tests.weights import randomize
 
 DTYPE = torch.float64
@@ -37,7 +39,8 @@ def test_glore_graph(cls):
     assert isinstance(graph, nx.DiGraph)
     assert sorted(graph.nodes) == list(range(d))
     assert graph.number_of_edges() == d * d
-    mixing = torch.eye(d, dtype=DTYPE) - unit.latent_graph.adjacency.detach()
+    adjacency = node_unit(unit).latent_graph.adjacency.detach()
+    mixing = torch.eye(d, dtype=DTYPE) - adjacency
     for j in range(d):
         for k in range(d):
             assert graph[j][k]['weight'] == pytest.approx(
@@ -107,6 +110,15 @@ def test_latentgnn_graph(mode):
     # the graph depends on the input
     other = to_networkx(unit, randn(12, C, seed=4), kernel=1)
     assert not torch.allclose(as_matrix(other, 5), as_matrix(alone, 5))
+
+
+def test_node_unit():
+    node = GloReConv(C, 4)
+    assert node_unit(node) is node
+    assert node_unit(GridUnit(node, dims=1)) is node
+    assert type(node_unit(LatentGNN2d(C, [4]))) is LatentGNNConv
+    assert node_unit(torch.nn.Linear(2, 2)) is None
+    assert node_unit(torch.eye(2)) is None
 
 
 def test_latentgnn_grid_unit():
@@ -199,7 +211,7 @@ def test_bad_sources():
 
 def test_each_modules_own_mode_restored():
     unit = randomize(LatentGNN2d(C, [4]), 5).train()
-    unit.up[1].eval()  # a BatchNorm frozen by the user
+    unit.unit.up[1].eval()  # a BatchNorm frozen by the user
     modes = [(name, m.training) for name, m in unit.named_modules()]
     to_networkx(unit, randn(2, C, 3, 5, seed=5))
     assert [(name, m.training) for name, m in unit.named_modules()] == modes

@@ -69,7 +69,7 @@ def test_glore_image_maps(fmap, tmp_path):
 
     # B read from the unit, rows of image 1 in (i, j) order
     with torch.no_grad():
-        b = unit.proj(fmap[1].movedim(0, -1).reshape(-1, C))  # [36, 8]
+        b = unit.unit.proj(fmap[1].movedim(0, -1).reshape(-1, C))  # [36, 8]
     expected = b.abs().sum(0).topk(3).indices.tolist()
     titles = [ax.get_title() for ax in fig.axes[1:]]
     assert titles == [f"latent node {k}" for k in expected]

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from ...functional.checks import check_ints, is_symbolic
 from ...nn.factory import create_unit, parse_unit_spec
+from ...nn.grid import GridUnit
 from ...nn.modes import eval_mode
-from ...nn.units import GlobalReasoningUnit
 
 Points = Union[str, Sequence[str], Mapping[str, str]]
 
@@ -42,9 +42,9 @@ class InsertedUnit(nn.Module):
 
     Args:
         module (torch.nn.Module): the module whose output the unit reads.
-        unit (GlobalReasoningUnit): a grid unit (``GloRe2d``,
-            ``LatentGNN2d``, ``NonLocal2d``, ... ) with ``in_channels``
-            equal to the module's output channels.
+        unit (GridUnit): a grid adapter (``GloRe2d``, ``LatentGNN2d``,
+            ``NonLocal2d``, a :class:`~glore_pyg.nn.GridUnit`, ... ) with
+            ``in_channels`` equal to the module's output channels.
 
     Shapes:
         - **input:** whatever ``module`` takes
@@ -56,14 +56,14 @@ class InsertedUnit(nn.Module):
             :meth:`forward`, a module output that is not a tensor.
     """
 
-    def __init__(self, module: nn.Module, unit: GlobalReasoningUnit):
+    def __init__(self, module: nn.Module, unit: GridUnit):
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"'module' must be a torch.nn.Module, got "
                             f"{type(module).__name__}")
-        if not isinstance(unit, GlobalReasoningUnit):
-            raise TypeError(f"'unit' must be a GlobalReasoningUnit, got "
-                            f"{type(unit).__name__}")
+        if not isinstance(unit, GridUnit):
+            raise TypeError(f"'unit' must be a grid adapter (GridUnit, "
+                            f"e.g. GloRe2d), got {type(unit).__name__}")
         self.module = module
         self.unit = unit
         self.register_load_state_dict_pre_hook(_keys_before_insertion)
@@ -314,7 +314,7 @@ def insert_units(model: nn.Module, points: Points, spec: str = 'glore',
     return model
 
 
-def remove_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
+def remove_units(model: nn.Module) -> Dict[str, GridUnit]:
     """Undoes :func:`insert_units`, in place: every :class:`InsertedUnit`
     of ``model`` is replaced by the module it wraps, so the model has its
     original structure, names and state-dict keys again (e.g. to save a
@@ -342,7 +342,7 @@ def remove_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
     return removed
 
 
-def inserted_units(model: nn.Module) -> Dict[str, GlobalReasoningUnit]:
+def inserted_units(model: nn.Module) -> Dict[str, GridUnit]:
     """The units :func:`insert_units` put into ``model``: the name of each
     :class:`InsertedUnit` (as in ``model.named_modules()``) -> its unit.
 

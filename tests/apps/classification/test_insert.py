@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from glore_pyg.nn import GloRe2d, LatentGNN1d, LatentGNN2d, NonLocal2d
+from glore_pyg.nn import (GloRe2d, GloReConv, GridUnit, LatentGNN1d,
+                          LatentGNN2d, LatentGNNConv, NonLocal2d)
 from glore_pyg.apps.classification import (InsertedUnit, ResNet, insert_units,
                               inserted_units, load_backbone_weights,
                               read_output_shape, remove_units, resnet18,
@@ -127,6 +128,76 @@ def test_pretrained_state_dict_loads_strictly_after_insertion():
                                           'layer3.0': 'latentgnn:d=4'})
     again.load_state_dict(model.state_dict())
     torch.testing.assert_close(again.eval()(x), model(x))
+
+
+UNITS = {'layer2': 'glore', 'layer3.0': 'latentgnn:d=4',
+         'layer1.0': 'nonlocal'}
+
+
+def _trained_units(model):
+    """Non-zero units, as after training (BatchNorm scales, gamma)."""
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for unit in inserted_units(model).values():
+            for p in unit.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def _old_layout(state):
+    """The keys of a checkpoint saved when the grid adapters were their
+    unit: ``layer2.unit.norm.weight``, not ``layer2.unit.unit.norm.weight``.
+    """
+    return {k.replace('.unit.unit.', '.unit.'): v for k, v in state.items()}
+
+
+def test_checkpoint_with_units_of_the_old_layout_loads_strictly():
+    model = _trained_units(insert_units(small_resnet(), UNITS))
+    _perturb(model)
+    state = model.state_dict()
+    assert any('.unit.unit.' in k for k in state)
+    old = _old_layout(state)
+    assert not any('.unit.unit.' in k for k in old)
+    fresh = insert_units(small_resnet(), UNITS)
+    result = fresh.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    x = torch.randn(2, 1, 16, 16)
+    for train in (False, True):
+        torch.testing.assert_close(fresh.train(train)(x),
+                                   model.train(train)(x), rtol=0, atol=0)
+
+
+def test_lightning_checkpoint_of_the_old_layout_loads(tmp_path):
+    """A classifier's Lightning checkpoint (``state_dict`` under
+    ``model.``) from before the adapters wrapped their unit."""
+    lightning = pytest.importorskip('lightning')
+    from glore_pyg.apps.classification.task import ClassificationTask
+    task = ClassificationTask('digits', units=UNITS, num_classes=3)
+    _trained_units(task.model)
+    _perturb(task.model)
+    path = tmp_path / 'old.ckpt'
+    torch.save({'state_dict': _old_layout(task.state_dict()),
+                'hyper_parameters': dict(task.hparams),
+                'pytorch-lightning_version': lightning.__version__,
+                'epoch': 0, 'global_step': 0}, path)
+    loaded = ClassificationTask.load_from_checkpoint(path, strict=True,
+                                                     weights_only=False)
+    assert set(loaded.state_dict()) == set(task.state_dict())
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, task.state_dict()[k]), k
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(loaded.eval()(x), task.eval()(x), rtol=0,
+                               atol=0)
+
+
+def test_inserted_unit_takes_grid_adapters():
+    with pytest.raises(TypeError, match="'unit' must be a grid adapter"):
+        InsertedUnit(nn.Conv2d(3, 8, 1), GloReConv(8, 2))
+    unit = GridUnit(LatentGNNConv(8, [2]), dims=2)
+    inserted = InsertedUnit(nn.Conv2d(3, 8, 1), unit)
+    assert inserted(torch.randn(2, 3, 4, 4)).shape == (2, 8, 4, 4)
 
 
 def test_indexing_passes_through_and_dtype_device_follow():

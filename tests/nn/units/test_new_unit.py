@@ -1,6 +1,7 @@
 """The unit protocol's promise: a fourth unit is one subclass of
-GlobalReasoningUnit with ``reason``, and the grid adapters, input checks,
-empty inputs, autocast and ``to_networkx`` work for it unchanged."""
+GlobalReasoningUnit with ``reason``, and the grid adapter (``GridUnit``
+wrapping it), input checks, empty inputs, autocast and ``to_networkx`` work
+for it unchanged."""
 from typing import List, Tuple
 
 import pytest
@@ -9,8 +10,7 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, Linear
 
 from glore_pyg.functional import Segments
-from glore_pyg.nn import GlobalReasoningUnit, Projection
-from glore_pyg.nn.grid import GridMixin
+from glore_pyg.nn import GlobalReasoningUnit, GridUnit, Projection
 from glore_pyg.viz import to_networkx
 
 
@@ -42,8 +42,8 @@ class GlobalContextConv(GlobalReasoningUnit):
         return branch, projections
 
 
-class GlobalContext2d(GridMixin, GlobalContextConv):
-    dims = 2
+def GlobalContext2d(in_channels: int) -> GridUnit:
+    return GridUnit(GlobalContextConv(in_channels), dims=2)
 
 
 def reference(unit, x, sizes):
@@ -64,7 +64,9 @@ def test_node_level_and_grid():
     torch.testing.assert_close(unit(x, batch), reference(unit, x, [3, 4]))
 
     grid = GlobalContext2d(6).double()
-    grid.load_state_dict(unit.state_dict())
+    grid.load_state_dict(unit.state_dict())  # unit's keys: under 'unit.'
+    assert list(grid.state_dict()) == ['unit.' + k
+                                       for k in unit.state_dict()]
     m = torch.randn(2, 6, 3, 2, dtype=torch.float64)
     rows = m.movedim(1, -1).reshape(-1, 6)
     want = reference(unit, rows, [6, 6]).view(2, 3, 2, 6).movedim(-1, 1)
@@ -84,6 +86,8 @@ def test_protocol_features_come_for_free():
                         sample=1)
     assert unit.training and list(graph.edges(data='weight')) == [(0, 0,
                                                                     1.0)]
-    _, (proj, ) = GlobalContext2d(6)(torch.randn(2, 6, 3, 3),
-                                     return_projection=True)
+    grid = GlobalContext2d(6)
+    _, (proj, ) = grid(torch.randn(2, 6, 3, 3), return_projection=True)
     assert proj.latent_graph.shape == (2, 1, 1)
+    graph = to_networkx(grid, torch.randn(2, 6, 3, 3), sample=1)
+    assert list(graph.edges(data='weight')) == [(0, 0, 1.0)]

@@ -474,7 +474,8 @@ def test_classify_compare_latentgnn_rows_use_the_graph_convolution():
         plain = build_model('digits', 1, 2).eval()
         torch.manual_seed(0)
         model = build_model('digits', 1, 2, units={'layer3': spec}).eval()
-        (unit,) = inserted_units(model).values()
+        (grid,) = inserted_units(model).values()
+        unit = grid.unit  # the grid adapter's node-level unit
         assert isinstance(unit, LatentGNNConv) and unit.graph_conv, name
         assert len(unit.latent_dims) == (2 if '2 kernels' in name else 1)
         torch.testing.assert_close(model(x), plain(x), rtol=0, atol=0)

@@ -294,12 +294,8 @@ _NONLOCAL = r"""
     """
 
 
-class GloRe1d(GridUnit):
-    __doc__ = _doc(
-        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, L]`` sequences
-    (the published ``GloRe_Unit_1D`` of facebookresearch/GloRe).""",
-        _GLORE, 1)
-    dims = 1
+class _GloReGrid(GridUnit):
+    """Builds the GloReConv of the GloRe adapters."""
 
     def __init__(self, in_channels: int, num_mid: int,
                  normalize: bool = False, bn_eps: float = 1e-4):
@@ -307,41 +303,8 @@ class GloRe1d(GridUnit):
                                    bn_eps=bn_eps), self.dims)
 
 
-class GloRe2d(GridUnit):
-    __doc__ = _doc(
-        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, H, W]`` feature maps
-    (the published ``GloRe_Unit_2D`` of facebookresearch/GloRe;
-    :math:`L = H W` positions per sample).""",
-        _GLORE, 2)
-    dims = 2
-
-    def __init__(self, in_channels: int, num_mid: int,
-                 normalize: bool = False, bn_eps: float = 1e-4):
-        super().__init__(GloReConv(in_channels, num_mid, normalize=normalize,
-                                   bn_eps=bn_eps), self.dims)
-
-
-class GloRe3d(GridUnit):
-    __doc__ = _doc(
-        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, T, H, W]`` clips
-    (the published ``GloRe_Unit_3D`` of facebookresearch/GloRe;
-    :math:`L = T H W` positions per sample).""",
-        _GLORE, 3)
-    dims = 3
-
-    def __init__(self, in_channels: int, num_mid: int,
-                 normalize: bool = False, bn_eps: float = 1e-4):
-        super().__init__(GloReConv(in_channels, num_mid, normalize=normalize,
-                                   bn_eps=bn_eps), self.dims)
-
-
-class LatentGNN1d(GridUnit):
-    __doc__ = _doc(
-        r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, L]`` sequences
-    (no published 1D module: the unit of
-    :class:`~glore_pyg.nn.LatentGNN2d` on sequences).""",
-        _LATENTGNN, 1)
-    dims = 1
+class _LatentGNNGrid(GridUnit):
+    """Builds the LatentGNNConv of the LatentGNN adapters."""
 
     def __init__(self, in_channels: int, latent_dims: Sequence[int],
                  channel_stride: int = 4, mode: str = 'asymmetric',
@@ -354,7 +317,51 @@ class LatentGNN1d(GridUnit):
             self.dims)
 
 
-class LatentGNN2d(GridUnit):
+class _NonLocalGrid(GridUnit):
+    """Builds the NonLocalConv of the NonLocal adapters."""
+
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 bn_eps: float = 1e-5):
+        super().__init__(NonLocalConv(in_channels, inter_channels,
+                                      bn_eps=bn_eps), self.dims)
+
+
+class GloRe1d(_GloReGrid):
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, L]`` sequences
+    (the published ``GloRe_Unit_1D`` of facebookresearch/GloRe).""",
+        _GLORE, 1)
+    dims = 1
+
+
+class GloRe2d(_GloReGrid):
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, H, W]`` feature maps
+    (the published ``GloRe_Unit_2D`` of facebookresearch/GloRe;
+    :math:`L = H W` positions per sample).""",
+        _GLORE, 2)
+    dims = 2
+
+
+class GloRe3d(_GloReGrid):
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.GloReConv` on ``[B, C, T, H, W]`` clips
+    (the published ``GloRe_Unit_3D`` of facebookresearch/GloRe;
+    :math:`L = T H W` positions per sample).""",
+        _GLORE, 3)
+    dims = 3
+
+
+class LatentGNN1d(_LatentGNNGrid):
+    __doc__ = _doc(
+        r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, L]`` sequences
+    (no published 1D module: the unit of
+    :class:`~glore_pyg.nn.LatentGNN2d` on sequences).""",
+        _LATENTGNN, 1)
+    dims = 1
+
+
+class LatentGNN2d(_LatentGNNGrid):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, H, W]``
     feature maps
@@ -363,36 +370,16 @@ class LatentGNN2d(GridUnit):
         _LATENTGNN, 2)
     dims = 2
 
-    def __init__(self, in_channels: int, latent_dims: Sequence[int],
-                 channel_stride: int = 4, mode: str = 'asymmetric',
-                 graph_conv: bool = False, without_residual: bool = False,
-                 chunk_size: Optional[int] = None):
-        super().__init__(LatentGNNConv(
-            in_channels, latent_dims, channel_stride=channel_stride,
-            mode=mode, graph_conv=graph_conv,
-            without_residual=without_residual, chunk_size=chunk_size),
-            self.dims)
 
-
-class LatentGNN3d(GridUnit):
+class LatentGNN3d(_LatentGNNGrid):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.LatentGNNConv` on ``[B, C, T, H, W]`` clips
     (no published 3D module; :math:`L = T H W` positions per sample).""",
         _LATENTGNN, 3)
     dims = 3
 
-    def __init__(self, in_channels: int, latent_dims: Sequence[int],
-                 channel_stride: int = 4, mode: str = 'asymmetric',
-                 graph_conv: bool = False, without_residual: bool = False,
-                 chunk_size: Optional[int] = None):
-        super().__init__(LatentGNNConv(
-            in_channels, latent_dims, channel_stride=channel_stride,
-            mode=mode, graph_conv=graph_conv,
-            without_residual=without_residual, chunk_size=chunk_size),
-            self.dims)
 
-
-class NonLocal1d(GridUnit):
+class NonLocal1d(_NonLocalGrid):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, L]`` sequences: the
     dense non-local block (:math:`O(L^2)` time and memory per sample), the
@@ -400,13 +387,8 @@ class NonLocal1d(GridUnit):
         _NONLOCAL, 1)
     dims = 1
 
-    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
-                 bn_eps: float = 1e-5):
-        super().__init__(NonLocalConv(in_channels, inter_channels,
-                                      bn_eps=bn_eps), self.dims)
 
-
-class NonLocal2d(GridUnit):
+class NonLocal2d(_NonLocalGrid):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, H, W]``
     feature maps
@@ -415,21 +397,11 @@ class NonLocal2d(GridUnit):
         _NONLOCAL, 2)
     dims = 2
 
-    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
-                 bn_eps: float = 1e-5):
-        super().__init__(NonLocalConv(in_channels, inter_channels,
-                                      bn_eps=bn_eps), self.dims)
 
-
-class NonLocal3d(GridUnit):
+class NonLocal3d(_NonLocalGrid):
     __doc__ = _doc(
         r""":class:`~glore_pyg.nn.NonLocalConv` on ``[B, C, T, H, W]`` clips
     (the space-time non-local block of the paper; :math:`L = T H W`
     positions per sample, :math:`O(L^2)` time and memory).""",
         _NONLOCAL, 3)
     dims = 3
-
-    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
-                 bn_eps: float = 1e-5):
-        super().__init__(NonLocalConv(in_channels, inter_channels,
-                                      bn_eps=bn_eps), self.dims)

@@ -17,12 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
-from glore_pyg.nn import GridUnit
-
-
-def node_unit(unit: nn.Module) -> nn.Module:
-    """The unit a grid adapter (``GloRe2d``, ...) wraps, or ``unit``."""
-    return unit.unit if isinstance(unit, GridUnit) else unit
+from glore_pyg.nn import node_unit
 
 
 def conv1x1(lin: nn.Linear) -> nn.Conv2d:

@@ -35,7 +35,7 @@ from measure import (GiB, fwd_bwd, memory_limit, peak_rss,  # noqa: E402
 from naive import naive  # noqa: E402
 
 from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNN2d,  # noqa: E402
-                          LatentGNNConv, NonLocalConv)
+                          LatentGNNConv, NonLocalConv, node_unit)
 
 BUILDER = (str(Path(__file__).resolve()), 'build')
 
@@ -68,9 +68,9 @@ def randomize(unit, seed=0):
             if isinstance(m, _BatchNorm):
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.normal_(0, 0.2, generator=g)
-        node_unit = getattr(unit, 'unit', unit)  # a grid adapter's unit
-        if hasattr(node_unit, 'gamma'):
-            node_unit.gamma.fill_(0.7)
+        inner = node_unit(unit)
+        if hasattr(inner, 'gamma'):
+            inner.gamma.fill_(0.7)
     return unit
 
 

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Union
 
 from torch import Tensor
 
-from ..nn import GloRe1d, GloRe2d, GloRe3d, GloReConv, GridUnit
+from ..nn import GloRe1d, GloRe2d, GloRe3d, GloReConv, GridUnit, node_unit
 from .checkpoint import (Entry, Source, bn_entries, check, conv_entry,
                          export, load_into, read_state_dict, require, same)
 
@@ -117,7 +117,7 @@ def export_official_glore(module: Union[GloReConv, GridUnit],
             unit); a BatchNorm eps other than ``1e-4``; a latent graph
             without node bias.
     """
-    unit = module.unit if isinstance(module, GridUnit) else module
+    unit = node_unit(module)
     if not isinstance(unit, GloReConv):
         raise TypeError(f"'module' must be a GloReConv or GloRe1d/2d/3d, got "
                         f"{type(module).__name__}")

@@ -5,7 +5,7 @@ from typing import Dict, List, Sequence, Union
 
 from torch import Tensor
 
-from ..nn import GridUnit, LatentGNN2d, LatentGNNConv
+from ..nn import GridUnit, LatentGNN2d, LatentGNNConv, node_unit
 from .checkpoint import (Entry, Source, check, conv_bn_entries, export,
                          load_into, read_state_dict, same)
 
@@ -157,7 +157,7 @@ def export_official_latentgnn(module: Union[LatentGNNConv, GridUnit]
             :class:`~glore_pyg.nn.LatentGNNConv` nor a grid adapter around
             one.
     """
-    unit = module.unit if isinstance(module, GridUnit) else module
+    unit = node_unit(module)
     if not isinstance(unit, LatentGNNConv):
         raise TypeError(f"'module' must be a LatentGNNConv or LatentGNN1d/2d/"
                         f"3d, got {type(module).__name__}")

@@ -4,7 +4,7 @@ from .units import (GlobalReasoningUnit, GloReConv, LatentGNNConv,
                     NonLocalConv, Projection)
 from .grid import (GloRe1d, GloRe2d, GloRe3d, GridUnit, LatentGNN1d,
                    LatentGNN2d, LatentGNN3d, NonLocal1d, NonLocal2d,
-                   NonLocal3d)
+                   NonLocal3d, node_unit)
 from .factory import create_unit, parse_unit_spec
 from .modes import eval_mode
 from .norm import DistributedBatchNorm, convert_distributed_batchnorm
@@ -20,4 +20,5 @@ __all__ = [
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
     'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
     'create_unit', 'parse_unit_spec', 'eval_mode', 'UnitTracer',
+    'node_unit',
 ]

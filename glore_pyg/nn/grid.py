@@ -48,6 +48,13 @@ class GridUnit(Module):
     a larger model: a load-state-dict pre-hook moves those keys under
     ``unit.``.
 
+    The adapter calls the unit's parts (:meth:`~glore_pyg.nn
+    .GlobalReasoningUnit.branch` and :meth:`~glore_pyg.nn
+    .GlobalReasoningUnit.add_residual`), not ``unit.forward``: forward hooks
+    registered on ``adapter.unit`` do not fire; register them on the
+    adapter, or on the unit's submodules (``adapter.unit.up``, ...), which
+    are called as usual.
+
     Args:
         unit (GlobalReasoningUnit): the node-level unit, e.g.
             :class:`~glore_pyg.nn.GloReConv`.
@@ -117,7 +124,7 @@ class GridUnit(Module):
                 ``chunk_size`` with a norm other than ``BatchNorm1d``.
         """
         unit = self.unit
-        unit.check_input(x, self.dims + 2)
+        unit.check_input(x, self.dims + 2, owner=self.__class__.__name__)
         C = unit.in_channels
         symbolic = is_symbolic(x)  # torch.fx tracing: no values to check
         if not symbolic:
@@ -146,6 +153,22 @@ class GridUnit(Module):
         named = getattr(type(self), 'dims', None) is not None
         return (f'{self.__class__.__name__}({self.unit!r}' +
                 (')' if named else f', dims={self.dims})'))
+
+
+def node_unit(source: Any) -> Optional[GlobalReasoningUnit]:
+    """The node-level unit of ``source``: ``source`` itself for a
+    :class:`~glore_pyg.nn.GlobalReasoningUnit`, the wrapped ``unit`` of a
+    grid adapter (:class:`GridUnit`), else :obj:`None` (any other module or
+    object).
+
+    .. code-block:: python
+
+        node_unit(LatentGNN2d(256, [64]))  # its LatentGNNConv
+        node_unit(GloReConv(64, 16))       # the same GloReConv
+        node_unit(torch.nn.Linear(2, 2))   # None
+    """
+    inner = source.unit if isinstance(source, GridUnit) else source
+    return inner if isinstance(inner, GlobalReasoningUnit) else None
 
 
 def _keys_without_unit_prefix(module: GridUnit, state_dict: Dict[str, Any],

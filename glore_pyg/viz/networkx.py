@@ -5,20 +5,12 @@ import torch
 from torch import Tensor
 
 from ..functional.checks import check_int
-from ..nn.grid import GridUnit
+from ..nn.grid import GridUnit, node_unit
 from ..nn.modes import eval_mode
 from ..nn.units import GloReConv, GlobalReasoningUnit
 
 #: A node-level unit or a grid adapter around one.
 Unit = Union[GlobalReasoningUnit, GridUnit]
-
-
-def node_unit(source: Any) -> Optional[GlobalReasoningUnit]:
-    """The node-level unit of ``source``: ``source`` itself for a
-    :class:`~glore_pyg.nn.GlobalReasoningUnit`, the wrapped ``unit`` of a
-    grid adapter (:class:`~glore_pyg.nn.GridUnit`), else :obj:`None`."""
-    inner = source.unit if isinstance(source, GridUnit) else source
-    return inner if isinstance(inner, GlobalReasoningUnit) else None
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from glore_pyg.nn import (GloRe2d, GloReConv, LatentGNNConv,  # noqa: E402
                           NonLocal2d)
 from glore_pyg.viz import (latent_graph_drawing,  # noqa: E402
                            latent_graph_heatmap, save_figure)
-from glore_pyg.viz.networkx import node_unit  # noqa: E402
+from glore_pyg.nn import node_unit  # noqa: E402
 from tests.viz import check_png  # noqa: E402
 
 C = 16

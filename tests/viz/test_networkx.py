@@ -7,7 +7,7 @@ import torch
 from glore_pyg.nn import (GloRe2d, GloReConv, GridUnit, LatentGNN2d,
                           LatentGNNConv)
 from glore_pyg.viz import to_networkx
-from glore_pyg.viz.networkx import node_unit
+from glore_pyg.nn import node_unit
 from tests.weights import randomize
 
 DTYPE = torch.float64

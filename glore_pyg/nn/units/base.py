@@ -140,7 +140,8 @@ class GlobalReasoningUnit(Module):
             return x.new_zeros(0, self.in_channels), []
         return self.reason(x, segments, return_projection)
 
-    def check_input(self, x: Tensor, dims: int, name: str = 'x'):
+    def check_input(self, x: Tensor, dims: int, name: str = 'x',
+                    owner: Optional[str] = None):
         """Type, dtype and device checks of the input, before any work.
 
         Args:
@@ -150,6 +151,9 @@ class GlobalReasoningUnit(Module):
                 ``ValueError`` naming the expected shape).
             name (str, optional): the argument's name in the messages.
                 (default: :obj:`'x'`)
+            owner (str, optional): the module named in the messages, e.g. a
+                grid adapter's class name. (default: this unit's class
+                name)
 
         Raises:
             TypeError: ``x`` not a floating-point tensor, or of another
@@ -167,13 +171,14 @@ class GlobalReasoningUnit(Module):
                             f"{x.dtype}")
         if x.dim() != dims:
             return  # the caller names the expected shape
+        owner = owner or self.__class__.__name__
         param = next((p for p in self.parameters()
                       if p.is_floating_point()), None)
         if param is None:
             return
         if x.device != param.device:
             raise TypeError(f"'{name}' is on {x.device} but "
-                            f"{self.__class__.__name__}'s parameters are on "
+                            f"{owner}'s parameters are on "
                             f"{param.device}")
         if x.dtype == param.dtype:
             return
@@ -182,7 +187,7 @@ class GlobalReasoningUnit(Module):
                                     torch.float32):
             return  # autocast casts the products' operands
         raise TypeError(
-            f"'{name}' is {x.dtype} but {self.__class__.__name__}'s "
+            f"'{name}' is {x.dtype} but {owner}'s "
             f"parameters are {param.dtype}: convert one of them (e.g. "
             f"unit.to({x.dtype}) or x.to({param.dtype}))" +
             (" (torch.autocast does not cast float64)" if autocast else

@@ -505,11 +505,17 @@ def test_bad_grid_input_raises_before_computation(name):
     assert_buffers_equal(unit, before)
 
 
-def test_glore2d_float64_input_is_type_error():
-    # the check is the wrapped unit's, naming it
-    with pytest.raises(TypeError, match=r"'x' is torch\.float64 but "
-                       r"GloReConv's parameters are torch\.float32"):
+def test_grid_dtype_and_device_errors_name_the_adapter():
+    # the check is the wrapped unit's; the message names the module called
+    with pytest.raises(TypeError, match=r"^'x' is torch\.float64 but "
+                       r"GloRe2d's parameters are torch\.float32"):
         GloRe2d(16, 4)(torch.randn(2, 16, 4, 4).double())
+    with pytest.raises(TypeError, match=r"^'x' is torch\.float64 but "
+                       r"GridUnit's parameters are torch\.float32"):
+        GridUnit(LatentGNNConv(16, [4]), 1)(torch.randn(2, 16, 4).double())
+    with pytest.raises(TypeError, match=r"^'x' is torch\.float64 but "
+                       r"GloReConv's parameters"):  # the unit alone
+        GloReConv(16, 4)(torch.randn(5, 16).double())
 
 
 @pytest.mark.parametrize('name', list(UNITS) + ['GloRe2d'])
@@ -710,3 +716,15 @@ def test_unit_protocol_chunked():
     x, kwargs = make_input('latentgnn_chunked')
     with pytest.raises(ValueError, match='return_projection'):
         unit(x, return_projection=True, **kwargs)
+
+
+def test_grid_hooks_fire_on_the_adapter_and_the_units_submodules():
+    # as GridUnit's docstring says: the adapter calls the unit's parts
+    grid = LatentGNN2d(8, [3])
+    seen = []
+    for name, module in (('adapter', grid), ('unit', grid.unit),
+                         ('up', grid.unit.up)):
+        module.register_forward_hook(
+            lambda m, i, o, name=name: seen.append(name))
+    grid(torch.randn(2, 8, 3, 3))
+    assert sorted(seen) == ['adapter', 'up']

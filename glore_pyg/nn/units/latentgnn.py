@@ -258,8 +258,15 @@ class LatentGNNConv(GlobalReasoningUnit):
         input's bytes with 65,536-row chunks, 5x with 262,144); from
         32 MiB on, each temporary is mapped and returned on release.  On
         other devices (CUDA's caching allocator) ``chunk_size`` is used as
-        given."""
-        rows = self.chunk_size or 1
+        given.
+
+        Raises:
+            ValueError: the unit has no ``chunk_size`` (it does not chunk).
+        """
+        if self.chunk_size is None:
+            raise ValueError(f"{self.__class__.__name__} has no "
+                             f"'chunk_size': it does not chunk its input")
+        rows = self.chunk_size
         if x.device.type != 'cpu':
             return rows
         width = max(x.size(1), 1) * x.element_size()

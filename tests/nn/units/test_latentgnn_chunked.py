@@ -103,6 +103,8 @@ def test_chunk_size_errors(h):
     with pytest.raises(ValueError, match="'return_projection' is not"):
         unit(torch.randn(10, C), return_projection=True)
     assert 'chunk_size=4' in repr(unit)
+    with pytest.raises(ValueError, match="has no 'chunk_size'"):
+        LatentGNNConv(C, [4]).chunk_rows(torch.randn(10, C))
 
 
 def test_training_needs_two_nodes(h):

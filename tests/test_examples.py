@@ -40,3 +40,34 @@ def test_cnn_insertion_example_runs(tmp_path, capsys):
                          r'[01]\.\d{3} \|', out), name
     assert out.count('wrote ') == 3
     assert (tmp_path / 'GloRe' / 'pictures' / 'latent_graph.png').exists()
+
+
+def _collective_bytes(S, C=64, d=64, c=16, item=8):
+    """docs/scaling.md's bytes per training step of the example's network
+    (each process's collective inputs, forward + backward): the metadata
+    all-gather of each unit, LatentGNN's chunk moments (float64) and latent
+    sums, GloRe's latent sums and node counts, and the BatchNorms."""
+    meta = 6 * 8
+
+    def batchnorm(F):  # DistributedBatchNorm: [F + 1] and [F], twice
+        return 2 * (2 * F + 1) * item
+
+    latentgnn = (meta + 2 * 8 * (2 * 2 * c + 2 * 2 * d + 2 * C) +
+                 2 * item * S * d * (c + 1) + 8 * S)
+    glore = meta + 2 * item * S * d * (2 * d) + 8 * S + batchnorm(C)
+    return latentgnn + glore + batchnorm(C)  # + the per-point BatchNorm
+
+
+def test_sharded_cloud_example_on_two_processes(tmp_path, capsys):
+    load('examples/sharded_cloud.py').main(
+        ['--points', '3000', '--chunk-size', '512', '--steps', '2',
+         '--double', '--processes', '1,2', '--out', str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = re.findall(r'^\| (\d) \| (\d) \| ([\d,]+) \| [\d.]+ \| \d+ MiB \| '
+                      r'[\d.]+ \| ([\d,]+) B \| (\S+) \|$', out, re.M)
+    assert [(p, r) for p, r, *_ in rows] == [('1', '0'), ('2', '0'),
+                                             ('2', '1')]
+    assert [n for _, _, n, _, _ in rows] == ['3,000', '1,500', '1,500']
+    for _, _, _, sent, diff in rows[1:]:
+        assert float(diff) < 1e-10
+        assert int(sent.replace(',', '')) == _collective_bytes(1)

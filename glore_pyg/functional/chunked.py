@@ -42,7 +42,9 @@ class Chunk(NamedTuple):
 def plan_chunks(x: Tensor, segments: Segments,
                 chunk_size: int) -> List[Chunk]:
     """Splits every sample's rows of ``x [N, C]`` into pieces of at most
-    ``chunk_size``, in order."""
+    ``chunk_size``, in order; one empty chunk (of sample 0) when ``x`` has
+    no rows (a process of a sharded unit may hold none: its passes still
+    give sums of the right shapes, zeros)."""
     bounds: List[Tuple[int, int, int]] = []
     sizes = segments.sizes or [segments.size] * segments.num_samples
     start = 0
@@ -50,7 +52,9 @@ def plan_chunks(x: Tensor, segments: Segments,
         for a in range(start, start + size, chunk_size):
             bounds.append((a, min(a + chunk_size, start + size), sample))
         start += size
-    rows = x.split([b - a for a, b, _ in bounds]) if bounds else []
+    if not bounds:
+        return [Chunk(0, 0, 0, x[:0])]
+    rows = x.split([b - a for a, b, _ in bounds])
     return [Chunk(a, b, s, r) for (a, b, s), r in zip(bounds, rows)]
 
 

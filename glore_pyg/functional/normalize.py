@@ -156,7 +156,8 @@ def normalize_projection(
         if segments is None:
             raise ValueError("'segments' is required to normalise dense "
                              "weights over the visible nodes of a sample")
-        inv = inverse_norm(segments.sum_of_squares(weight), eps)  # [S, d]
+        sum_sq, = segments.reduce(segments.sum_of_squares(weight))
+        inv = inverse_norm(sum_sq, eps)  # [S, d]
         return scale_rows(weight, segments.expand(inv))
     # edges [E]
     if normalize == 'l2_latent':

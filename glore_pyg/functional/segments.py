@@ -27,7 +27,7 @@ Reading the sample sizes of ``batch`` / ``ptr`` is the one host
 synchronisation of a forward pass (:meth:`Segments.from_batch` fetches every
 number it checks in a single transfer); ``batch_size`` and grids need none.
 """
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -35,6 +35,9 @@ from torch.compiler import is_exporting
 from torch_geometric.utils import scatter
 
 from .checks import check_int, is_symbolic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .shard import Shard
 
 
 class Segments:
@@ -96,6 +99,12 @@ class Segments:
         #: take the padded layout for samples of different sizes outside
         #: torch.compile too (see :meth:`padded`)
         self.force_padded = False
+        #: the processes that hold the other visible nodes of these samples
+        #: (:class:`~glore_pyg.functional.shard.Shard`), or :obj:`None`: the
+        #: rows here are whole samples.  :meth:`reduce` and
+        #: :meth:`total_counts` sum over it.
+        self.shard: Optional['Shard'] = None
+        self._total_counts: Optional[Tensor] = None
 
     def __repr__(self) -> str:
         if self.sizes is None:
@@ -174,6 +183,27 @@ class Segments:
             self._counts = torch.tensor(self.sizes, device=self.device,
                                         dtype=torch.long)
         return self._counts
+
+    def total_counts(self) -> Tensor:
+        """Number of nodes of each sample over all processes of
+        :attr:`shard` ``[S]`` (:meth:`counts` when not sharded)."""
+        if self.shard is None:
+            return self.counts()
+        if self._total_counts is None:
+            self._total_counts = self.shard.sum_counts(self.counts())
+        return self._total_counts
+
+    def reduce(self, *tensors: Optional[Tensor]
+               ) -> Tuple[Optional[Tensor], ...]:
+        """Per-sample sums over this process's nodes (:meth:`pool`,
+        :meth:`sum`, :meth:`sum_of_squares`), completed into sums over the
+        nodes of all processes of :attr:`shard` in one differentiable
+        collective; the tensors themselves when not sharded.  Every sum
+        over the visible nodes of a sample that a stage or unit uses goes
+        through here: that is all a unit needs to be exact when sharded."""
+        if self.shard is None:
+            return tensors
+        return self.shard.all_reduce(*tensors)
 
     def batch(self) -> Tensor:
         """Sample index of each node ``[N]``."""

@@ -9,6 +9,7 @@ from .factory import create_unit, parse_unit_spec
 from .modes import eval_mode
 from .norm import DistributedBatchNorm, convert_distributed_batchnorm
 from .fx import UnitTracer
+from .shard import shard_units
 
 __all__ = [
     'DistributedBatchNorm',
@@ -20,5 +21,5 @@ __all__ = [
     'VisibleToLatent', 'GloReGraphConv', 'LatentAffinityConv',
     'AttentionConv', 'LatentToVisible', 'Projection', 'GlobalReasoningUnit',
     'create_unit', 'parse_unit_spec', 'eval_mode', 'UnitTracer',
-    'node_unit',
+    'node_unit', 'shard_units',
 ]

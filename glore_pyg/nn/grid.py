@@ -11,6 +11,7 @@ the non-local block (`"Non-local Neural Networks"
 image (clip) is one sample; its :math:`L` positions (``H * W`` for an
 image) are the visible nodes.
 """
+from functools import partial
 from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple,
                     Union)
 
@@ -124,6 +125,23 @@ class GridUnit(Module):
                 ``chunk_size`` with a norm other than ``BatchNorm1d``.
         """
         unit = self.unit
+        seg = unit.layout(x, partial(self._layout, x),
+                          owner=self.__class__.__name__)
+        moved = x.movedim(1, -1)  # [B, *spatial, C], a view
+        rows = moved.reshape(-1, unit.in_channels)  # a view if channels_last
+        if seg is None:  # torch.fx: the number of rows is a node of the trace
+            seg = Segments(rows.size(0), x.size(0), None, x.device)
+        branch, projections = unit.branch(rows, seg, return_projection)
+        # [B*L, C] -> [B, C, *spatial] (a view), summed in x's layout
+        branch = branch.view(moved.shape).movedim(-1, 1)
+        out = unit.add_residual(x, branch)
+        return (out, projections) if return_projection else out
+
+    def _layout(self, x: Tensor) -> Optional[Segments]:
+        """Checks the map ``x`` and returns its layout: each image (clip) a
+        sample of its positions (:obj:`None` under torch.fx tracing, where
+        the caller builds it from the rows)."""
+        unit = self.unit
         unit.check_input(x, self.dims + 2, owner=self.__class__.__name__)
         C = unit.in_channels
         symbolic = is_symbolic(x)  # torch.fx tracing: no values to check
@@ -137,16 +155,9 @@ class GridUnit(Module):
                 raise ValueError(
                     f"{self.__class__.__name__} expects 'x' with {C} "
                     f"channels (dim 1), got {tuple(x.shape)}")
-        moved = x.movedim(1, -1)  # [B, *spatial, C], a view
-        rows = moved.reshape(-1, C)  # [B*L, C]: a view if channels_last
-        B = x.size(0)
-        seg = Segments(rows.size(0), B if symbolic else max(B, 1),
-                       None, x.device)
-        branch, projections = unit.branch(rows, seg, return_projection)
-        # [B*L, C] -> [B, C, *spatial] (a view), summed in x's layout
-        branch = branch.view(moved.shape).movedim(-1, 1)
-        out = unit.add_residual(x, branch)
-        return (out, projections) if return_projection else out
+        if symbolic:
+            return None
+        return Segments(x.numel() // C, max(x.size(0), 1), None, x.device)
 
     def __repr__(self) -> str:
         # a named adapter (GloRe2d, ...) says its dims in its name

@@ -7,26 +7,14 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ..functional.shard import all_reduce
+
 __all__ = ['DistributedBatchNorm', 'convert_distributed_batchnorm']
 
 
 def _distributed() -> bool:
     import torch.distributed as dist
     return dist.is_available() and dist.is_initialized()
-
-
-def _all_reduce(t: Tensor, group) -> Tensor:
-    # the autograd-aware collective: its backward sums the gradients of
-    # every process, so the input gradients equal those of one batch.  torch
-    # 2.13 marks it deprecated in favour of a private module
-    # (torch.distributed._functional_collectives); the public one is kept,
-    # its warning silenced here only
-    import warnings
-    from torch.distributed.nn.functional import all_reduce
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', 'torch.distributed.nn.functional',
-                                FutureWarning)
-        return all_reduce(t, group=group)
 
 
 class DistributedBatchNorm(nn.BatchNorm1d):
@@ -107,7 +95,7 @@ class DistributedBatchNorm(nn.BatchNorm1d):
                                              torch.bfloat16) else input
         count = torch.tensor([x.numel() / max(x.size(1), 1)],
                              dtype=x.dtype, device=x.device)
-        stats = _all_reduce(torch.cat([x.sum(dims), count]), group)
+        stats = all_reduce(torch.cat([x.sum(dims), count]), group)
         n = stats[-1]
         if float(n.detach()) <= 1:
             raise ValueError(f"Expected more than 1 value per channel over "
@@ -117,7 +105,7 @@ class DistributedBatchNorm(nn.BatchNorm1d):
         mean = stats[:-1] / n
         shape = [1, -1] + [1] * (input.dim() - 2)
         centred = x - mean.view(shape)
-        var = _all_reduce((centred * centred).sum(dims), group) / n
+        var = all_reduce((centred * centred).sum(dims), group) / n
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)

@@ -2,64 +2,16 @@
 processes equals BatchNorm1d / 2d on their concatenation (outputs, input
 and parameter gradients, running statistics), with unequal batches and a
 process without rows; gradcheck in float64 through the collectives."""
-import os
-import socket
-import tempfile
-import traceback
-from datetime import timedelta
-
 import pytest
 import torch
 from torch import nn
 
 from glore_pyg.nn import DistributedBatchNorm, convert_distributed_batchnorm
-
-TIMEOUT = 120  # seconds for a whole multi-process case: fail, never hang
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world, port, case, folder):
-    import torch.distributed as dist
-    try:
-        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
-                                rank=rank, world_size=world,
-                                timeout=timedelta(seconds=60))
-        CASES[case](rank, world)
-        dist.barrier()
-    except Exception:  # noqa: BLE001 - reported to the test through a file
-        with open(os.path.join(folder, f'rank{rank}.err'), 'w') as f:
-            f.write(traceback.format_exc())
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+from tests import multiprocess
 
 
 def run(case: str, world: int) -> None:
-    """Runs CASES[case] on ``world`` gloo processes; fails with the first
-    rank's traceback, or after TIMEOUT seconds."""
-    import torch.multiprocessing as mp
-    with tempfile.TemporaryDirectory() as folder:
-        ctx = mp.start_processes(_worker, args=(world, _free_port(), case,
-                                                folder),
-                                 nprocs=world, join=False,
-                                 start_method='spawn')
-        import time
-        deadline = time.monotonic() + TIMEOUT
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline:
-                for p in ctx.processes:
-                    p.kill()
-                pytest.fail(f'{case} on {world} processes did not end in '
-                            f'{TIMEOUT} s')
-        errors = sorted(f for f in os.listdir(folder) if f.endswith('.err'))
-        if errors:
-            with open(os.path.join(folder, errors[0])) as f:
-                pytest.fail(f'{errors[0]}:\n{f.read()}')
+    multiprocess.run(__name__, case, world)
 
 
 SIZES = {2: [4, 9], 3: [5, 0, 7]}  # rows (or maps) per process

@@ -135,8 +135,11 @@ class VisibleToLatent(BipartiteConv):
             raise ValueError(f"'weight' must be [N, d] = "
                              f"[{segments.num_nodes}, d] on the fused path, "
                              f"got {shape}")
-        pooled, sum_sq = self.accumulate(x, weight, segments)
-        return self.finish(pooled, sum_sq, segments.counts())
+        # this process's sums, over every process's nodes when sharded
+        pooled, sum_sq = segments.reduce(*self.accumulate(x, weight,
+                                                          segments))
+        return self.finish(pooled, sum_sq,
+                           segments.total_counts() if self.mean else None)
 
     def applied_weight(self, weight: Tensor, segments: Segments) -> Tensor:
         r"""The fused path's weights ``[N, d]`` as this stage applies them,
@@ -149,9 +152,10 @@ class VisibleToLatent(BipartiteConv):
     def accumulate(self, x: Tensor, weight: Tensor,
                    segments: Segments) -> Tuple[Tensor, Optional[Tensor]]:
         r"""The fused path's per-sample sums, which add up over any split of
-        a sample's visible nodes (the memory-lean chunked path relies on
-        it): :math:`\sum_j w_{jk} \mathbf{x}_j` ``[S, d, C]`` and, for
-        ``'l2_visible'``, :math:`\sum_j w_{jk}^2` ``[S, d]``."""
+        a sample's visible nodes (the memory-lean chunked path and the
+        sharded units rely on it): :math:`\sum_j w_{jk} \mathbf{x}_j`
+        ``[S, d, C]`` and, for ``'l2_visible'``, :math:`\sum_j w_{jk}^2`
+        ``[S, d]``, over the rows given (not reduced over processes)."""
         if self.normalize == 'l2_latent':  # per visible node: row-local
             weight = normalize_projection(weight, self.normalize,
                                           eps=self.eps)
@@ -161,8 +165,10 @@ class VisibleToLatent(BipartiteConv):
         return segments.pool(weight, x), sum_sq  # [S, d, C]
 
     def finish(self, pooled: Tensor, sum_sq: Optional[Tensor],
-               counts: Tensor) -> Tensor:
-        """Applies :math:`1/m_k` to the sums of :meth:`accumulate`."""
+               counts: Optional[Tensor]) -> Tensor:
+        """Applies :math:`1/m_k` to the sums of :meth:`accumulate`;
+        ``counts`` (nodes per sample ``[S]``) is needed for ``'mean'``
+        only."""
         if sum_sq is not None:  # 'l2_visible': divide by ||w_{:,k}||
             pooled = scale_rows(pooled,
                                 inverse_norm(sum_sq, self.eps).unsqueeze(-1))

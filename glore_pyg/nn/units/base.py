@@ -11,7 +11,8 @@ shares (input checks, the sample layout, empty inputs, the residual sum, the
 (:mod:`glore_pyg.nn.grid`) and :func:`glore_pyg.viz.to_networkx` use this
 protocol and nothing unit-specific, so a new unit is one new file.
 """
-from typing import List, NamedTuple, Optional, Tuple, Union
+from functools import partial
+from typing import Callable, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -19,6 +20,7 @@ from torch.nn import BatchNorm1d, Linear, Module, ReLU, Sequential
 
 from ...functional.checks import check_int, is_symbolic
 from ...functional.segments import Segments
+from ...functional.shard import Shard, dtype_code, fingerprint
 
 
 class Projection(NamedTuple):
@@ -73,6 +75,16 @@ class GlobalReasoningUnit(Module):
             float64), or on another device; ``batch_size`` not an int.
     """
     in_channels: int
+    #: the processes that hold the other visible nodes of the samples
+    #: (:class:`~glore_pyg.functional.shard.Shard`), set by
+    #: :func:`~glore_pyg.nn.shard_units`; :obj:`None`: each call holds whole
+    #: samples
+    shard: Optional[Shard] = None
+    #: whether :func:`~glore_pyg.nn.shard_units` may shard the unit: its
+    #: sums over visible nodes go through :meth:`Segments.reduce
+    #: <glore_pyg.functional.Segments.reduce>` and its BatchNorms are
+    #: modules it calls
+    shardable: bool = True
 
     def reason(self, x: Tensor, segments: Segments,
                return_projection: bool = False
@@ -122,21 +134,86 @@ class GlobalReasoningUnit(Module):
                 dtype or device than the unit's parameters; ``batch_size``
                 not an int.
         """
+        seg = self.layout(x, partial(self._node_layout, x, batch, ptr,
+                                     batch_size))
+        branch, projections = self.branch(x, seg, return_projection)
+        out = self.add_residual(x, branch)
+        return (out, projections) if return_projection else out
+
+    def _node_layout(self, x: Tensor, batch: Optional[Tensor],
+                     ptr: Optional[Tensor],
+                     batch_size: Optional[int]) -> Segments:
         self.check_input(x, 2)
         if not is_symbolic(x) and (x.dim() != 2 or
                                    x.size(1) != self.in_channels):
             raise ValueError(f"'x' must be [N, {self.in_channels}], got "
                              f"{tuple(x.shape)}")
-        seg = Segments.from_batch(x, batch, ptr, batch_size)
-        branch, projections = self.branch(x, seg, return_projection)
-        out = self.add_residual(x, branch)
-        return (out, projections) if return_projection else out
+        if self.shard is not None and batch is not None and ptr is None \
+                and batch_size is None:
+            raise ValueError(
+                "A sharded unit needs 'batch_size' with 'batch': a process "
+                "may hold no node of the last samples, so the number of "
+                "samples must be given (the same on every process)")
+        return Segments.from_batch(x, batch, ptr, batch_size)
+
+    def layout(self, x: Tensor, read: Callable[[], Optional[Segments]],
+               owner: Optional[str] = None) -> Optional[Segments]:
+        """The sample layout of the input ``x``: ``read()``, which checks
+        the input and returns its :class:`~glore_pyg.functional.Segments`.
+        For a sharded unit (:attr:`shard`), every process then takes part in
+        one metadata collective before any other work, whatever its own
+        checks found: the number of samples, channels, dtype, mode and the
+        unit's configuration must agree, and an input rejected on one
+        process is an error on all of them (no process waits for a
+        collective the others never reach).  The layout then carries the
+        shard.
+
+        Args:
+            x (Tensor): the input (node rows or a feature map).
+            read (callable): checks ``x`` and returns its layout, raising
+                ``ValueError`` / ``TypeError`` for a bad input (it may
+                return :obj:`None` under torch.fx tracing).
+            owner (str, optional): the module named in the messages.
+                (default: this unit's class name)
+
+        Raises:
+            ValueError, TypeError: from ``read``.
+            RuntimeError: sharded, without an initialised process group.
+            ~glore_pyg.functional.shard.ShardMismatchError: sharded, when
+                another process rejected its input or the processes
+                disagree.
+        """
+        if self.shard is None or is_symbolic(x):
+            return read()
+        owner = owner or self.__class__.__name__
+        self.shard.check_initialized(owner)
+        seg, meta, error = None, None, None
+        try:
+            seg = read()
+            meta = [seg.num_samples, x.size(1), dtype_code(x.dtype),
+                    int(self.training), self.fingerprint()]
+        except (ValueError, TypeError) as e:
+            error = e
+        self.shard.agree(owner, x.device, meta, error)
+        seg.shard = self.shard
+        return seg
+
+    def fingerprint(self) -> int:
+        """A checksum of the unit's configuration: its ``repr`` and the
+        names and shapes of its parameters and buffers (what the processes
+        of a sharded unit must share)."""
+        state = ';'.join(f'{k}:{tuple(v.shape)}'
+                         for k, v in self.state_dict(keep_vars=True).items())
+        return fingerprint(f'{self!r};{state}')
 
     def branch(self, x: Tensor, segments: Segments,
                return_projection: bool = False
                ) -> Tuple[Tensor, List[Projection]]:
-        """:meth:`reason`, or an empty branch for an empty input."""
-        if not is_symbolic(x) and segments.num_nodes == 0:
+        """:meth:`reason`, or an empty branch for an empty input (a sharded
+        unit runs :meth:`reason` on no rows too: its collectives need every
+        process)."""
+        if not is_symbolic(x) and segments.num_nodes == 0 \
+                and segments.shard is None:
             return x.new_zeros(0, self.in_channels), []
         return self.reason(x, segments, return_projection)
 

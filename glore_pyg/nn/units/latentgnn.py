@@ -11,6 +11,7 @@ from ...functional.chunked import (Chunk, chunked_map, chunked_reduce,
                                    plan_chunks)
 from ...functional.normalize import l2_normalize
 from ...functional.segments import Segments
+from ..norm import DistributedBatchNorm
 from ..stages import LatentAffinityConv, LatentToVisible, VisibleToLatent
 from .base import (GlobalReasoningUnit, Projection, check_positive_int,
                    linear_bn, reset_module)
@@ -294,9 +295,9 @@ class LatentGNNConv(GlobalReasoningUnit):
         that update running statistics (``F.batch_norm``,
         ``torch.batch_norm_update_stats``) take the rows, not moments.
         """
-        self._check_plain_batchnorm()
+        self._check_plain_batchnorm(seg.shard is not None)
         chunks = plan_chunks(x, seg, self.chunk_rows(x))
-        level = partial(_level_statistics, chunks, x.size(0),
+        level = partial(_level_statistics, chunks, seg,
                         torch.promote_types(x.dtype, torch.float32))
         stats = level({}, [self.down_v2l, self.down_l2v],
                       self._embedding_rows)
@@ -309,9 +310,13 @@ class LatentGNNConv(GlobalReasoningUnit):
         return chunked_map(partial(_chunk_rows, self._output_rows), chunks,
                            [stats, latent])
 
-    def _check_plain_batchnorm(self):
+    def _check_plain_batchnorm(self, sharded: bool):
+        # sharded: shard_units made them DistributedBatchNorm, whose
+        # statistics the chunked path all-reduces itself (Segments.reduce)
+        allowed = (BatchNorm1d, DistributedBatchNorm) if sharded else (
+            BatchNorm1d, )
         for name, seq in self.named_modules():
-            if isinstance(seq, Sequential) and type(seq[1]) is not BatchNorm1d:
+            if isinstance(seq, Sequential) and type(seq[1]) not in allowed:
                 raise TypeError(
                     f"'chunk_size' needs plain BatchNorm1d modules (it "
                     f"normalises with statistics summed over chunks), but "
@@ -324,15 +329,16 @@ class LatentGNNConv(GlobalReasoningUnit):
         ``[S, d_i, c]``: the per-sample sums of
         :meth:`VisibleToLatent.accumulate` over the chunks, finished."""
         v2l = self.visible_to_latent
-        sums = iter(chunked_reduce(partial(_chunk_rows, self._latent_sums),
-                                   chunks, [stats, []],
-                                   num_samples=seg.num_samples))
+        sums = iter(seg.reduce(*chunked_reduce(
+            partial(_chunk_rows, self._latent_sums), chunks, [stats, []],
+            num_samples=seg.num_samples)))
         latent = []
         for _ in range(self.num_kernels):
             pooled = next(sums)
             sum_sq = next(sums) if v2l.normalize == 'l2_visible' else None
             latent.append(self.latent_graph(
-                v2l.finish(pooled, sum_sq, seg.counts())))
+                v2l.finish(pooled, sum_sq,
+                           seg.total_counts() if v2l.mean else None)))
         return latent
 
     # The rows of one chunk ``xc`` (of sample ``sample``) up to each level's
@@ -440,21 +446,25 @@ def _chunk_moments(rows: Callable, record: Sequence[Sequential], xc: Tensor,
     return tuple(head.moments[seq] for seq in record)
 
 
-def _level_statistics(chunks: Sequence[Chunk], n: int, dtype: torch.dtype,
+def _level_statistics(chunks: Sequence[Chunk], seg: Segments,
+                      dtype: torch.dtype,
                       stats: Dict[Sequential, Tuple[Tensor, Tensor]],
                       heads: Sequence[Optional[Sequential]], rows: Callable,
                       latent: Sequence[Tensor] = ()
                       ) -> Dict[Sequential, Tuple[Tensor, Tensor]]:
     """``stats`` and the batch statistics of one level of ``heads`` (those
     whose BatchNorm uses batch statistics), from their moments summed over
-    the chunks in one pass of ``rows``; updates the running statistics.
+    the chunks in one pass of ``rows`` (and over the processes of a
+    sharded ``seg``); updates the running statistics.
     A new dict: the passes before recompute with the one they were given."""
     record = [seq for seq in heads
               if seq is not None and _uses_batch_statistics(seq[1])]
     if not record:
         return stats
-    sums = chunked_reduce(partial(_chunk_moments, rows, record), chunks,
-                          [stats, list(latent)])
+    sums = seg.reduce(*chunked_reduce(partial(_chunk_moments, rows, record),
+                                      chunks, [stats, list(latent)]))
+    n = seg.num_nodes if seg.shard is None else int(
+        seg.total_counts().sum())
     new = {seq: _batch_statistics(seq[1], total, n, dtype)
            for seq, total in zip(record, sums)}
     return {**stats, **new}

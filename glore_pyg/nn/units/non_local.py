@@ -52,6 +52,10 @@ class NonLocalConv(GlobalReasoningUnit):
         TypeError: ``in_channels`` or ``inter_channels`` not an int; an
             input of the wrong dtype or device.
     """
+    #: its attention relates every pair of visible nodes: not shardable
+    #: (:func:`~glore_pyg.nn.shard_units` raises)
+    shardable = False
+
     def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
                  bn_eps: float = 1e-5):
         super().__init__()

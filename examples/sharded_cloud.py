@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -44,24 +45,32 @@ BLOCK = 65536
 
 
 class GlobalCloudNet(nn.Module):
-    """Per-point layers around two global units: a LatentGNN unit
-    (memory-lean chunked path) and a GloRe unit, then per-point logits."""
+    """Per-point layers around global units (by default a LatentGNN unit on
+    the memory-lean chunked path, then a GloRe unit), then per-point
+    logits."""
 
     def __init__(self, in_channels: int = 6, channels: int = 64,
                  latent: int = 64, classes: int = 8,
-                 chunk_size: int = 262144):
+                 chunk_size: int = 262144,
+                 units: Sequence[str] = ('latentgnn', 'glore')):
         super().__init__()
+        self.channels = channels
         self.embed = nn.Sequential(nn.Linear(in_channels, channels),
                                    nn.BatchNorm1d(channels), nn.ReLU())
-        self.latentgnn = LatentGNNConv(channels, [latent],
-                                       chunk_size=chunk_size)
-        self.glore = GloReConv(channels, latent, normalize=True)
+        make = dict(latentgnn=lambda: LatentGNNConv(
+            channels, [latent], chunk_size=chunk_size),
+                    glore=lambda: GloReConv(channels, latent, normalize=True))
+        unknown = sorted(set(units) - set(make))
+        if unknown or not units:
+            raise ValueError(f"'units' must name some of {sorted(make)}, "
+                             f"got {list(units)}")
+        self.units = nn.ModuleList([make[u]() for u in units])
         self.head = nn.Linear(channels, classes)
 
     def forward(self, x, batch_size: int = 1):
         h = self.embed(x)
-        h = self.latentgnn(h, batch_size=batch_size)
-        h = self.glore(h, batch_size=batch_size)
+        for unit in self.units:
+            h = unit(h, batch_size=batch_size)
         return self.head(h)
 
 
@@ -128,7 +137,8 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dtype = torch.float64 if args.double else torch.float32
-    model = GlobalCloudNet(chunk_size=args.chunk_size).to(dtype)
+    model = GlobalCloudNet(chunk_size=args.chunk_size,
+                           units=args.units.split(',')).to(dtype)
     if distributed:
         shard_units(model)
         convert_distributed_batchnorm(model)  # the per-point BatchNorm too
@@ -158,7 +168,7 @@ def run(args) -> dict:
                   step_s=statistics.median(times[1:] or times),
                   peak_bytes=peak,
                   # the [N_p, C] features the units receive
-                  input_bytes=(stop - start) * model.glore.in_channels *
+                  input_bytes=(stop - start) * model.channels *
                   x.element_size(),
                   reduced_bytes=sent, max_diff=diff)
     with open(Path(args.out) / f'p{world}_rank{rank}.json', 'w') as f:
@@ -191,7 +201,8 @@ def launch(args, argv) -> None:
         for rank in range(world):
             with open(out / f'p{world}_rank{rank}.json') as f:
                 rows.append(json.load(f))
-    print(f'\n{args.points:,} points, C=64, d=64, chunk_size='
+    print(f'\n{args.points:,} points, units {args.units}, C=64, d=64, '
+          f'chunk_size='
           f'{args.chunk_size}, {"float64" if args.double else "float32"}, '
           f'{args.threads} thread(s) per process; "x features": peak memory '
           f'over the bytes of the [N_p, 64] features the units receive\n')
@@ -229,6 +240,9 @@ def main(argv=None):
                    help='training steps timed (the first is a warm-up)')
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads per process')
+    p.add_argument('--units', default='latentgnn,glore',
+                   help='the global units in order: latentgnn (chunked), '
+                   'glore')
     p.add_argument('--double', action='store_true',
                    help='float64 (differences to P=1 at rounding level)')
     p.add_argument('--processes', default=None,

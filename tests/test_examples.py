@@ -47,7 +47,7 @@ def _collective_bytes(S, C=64, d=64, c=16, item=8):
     (each process's collective inputs, forward + backward): the metadata
     all-gather of each unit, LatentGNN's chunk moments (float64) and latent
     sums, GloRe's latent sums and node counts, and the BatchNorms."""
-    meta = 6 * 8
+    meta = 7 * 8
 
     def batchnorm(F):  # DistributedBatchNorm: [F + 1] and [F], twice
         return 2 * (2 * F + 1) * item

@@ -60,7 +60,8 @@ class ShardMismatchError(ValueError):
 
 
 #: the fields of the metadata that every process of a shard must share
-FIELDS = ('batch_size', 'channels', 'dtype', 'training', 'unit')
+FIELDS = ('batch_size', 'channels', 'dtype', 'training', 'projection',
+          'unit')
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -109,6 +110,7 @@ class Shard:
         return _dist().get_rank(self.group)
 
     # -- the reductions ------------------------------------------------------
+    @torch.compiler.disable  # collectives run eagerly (a graph break)
     def all_reduce(self, *tensors: Optional[Tensor]
                    ) -> Tuple[Optional[Tensor], ...]:
         """Each tensor summed over the processes, in one collective
@@ -128,6 +130,7 @@ class Shard:
         return tuple(None if t is None else
                      next(parts).view(t.shape).to(t.dtype) for t in tensors)
 
+    @torch.compiler.disable  # collectives run eagerly (a graph break)
     def sum_counts(self, counts: Tensor) -> Tensor:
         """Integer counts (e.g. nodes per sample) summed over the
         processes; not differentiable."""
@@ -136,6 +139,7 @@ class Shard:
         return total
 
     # -- the safety check --------------------------------------------------
+    @torch.compiler.disable  # collectives run eagerly (a graph break)
     def agree(self, owner: str, device: torch.device,
               meta: Optional[Sequence[int]],
               error: Optional[BaseException]) -> None:
@@ -179,6 +183,7 @@ class Shard:
 _WHAT = dict(batch_size="the number of samples ('batch_size')",
              channels="the input's channels", dtype="the input's dtype",
              training="training / evaluation mode",
+             projection="'return_projection'",
              unit="the unit's configuration (its repr and parameter shapes)")
 
 
@@ -187,6 +192,8 @@ def _show(field: str, value: int) -> str:
         return str(_DTYPES[value]) if 0 <= value < len(_DTYPES) else '?'
     if field == 'training':
         return 'training' if value else 'eval'
+    if field == 'projection':
+        return str(bool(value))
     if field == 'unit':
         return f'{value:08x}'
     return str(value)

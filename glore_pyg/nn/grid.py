@@ -126,7 +126,8 @@ class GridUnit(Module):
         """
         unit = self.unit
         seg = unit.layout(x, partial(self._layout, x),
-                          owner=self.__class__.__name__)
+                          owner=self.__class__.__name__,
+                          return_projection=return_projection)
         moved = x.movedim(1, -1)  # [B, *spatial, C], a view
         rows = moved.reshape(-1, unit.in_channels)  # a view if channels_last
         if seg is None:  # torch.fx: the number of rows is a node of the trace

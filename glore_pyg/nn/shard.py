@@ -47,7 +47,7 @@ def shard_units(module: Module, process_group=None) -> Module:
 
     On each call, every process of the group takes part in one small
     ``all_gather`` of metadata first (number of samples, channels, dtype,
-    training mode and a checksum of the unit's configuration): a
+    training mode, ``return_projection`` and a checksum of the unit's configuration): a
     disagreement, or an input rejected on one process, raises on every
     process instead of leaving the others waiting in a collective.
 

@@ -88,9 +88,33 @@ def _exact(rank, world, name):
             torch.testing.assert_close(b_p, b, **TOL, msg=bname)
 
 
+def _projections(rank, world):
+    # return_projection: each process's projection rows equal the rows of
+    # one process's, with the normalisation over all visible nodes
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
+    batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
+    mine = owners(world) == rank
+    for name in ('latentgnn', 'latentgnn_sym', 'glore_mean'):
+        single = randomize(UNITS[name]())
+        sharded = shard_units(randomize(UNITS[name]()))
+        _, ref = single(x, batch, batch_size=3, return_projection=True)
+        _, got = sharded(x[mine], batch[mine], batch_size=3,
+                         return_projection=True)
+        assert len(got) == len(ref)
+        for p, q in zip(got, ref):
+            torch.testing.assert_close(p.visible_to_latent,
+                                       q.visible_to_latent[mine], **TOL)
+            torch.testing.assert_close(p.latent_to_visible,
+                                       q.latent_to_visible[mine], **TOL)
+            torch.testing.assert_close(p.latent_graph, q.latent_graph, **TOL)
+            assert torch.equal(p.batch, batch[mine])
+
+
 def _every_unit(rank, world):
     for name in UNITS:
         _exact(rank, world, name)
+    _projections(rank, world)
 
 
 def _grid(rank, world):
@@ -167,6 +191,10 @@ def _errors(rank, world):
     _expect(ShardMismatchError, "disagree on training / evaluation mode",
             lambda: unit(x, batch, batch_size=2))
     unit.train()
+    # ... on return_projection (its normalisations may need collectives)
+    _expect(ShardMismatchError, "disagree on 'return_projection'",
+            lambda: unit(x, batch, batch_size=2,
+                         return_projection=rank == 0))
     # an input rejected on one process: its own error there, on all others
     # an error that points to it
     if rank == 0:
@@ -237,7 +265,24 @@ def _ddp(rank, world):
         torch.testing.assert_close(q, p, **TOL, msg=name)
 
 
-CASES = {'every_unit': _every_unit, 'grid': _grid, 'autocast': _autocast,
+def _compiled(rank, world):
+    # torch.compile'd sharded units: the collectives run eagerly (graph
+    # breaks), the rest compiled; the same rows and gradients
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
+    batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
+    mine = owners(world) == rank
+    for name in ('latentgnn', 'glore_mean'):
+        single = randomize(UNITS[name]())
+        sharded = torch.compile(shard_units(randomize(UNITS[name]())))
+        out, gx = _step(single, x, batch, torch.ones_like(x), 3)
+        out_p, gx_p = _step(sharded, x[mine], batch[mine],
+                            torch.ones_like(x[mine]), 3)
+        torch.testing.assert_close(out_p, out[mine], rtol=0, atol=1e-9)
+        torch.testing.assert_close(gx_p, gx[mine], rtol=0, atol=1e-9)
+
+
+CASES = {'compiled': _compiled, 'every_unit': _every_unit, 'grid': _grid, 'autocast': _autocast,
          'errors': _errors, 'ddp': _ddp}
 
 
@@ -253,6 +298,11 @@ def test_sharded_units_equal_one_process(world):
 @pytest.mark.parametrize('world', [2, 3])
 def test_grid_adapters_split_by_rows(world):
     run('grid', world)
+
+
+@pytest.mark.slow  # compiles on every process
+def test_compiled_sharded_units():
+    run('compiled', 2)
 
 
 def test_bf16_autocast():

@@ -135,7 +135,8 @@ class GlobalReasoningUnit(Module):
                 not an int.
         """
         seg = self.layout(x, partial(self._node_layout, x, batch, ptr,
-                                     batch_size))
+                                     batch_size),
+                          return_projection=return_projection)
         branch, projections = self.branch(x, seg, return_projection)
         out = self.add_residual(x, branch)
         return (out, projections) if return_projection else out
@@ -157,13 +158,14 @@ class GlobalReasoningUnit(Module):
         return Segments.from_batch(x, batch, ptr, batch_size)
 
     def layout(self, x: Tensor, read: Callable[[], Optional[Segments]],
-               owner: Optional[str] = None) -> Optional[Segments]:
+               owner: Optional[str] = None,
+               return_projection: bool = False) -> Optional[Segments]:
         """The sample layout of the input ``x``: ``read()``, which checks
         the input and returns its :class:`~glore_pyg.functional.Segments`.
         For a sharded unit (:attr:`shard`), every process then takes part in
         one metadata collective before any other work, whatever its own
-        checks found: the number of samples, channels, dtype, mode and the
-        unit's configuration must agree, and an input rejected on one
+        checks found: the number of samples, channels, dtype, mode,
+        ``return_projection`` and the unit's configuration must agree, and an input rejected on one
         process is an error on all of them (no process waits for a
         collective the others never reach).  The layout then carries the
         shard.
@@ -175,6 +177,10 @@ class GlobalReasoningUnit(Module):
                 return :obj:`None` under torch.fx tracing).
             owner (str, optional): the module named in the messages.
                 (default: this unit's class name)
+            return_projection (bool, optional): whether the call returns
+                projections (their normalisations may need collectives
+                too, so the processes must agree on it).
+                (default: :obj:`False`)
 
         Raises:
             ValueError, TypeError: from ``read``.
@@ -191,7 +197,8 @@ class GlobalReasoningUnit(Module):
         try:
             seg = read()
             meta = [seg.num_samples, x.size(1), dtype_code(x.dtype),
-                    int(self.training), self.fingerprint()]
+                    int(self.training), int(bool(return_projection)),
+                    self.fingerprint()]
         except (ValueError, TypeError) as e:
             error = e
         self.shard.agree(owner, x.device, meta, error)

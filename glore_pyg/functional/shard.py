@@ -142,11 +142,14 @@ class Shard:
     @torch.compiler.disable  # collectives run eagerly (a graph break)
     def agree(self, owner: str, device: torch.device,
               meta: Optional[Sequence[int]],
-              error: Optional[BaseException]) -> None:
+              error: Optional[BaseException], describe: str = '') -> None:
         """One ``all_gather`` of every process's metadata (the values of
         :data:`FIELDS`, or :obj:`None` with the ``error`` its input raised
         locally); raises on every process when any process has an error or
-        the processes disagree.
+        the processes disagree.  ``describe`` (the unit's ``repr``) is
+        gathered only when the processes disagree on the unit (every
+        process then takes that decision from the same table), so that the
+        message shows each process's unit.
 
         Raises:
             ShardMismatchError: another process rejected its input, or the
@@ -172,8 +175,13 @@ class Shard:
         for i, field in enumerate(FIELDS, start=1):
             values = [values[i] for values in rows]
             if len(set(values)) > 1:
-                shown = ', '.join(f'rank {r}: {_show(field, v)}'
-                                  for r, v in enumerate(values))
+                shown = [_show(field, v) for v in values]
+                if field == 'unit':  # checksums say little: the reprs
+                    units: List[object] = [None] * world
+                    dist.all_gather_object(units, describe, group=self.group)
+                    shown = [f'{u} [{c}]' for u, c in zip(units, shown)]
+                shown = ', '.join(f'rank {r}: {v}'
+                                  for r, v in enumerate(shown))
                 raise ShardMismatchError(
                     f"{owner} is sharded, but its processes disagree on "
                     f"{_WHAT[field]} ({shown}); every process must run the "

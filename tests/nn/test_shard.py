@@ -180,7 +180,10 @@ def _errors(rank, world):
             lambda: unit(x, batch, batch_size=2 + rank))
     # ... on the unit's configuration
     other = shard_units(LatentGNNConv(C, [4 + rank], channel_stride=2))
-    _expect(ShardMismatchError, "disagree on the unit's configuration",
+    _expect(ShardMismatchError, r"disagree on the unit's configuration "
+            r"\(its repr and parameter shapes\) \(rank 0: LatentGNNConv\(8, "
+            r"latent_dims=\[4\].* \[[0-9a-f]{8}\], rank 1: LatentGNNConv\(8, "
+            r"latent_dims=\[5\]",
             lambda: other(x, batch, batch_size=2))
     # ... on the channels (each process's unit fits its own input)
     wide = shard_units(LatentGNNConv(C + rank, [4], channel_stride=2))

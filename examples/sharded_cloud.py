@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -135,7 +136,8 @@ def run(args) -> dict:
     reference file (P = 1) when there is one."""
     distributed = 'RANK' in os.environ
     if distributed:
-        dist.init_process_group('gloo')
+        dist.init_process_group('gloo',
+                                timeout=timedelta(seconds=args.timeout))
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     torch.set_num_threads(args.threads)
@@ -203,7 +205,7 @@ def launch(args, argv) -> None:
                __file__, *script, '--out', str(out)]
         if world == 1:  # the reference runs without sharding
             cmd = [sys.executable, __file__, *script, '--out', str(out)]
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, timeout=args.timeout)
         for rank in range(world):
             with open(out / f'p{world}_rank{rank}.json') as f:
                 rows.append(json.load(f))
@@ -254,6 +256,9 @@ def main(argv=None):
     p.add_argument('--processes', default=None,
                    help='launch torchrun for each P, e.g. 1,2,3')
     p.add_argument('--out', default=None, help='folder of the results')
+    p.add_argument('--timeout', type=float, default=3600,
+                   help='seconds before a collective, or one run of '
+                   'torchrun, gives up (an error, never a hang)')
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     if args.processes:

@@ -61,7 +61,8 @@ def _collective_bytes(S, C=64, d=64, c=16, item=8):
 def test_sharded_cloud_example_on_two_processes(tmp_path, capsys):
     load('examples/sharded_cloud.py').main(
         ['--points', '3000', '--chunk-size', '512', '--steps', '2',
-         '--double', '--processes', '1,2', '--out', str(tmp_path)])
+         '--double', '--processes', '1,2', '--timeout', '240', '--out',
+         str(tmp_path)])
     out = capsys.readouterr().out
     rows = re.findall(r'^\| (\d) \| (\d) \| ([\d,]+) \| [\d.]+ \| \d+ MiB \| '
                       r'[\d.]+ \| ([\d,]+) B \| (\S+) \|$', out, re.M)

@@ -19,7 +19,7 @@ of a hang.  :class:`~glore_pyg.functional.Segments` carries an optional
 """
 import warnings
 import zlib
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -142,14 +142,15 @@ class Shard:
     @torch.compiler.disable  # collectives run eagerly (a graph break)
     def agree(self, owner: str, device: torch.device,
               meta: Optional[Sequence[int]],
-              error: Optional[BaseException], describe: str = '') -> None:
+              error: Optional[BaseException],
+              describe: Callable[[], str] = str) -> None:
         """One ``all_gather`` of every process's metadata (the values of
         :data:`FIELDS`, or :obj:`None` with the ``error`` its input raised
         locally); raises on every process when any process has an error or
-        the processes disagree.  ``describe`` (the unit's ``repr``) is
-        gathered only when the processes disagree on the unit (every
-        process then takes that decision from the same table), so that the
-        message shows each process's unit.
+        the processes disagree.  ``describe()`` (the unit's ``repr``) is
+        called and gathered only when the processes disagree on the unit
+        (every process then takes that decision from the same table), so
+        that the message shows each process's unit.
 
         Raises:
             ShardMismatchError: another process rejected its input, or the
@@ -178,7 +179,8 @@ class Shard:
                 shown = [_show(field, v) for v in values]
                 if field == 'unit':  # checksums say little: the reprs
                     units: List[object] = [None] * world
-                    dist.all_gather_object(units, describe, group=self.group)
+                    dist.all_gather_object(units, describe(),
+                                           group=self.group)
                     shown = [f'{u} [{c}]' for u, c in zip(units, shown)]
                 shown = ', '.join(f'rank {r}: {v}'
                                   for r, v in enumerate(shown))

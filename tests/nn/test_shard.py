@@ -64,14 +64,25 @@ def _summed_grads(unit):
     return grads
 
 
-def _exact(rank, world, name):
+def _cloud(rank, world, dtype=torch.float64):
+    """The samples' rows ``x [N, C]``, loss weights ``[N, C]``, ``batch``
+    and this process's rows (a mask), the same on every process."""
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
-    weight = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
+    x = torch.randn(sum(SIZES), C, generator=g, dtype=dtype)
+    weight = torch.randn(sum(SIZES), C, generator=g, dtype=dtype)
     batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
-    mine = owners(world) == rank
-    single = randomize(UNITS[name]())
-    sharded = shard_units(randomize(UNITS[name]()))
+    return x, weight, batch, owners(world) == rank
+
+
+def _pair(make, dtype=torch.float64):
+    """The same random unit twice: for one process, and sharded."""
+    return (randomize(make(), dtype=dtype),
+            shard_units(randomize(make(), dtype=dtype)))
+
+
+def _exact(rank, world, name):
+    x, weight, batch, mine = _cloud(rank, world)
+    single, sharded = _pair(UNITS[name])
     for step, training in enumerate([True, True, False]):
         single.train(training)
         sharded.train(training)
@@ -91,13 +102,9 @@ def _exact(rank, world, name):
 def _projections(rank, world):
     # return_projection: each process's projection rows equal the rows of
     # one process's, with the normalisation over all visible nodes
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
-    batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
-    mine = owners(world) == rank
+    x, _, batch, mine = _cloud(rank, world)
     for name in ('latentgnn', 'latentgnn_sym', 'glore_mean'):
-        single = randomize(UNITS[name]())
-        sharded = shard_units(randomize(UNITS[name]()))
+        single, sharded = _pair(UNITS[name])
         _, ref = single(x, batch, batch_size=3, return_projection=True)
         _, got = sharded(x[mine], batch[mine], batch_size=3,
                          return_projection=True)
@@ -127,8 +134,7 @@ def _grid(rank, world):
         g = torch.Generator().manual_seed(5)
         x = torch.randn(2, C, H, 3, generator=g, dtype=torch.float64)
         weight = torch.randn(x.shape, generator=g, dtype=torch.float64)
-        single = randomize(make())
-        sharded = shard_units(randomize(make()))
+        single, sharded = _pair(make)
         for fmt in (torch.contiguous_format, torch.channels_last):
             xs = x.clone(memory_format=fmt).requires_grad_()
             single.zero_grad()
@@ -151,13 +157,9 @@ def _grid(rank, world):
 def _autocast(rank, world):
     # bf16 autocast: the sharded unit against one process under autocast,
     # within bf16 rounding (the sums are all-reduced in float32)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(sum(SIZES), C, generator=g)
-    batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
-    mine = owners(world) == rank
+    x, _, batch, mine = _cloud(rank, world, torch.float32)
     for name in ('latentgnn', 'glore_mean', 'chunked'):
-        single = randomize(UNITS[name](), dtype=torch.float32)
-        sharded = shard_units(randomize(UNITS[name](), dtype=torch.float32))
+        single, sharded = _pair(UNITS[name], torch.float32)
         with torch.autocast('cpu', dtype=torch.bfloat16):
             out = single(x, batch, batch_size=3)
             out_p = sharded(x[mine], batch[mine], batch_size=3)
@@ -271,13 +273,10 @@ def _ddp(rank, world):
 def _compiled(rank, world):
     # torch.compile'd sharded units: the collectives run eagerly (graph
     # breaks), the rest compiled; the same rows and gradients
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(sum(SIZES), C, generator=g, dtype=torch.float64)
-    batch = torch.arange(3).repeat_interleave(torch.tensor(SIZES))
-    mine = owners(world) == rank
+    x, _, batch, mine = _cloud(rank, world)
     for name in ('latentgnn', 'glore_mean'):
-        single = randomize(UNITS[name]())
-        sharded = torch.compile(shard_units(randomize(UNITS[name]())))
+        single, sharded = _pair(UNITS[name])
+        sharded = torch.compile(sharded)
         out, gx = _step(single, x, batch, torch.ones_like(x), 3)
         out_p, gx_p = _step(sharded, x[mine], batch[mine],
                             torch.ones_like(x[mine]), 3)

@@ -201,7 +201,7 @@ class GlobalReasoningUnit(Module):
                     self.fingerprint()]
         except (ValueError, TypeError) as e:
             error = e
-        self.shard.agree(owner, x.device, meta, error, repr(self))
+        self.shard.agree(owner, x.device, meta, error, self.__repr__)
         seg.shard = self.shard
         return seg
 
